@@ -1,0 +1,67 @@
+"""SparkSession and spark-submit settings shared by the speed and batch layers.
+
+Connector jars (Kafka source/sink, S3A) come from the artifact cache filled by
+``viewcount stack up`` (or ``make``); nothing is resolved from a repository at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    from infra.artifacts import SPARK_CONNECTORS
+
+    return SPARK_CONNECTORS.jars(settings.cache_dir)
+
+
+def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str, str]:
+    """Every Spark setting the project relies on, for builders and spark-submit alike."""
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
+        "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(
+            settings.s3_endpoint.startswith("https")
+        ).lower(),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
+    }
+    if settings.aws_access_key_id:
+        conf["spark.hadoop.fs.s3a.access.key"] = settings.aws_access_key_id
+        conf["spark.hadoop.fs.s3a.secret.key"] = settings.aws_secret_access_key or ""
+    if with_connectors:
+        conf["spark.jars"] = ",".join(str(jar) for jar in connector_jars(settings))
+    return conf
+
+
+def build_session(
+    app_name: str,
+    settings: Settings | None = None,
+    *,
+    master: str = "local[2]",
+    with_connectors: bool = True,
+    extra_conf: dict[str, str] | None = None,
+) -> "SparkSession":
+    from pyspark.sql import SparkSession
+
+    settings = settings or Settings.from_env()
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in {**spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

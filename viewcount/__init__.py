@@ -1,0 +1,1 @@
+"""viewcount: the command line and the tools around the layers (synthetic producer, oracle)."""

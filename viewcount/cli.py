@@ -1,0 +1,63 @@
+"""The one entry point, ``viewcount``: parses arguments and hands off to each layer.
+
+Every subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; heavy imports (Spark, drivers) happen inside ``run`` so that
+``viewcount --help`` and argument errors stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from viewcount.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "stack": ("infra.command", "start, stop or show the local real stack (Kafka, Cassandra, MinIO)"),
+    "produce": ("viewcount.produce.command", "synthetic realistic view events into Kafka, with an oracle"),
+    "speed": ("viewcount.pending", "run the speed-layer counter (Kafka -> Cassandra)"),
+    "archive": ("viewcount.pending", "run the speed-layer archiver (Kafka -> Parquet on S3)"),
+    "batch": ("viewcount.pending", "recompute one day from the archive"),
+    "reconcile": ("viewcount.pending", "reconcile one day: speed vs batch vs Kafka offsets"),
+    "promote": ("viewcount.pending", "make one day's batch authoritative for serving"),
+    "serve": ("viewcount.pending", "the HTTP API"),
+    "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with status 2 and a usage line; keep that, but on one line."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="viewcount", description="Billing-grade video view counts.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module, _name=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as error:
+        print(f"viewcount {args._name}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"viewcount {args._name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
