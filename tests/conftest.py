@@ -1,8 +1,51 @@
-"""Session-wide fixtures: one local SparkSession, and the real local stack started once."""
+"""Session-wide fixtures: one local SparkSession, and the real local stack started once.
+
+Tests use their own keyspace and bucket (and unique topic names where they produce), so
+a developer's demo data and the tests never see each other's rows.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
+
+os.environ.setdefault("VIEWCOUNT_KEYSPACE", "viewcount_test")
+os.environ.setdefault("VIEWCOUNT_S3_BUCKET", "viewcount-test")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The real Kafka, Cassandra and MinIO; started here unless already up, stopped after."""
+    from infra import stack as local_stack
+    from storage.settings import Settings
+
+    settings = Settings.from_env()
+    started_here = not local_stack.is_up(settings)
+    local_stack.up(settings)  # also ensures topics, schema and bucket of the test settings
+    yield Settings.from_env()
+    if started_here and not os.environ.get("VIEWCOUNT_KEEP_STACK"):
+        local_stack.down(settings)
+
+
+@pytest.fixture()
+def unique_topic(stack):
+    """A fresh 6-partition topic for one test."""
+    from storage.topics import ensure_topics
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    ensure_topics(stack, {name: 6})
+    return name
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(stack):
+    from storage.cassandra import connect
+
+    session = connect(stack)
+    yield session
+    session.cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

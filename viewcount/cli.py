@@ -34,21 +34,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    """Only the selected subcommand's module is imported: the others may be heavy."""
     parser = _Parser(prog="viewcount", description="Billing-grade video view counts.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub)
-        sub.set_defaults(_module=module, _name=name)
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(_module=module, _name=name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(selected)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args._module, "ACCEPTS_ANY_ARGUMENTS", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args._module.run(args) or 0)
     except UserError as error:

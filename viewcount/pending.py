@@ -3,11 +3,13 @@
 import argparse
 import sys
 
+# Whatever arguments are given, the answer is the same.
+ACCEPTS_ANY_ARGUMENTS = True
 ISSUE_OF = {"speed": 3, "archive": 3, "batch": 4, "promote": 4, "serve": 4, "reconcile": 5}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:

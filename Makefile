@@ -1,0 +1,56 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   bring up the local stack and run the whole cycle
+#   make test   run the test suite against the real stack
+# Downloads are cached outside the repository (~/.cache/pip, ~/.m2, ~/.cache/viewcount).
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: all venv system-deps artifacts demo test test-unit stack-up stack-down stack-status bench clean
+
+all: venv
+
+# Java, Maven and Go are needed to fetch and run the servers; install Java and Maven from
+# Debian when they are missing (Go must be 1.24+, newer than Debian's: see README).
+system-deps:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "need java 17 and maven: install them (apt-get install openjdk-17-jre-headless maven)"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+	@command -v go >/dev/null || { echo "need Go 1.24+ on PATH to build MinIO once (https://go.dev/doc/install)"; exit 1; }
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "need Python 3.11 as $(PYTHON)"; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+artifacts: venv system-deps
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from storage.settings import Settings; ensure_all(Settings.from_env().cache_dir)'
+
+demo: venv system-deps
+	$(VENV)/bin/viewcount demo
+
+test: venv system-deps artifacts
+	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+stack-up: venv system-deps
+	$(VENV)/bin/viewcount stack up
+
+stack-down: venv
+	$(VENV)/bin/viewcount stack down
+
+stack-status: venv
+	$(VENV)/bin/viewcount stack status
+
+bench: venv system-deps
+	$(VENV)/bin/python bench/produce_throughput.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,37 @@
+"""``viewcount stack up | down | status``."""
+
+from __future__ import annotations
+
+import argparse
+
+from storage.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["up", "down", "status"],
+                        help="up: start and wait until healthy; down: stop what up started; "
+                             "status: show each server (exit 1 when one is not healthy)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from infra import stack
+
+    settings = Settings.from_env()
+    if args.action == "up":
+        stack.up(settings)
+        return _print_status(settings)
+    if args.action == "down":
+        stack.down(settings)
+        return 0
+    return _print_status(settings)
+
+
+def _print_status(settings: Settings) -> int:
+    from infra import stack
+
+    entries = stack.status(settings)
+    print(f"{'server':<10} {'state':<10} {'pid':>8}  {'address':<18} log")
+    for entry in entries:
+        pid = str(entry.pid) if entry.pid else "-"
+        print(f"{entry.name:<10} {entry.state:<10} {pid:>8}  {entry.address:<18} {entry.log_path}")
+    return 0 if all(entry.healthy for entry in entries) else 1

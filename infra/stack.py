@@ -1,0 +1,192 @@
+"""Start, stop and inspect the local real stack: Kafka, Cassandra and MinIO.
+
+``up`` is idempotent: servers already running (by our pid files) are left alone, missing
+ones are started, then all are waited on together and the topics, the Cassandra schema
+and the bucket are ensured. ``down`` stops only processes whose pid file we wrote and
+whose command line names our run folder, so it never touches someone else's server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import artifacts
+from infra.servers import Server, all_servers, port_is_open
+from storage.settings import Settings
+from viewcount.errors import UserError
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def running_pid(server: Server) -> int | None:
+    """The pid from our pid file if that process is alive and is really ours."""
+    try:
+        pid = int(server.pid_path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return None
+    return pid if server.marker in cmdline else None
+
+
+START_BANNER = "=== viewcount stack up: starting"
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    """The last lines this start wrote (the log is appended across starts)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    this_run = text.rsplit(START_BANNER, 1)[-1].splitlines()[1:]
+    return "\n".join(this_run[-lines:])
+
+
+def _start(server: Server) -> subprocess.Popen:
+    busy = [f"{host}:{port}" for host, port in server.ports() if port_is_open(host, port)]
+    if busy:
+        raise UserError(
+            f"{server.name} cannot start: {', '.join(busy)} is already in use by another "
+            f"process; stop that process or point viewcount at other ports (see README, "
+            f"Configuration)"
+        )
+    server.prepare()
+    cmd, extra_env = server.command()
+    server.home.mkdir(parents=True, exist_ok=True)
+    with server.log_path.open("ab") as log:
+        log.write(f"{START_BANNER} {time.strftime('%Y-%m-%dT%H:%M:%S%z')} ===\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            cmd, cwd=server.home, env={**os.environ, **extra_env}, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server.pid_path.write_text(f"{process.pid}\n")
+    return process
+
+
+def _exited(server: Server, process: subprocess.Popen | None) -> bool:
+    # A process we just started is watched through its handle: until it has exec'd, its
+    # /proc command line is still ours and would not carry the server's marker.
+    if process is not None:
+        return process.poll() is not None
+    return running_pid(server) is None
+
+
+def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]]) -> None:
+    while pending:
+        for name, (server, process, started) in list(pending.items()):
+            waited = time.monotonic() - started
+            if server.is_healthy():
+                pid = process.pid if process else running_pid(server)
+                _log(f"  {name:<10} healthy after {waited:5.1f} s (pid {pid})")
+                del pending[name]
+            elif _exited(server, process):
+                raise UserError(
+                    f"{name} exited during startup; last log lines:\n{_tail(server.log_path)}\n"
+                    f"(full log: {server.log_path})"
+                )
+            elif waited > server.start_timeout:
+                raise UserError(
+                    f"{name} did not become healthy within {server.start_timeout:.0f} s; "
+                    f"see {server.log_path}"
+                )
+        if pending:
+            time.sleep(0.5)
+
+
+def up(settings: Settings) -> None:
+    began = time.monotonic()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.ensure_all(settings.cache_dir)
+    pending = {}
+    for server in all_servers(settings):
+        pid = running_pid(server)
+        if pid is not None:
+            _log(f"  {server.name:<10} already running (pid {pid})")
+            pending[server.name] = (server, None, time.monotonic())
+            continue
+        pending[server.name] = (server, _start(server), time.monotonic())
+        _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
+    _wait_healthy(pending)
+    _ensure_resources(Settings.from_env())
+    _log(f"stack up in {time.monotonic() - began:.1f} s")
+
+
+def _ensure_resources(settings: Settings) -> None:
+    from storage.cassandra import apply_migrations
+    from storage.s3 import ensure_bucket
+    from storage.topics import ensure_topics
+
+    created = ensure_topics(settings)
+    _log(f"  topics     {'created ' + ', '.join(created) if created else 'present'}")
+    applied = apply_migrations(settings)
+    _log(f"  schema     {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    _log(f"  bucket     {'created' if ensure_bucket(settings) else 'present'} "
+         f"s3://{settings.s3_bucket}")
+
+
+def down(settings: Settings, *, timeout: float = 60.0) -> None:
+    stopping = {}
+    for server in all_servers(settings):
+        pid = running_pid(server)
+        if pid is None:
+            _log(f"  {server.name:<10} not running")
+            server.pid_path.unlink(missing_ok=True)
+            continue
+        os.killpg(pid, signal.SIGTERM)
+        stopping[server.name] = (server, pid)
+    deadline = time.monotonic() + timeout
+    while stopping and time.monotonic() < deadline:
+        for name, (server, pid) in list(stopping.items()):
+            if running_pid(server) is None or _is_zombie(pid):
+                _log(f"  {name:<10} stopped")
+                server.pid_path.unlink(missing_ok=True)
+                del stopping[name]
+        time.sleep(0.3)
+    for name, (server, pid) in stopping.items():
+        os.killpg(pid, signal.SIGKILL)
+        server.pid_path.unlink(missing_ok=True)
+        _log(f"  {name:<10} killed after {timeout:.0f} s")
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    pid: int | None
+    address: str
+    healthy: bool
+    log_path: Path
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "down"
+        return "healthy" if self.healthy else "unhealthy"
+
+
+def status(settings: Settings) -> list[ServerStatus]:
+    result = []
+    for server in all_servers(settings):
+        pid = running_pid(server)
+        healthy = pid is not None and server.is_healthy()
+        result.append(ServerStatus(server.name, pid, server.describe_port(), healthy,
+                                   server.log_path))
+    return result
+
+
+def is_up(settings: Settings) -> bool:
+    return all(entry.healthy for entry in status(settings))

@@ -1,0 +1,126 @@
+"""Cassandra connections and schema migrations.
+
+Migrations are versioned CQL files (``storage/migrations/NNNN_name.cql``) applied in order
+and recorded in ``schema_migrations``; applying them again is a no-op, and a file that was
+edited after it was applied is refused rather than silently diverging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster, Session
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.cql$")
+# One node locally; production sets NetworkTopologyStrategy through this variable.
+DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Cluster":
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+    consistency = os.environ.get("VIEWCOUNT_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM")
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.name_to_value[consistency],
+        request_timeout=20.0,
+    )
+    return Cluster(
+        contact_points=list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=connect_timeout,
+        protocol_version=5,
+    )
+
+
+def connect(settings: Settings, *, keyspace: bool = True) -> "Session":
+    cluster = build_cluster(settings)
+    return cluster.connect(settings.keyspace if keyspace else None)
+
+
+def ping(settings: Settings) -> bool:
+    """True when a CQL query answers; quiet on failure (used while waiting for startup)."""
+    driver_log = logging.getLogger("cassandra")
+    previous = driver_log.level
+    driver_log.setLevel(logging.CRITICAL)
+    cluster = build_cluster(settings, connect_timeout=2.0)
+    try:
+        session = cluster.connect()
+        session.execute("SELECT release_version FROM system.local", timeout=3)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return False
+    finally:
+        cluster.shutdown()
+        driver_log.setLevel(previous)
+
+
+def _statements(cql: str) -> list[str]:
+    without_comments = "\n".join(
+        line for line in cql.splitlines() if not line.lstrip().startswith("--")
+    )
+    return [part.strip() for part in without_comments.split(";") if part.strip()]
+
+
+def migration_files() -> list[Path]:
+    files = sorted(MIGRATIONS_DIR.glob("*.cql"))
+    for path in files:
+        if not MIGRATION_NAME.match(path.name):
+            raise MigrationError(f"migration file name {path.name!r} is not NNNN_name.cql")
+    return files
+
+
+def apply_migrations(settings: Settings) -> list[str]:
+    """Apply every migration not applied yet; returns the names applied now."""
+    replication = os.environ.get("VIEWCOUNT_CASSANDRA_REPLICATION", DEFAULT_REPLICATION)
+    cluster = build_cluster(settings)
+    try:
+        session = cluster.connect()
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {settings.keyspace} WITH replication = {replication}"
+        )
+        session.set_keyspace(settings.keyspace)
+        session.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
+        )
+        applied = {row.version: row for row in session.execute(
+            "SELECT version, name, checksum FROM schema_migrations")}
+        newly_applied = []
+        for path in migration_files():
+            version = int(path.name[:4])
+            text = path.read_text()
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in applied:
+                if applied[version].checksum != checksum:
+                    raise MigrationError(
+                        f"{path.name} changed after it was applied; add a new migration instead"
+                    )
+                continue
+            for statement in _statements(text.replace("{keyspace}", settings.keyspace)):
+                session.execute(statement, timeout=60)
+            session.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                " VALUES (%s, %s, %s, toTimestamp(now()))",
+                (version, path.name, checksum),
+            )
+            newly_applied.append(path.name)
+        return newly_applied
+    finally:
+        cluster.shutdown()
