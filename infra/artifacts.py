@@ -17,15 +17,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from viewcount.errors import UserError
+from storage.errors import UserError
+from storage.settings import HADOOP_VERSION, SPARK_VERSION
 
 KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.9"
-# Must equal the pyspark version pinned in requirements.lock: the Kafka connector is
-# built against Spark's internals. Maven Central has no connector for 4.3.x.
-SPARK_VERSION = "4.2.0"
-# The Hadoop client bundled inside pyspark 4.2.0; hadoop-aws must match it exactly.
-HADOOP_VERSION = "3.5.0"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 

@@ -17,7 +17,7 @@ from string import Template
 
 from infra import artifacts
 from storage.settings import CREDENTIALS_FILE, Settings
-from viewcount.errors import UserError
+from storage.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from infra import artifacts
 from infra.servers import Server, all_servers, port_is_open
 from storage.settings import Settings
-from viewcount.errors import UserError
+from storage.errors import UserError
 
 
 def _log(message: str) -> None:

@@ -18,6 +18,12 @@ DEFAULT_S3_ENDPOINT = "http://127.0.0.1:9000"
 DEFAULT_S3_BUCKET = "viewcount"
 CREDENTIALS_FILE = "credentials.env"
 
+# Must equal the pyspark version in requirements.lock: the Kafka connector is built
+# against Spark's internals (Maven Central has no connector for Spark 4.3.x).
+SPARK_VERSION = "4.2.0"
+# The Hadoop client bundled inside pyspark 4.2.0; hadoop-aws must match it exactly.
+HADOOP_VERSION = "3.5.0"
+
 
 def _path_from_env(name: str, default: Path) -> Path:
     value = os.environ.get(name)
@@ -91,6 +97,11 @@ class Settings:
             run_dir=run_dir,
             cache_dir=default_cache_dir(),
         )
+
+    @property
+    def spark_connectors_home(self) -> Path:
+        """Where the Kafka and S3A connector jars are cached (filled by ``stack up``)."""
+        return self.cache_dir / f"spark-connectors-{SPARK_VERSION}-hadoop{HADOOP_VERSION}"
 
     @property
     def kafka_address(self) -> tuple[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.errors import UserError
 from storage.settings import Settings
 
 if TYPE_CHECKING:
@@ -16,9 +17,13 @@ if TYPE_CHECKING:
 
 
 def connector_jars(settings: Settings) -> list[Path]:
-    from infra.artifacts import SPARK_CONNECTORS
-
-    return SPARK_CONNECTORS.jars(settings.cache_dir)
+    jars = sorted((settings.spark_connectors_home / "lib").glob("*.jar"))
+    if not jars:
+        raise UserError(
+            f"no Spark connector jars in {settings.spark_connectors_home}: "
+            "run `viewcount stack up` (or `make artifacts`) once to fetch them"
+        )
+    return jars
 
 
 def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str, str]:

@@ -1,7 +1,5 @@
-"""Errors a user can fix: the CLI prints their message on one line and exits non-zero."""
+"""The CLI's user-facing error; defined in ``storage`` so every layer can raise it."""
 
+from storage.errors import UserError
 
-class UserError(Exception):
-    """A mistake in input or environment that the user can correct; never a stack trace."""
-
-    exit_code = 2
+__all__ = ["UserError"]

@@ -1,0 +1,78 @@
+"""DESIGN's layer rules, checked on the source: arrows only point down the layer table."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = {"counting", "storage", "speed_layer", "batch_layer", "serving", "reconcile", "dags",
+        "infra", "viewcount", "bench", "tests"}
+MAY_IMPORT = {
+    "counting": set(),
+    "storage": {"counting"},
+    "speed_layer": {"counting", "storage"},
+    "batch_layer": {"counting", "storage"},
+    "serving": {"storage"},
+    "reconcile": {"counting", "storage"},
+    "infra": {"storage"},
+}
+# counting/ is pure: no I/O, no clients, no clock.
+IMPURE = {"os", "io", "time", "socket", "subprocess", "boto3", "cassandra", "kafka",
+          "confluent_kafka", "requests", "urllib", "pathlib", "datetime.datetime.now"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_layer_imports_only_what_design_allows(package):
+    offending = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources(package)
+        for name in imported_modules(path)
+        if name.split(".")[0] in OURS - {package} - MAY_IMPORT[package]
+    }
+    assert not offending
+
+
+def test_counting_does_no_io():
+    offending = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources("counting")
+        for name in imported_modules(path)
+        if name.split(".")[0] in IMPURE
+    }
+    assert not offending
+
+
+def test_serving_never_imports_spark():
+    offending = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sources("serving")
+        for name in imported_modules(path)
+        if name.split(".")[0] == "pyspark" or name == "storage.spark"
+    }
+    assert not offending
+
+
+def test_pinned_spark_version_matches_installed_pyspark():
+    import pyspark
+
+    from storage.settings import SPARK_VERSION
+
+    assert pyspark.__version__ == SPARK_VERSION
