@@ -8,9 +8,10 @@ from storage.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["up", "down", "status"],
+    parser.add_argument("action", choices=["up", "down", "status", "init"],
                         help="up: start and wait until healthy; down: stop what up started; "
-                             "status: show each server (exit 1 when one is not healthy)")
+                             "status: show each server (exit 1 when one is not healthy); "
+                             "init: create topics, schema and bucket on servers run elsewhere")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         stack.up(settings)
         return _print_status(settings)
+    if args.action == "init":
+        stack.init(settings)
+        return 0
     if args.action == "down":
         stack.down(settings)
         return 0

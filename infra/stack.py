@@ -119,6 +119,16 @@ def up(settings: Settings) -> None:
     _log(f"stack up in {time.monotonic() - began:.1f} s")
 
 
+def init(settings: Settings) -> None:
+    """Topics, schema and bucket on servers that someone else runs (Docker, a cluster)."""
+    unreachable = [f"{host}:{port}" for host, port in
+                   (settings.kafka_address, (settings.cassandra_hosts[0], settings.cassandra_port),
+                    settings.s3_address) if not port_is_open(host, port, timeout=3)]
+    if unreachable:
+        raise UserError(f"cannot reach {', '.join(unreachable)}: start the servers first")
+    _ensure_resources(settings)
+
+
 def _ensure_resources(settings: Settings) -> None:
     from storage.cassandra import apply_migrations
     from storage.s3 import ensure_bucket

@@ -64,3 +64,16 @@ def test_commands_of_later_layers_say_they_are_not_built_yet():
     result = run_cli("batch", "--date", "2026-11-25")
     assert result.returncode == 1
     assert "not built yet" in result.stderr
+
+
+def test_init_on_running_servers_is_idempotent(stack):
+    result = run_cli("stack", "init")
+    assert result.returncode == 0, result.stderr
+    assert "schema     up to date" in result.stderr
+    assert "topics     present" in result.stderr
+
+
+def test_init_names_the_server_it_cannot_reach():
+    result = run_cli("stack", "init", env={"VIEWCOUNT_S3_ENDPOINT": "http://127.0.0.1:1"})
+    assert result.returncode == 2
+    assert "cannot reach 127.0.0.1:1" in result.stderr
