@@ -2,20 +2,27 @@
 
 Writes are absolute values keyed by (video, day, minute): writing the same rows twice
 leaves the same table, which is what makes a replayed micro-batch or a rerun batch safe.
-Writes go out as prepared statements with a bounded number in flight.
+Writes go out as prepared statements with a bounded number in flight, from the Spark
+executors (``foreachPartition``), each reusing one Cassandra session per worker process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Iterable
+
+from storage.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
+    from pyspark.sql import DataFrame
 
 SPEED_TABLE = "speed_minute_views"
 DEFAULT_CONCURRENCY = 64
+
+_worker_sessions: dict[tuple, "Session"] = {}
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,18 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
 
 
-def write_minute_counts(
+def _cached_session(settings: Settings) -> "Session":
+    """One session per (cluster, keyspace) per process; Spark reuses its Python workers."""
+    from storage.cassandra import connect
+
+    key = (settings.cassandra_hosts, settings.cassandra_port, settings.keyspace)
+    session = _worker_sessions.get(key)
+    if session is None or session.is_shutdown:
+        session = _worker_sessions[key] = connect(settings)
+    return session
+
+
+def upsert_minute_counts(
     session: "Session",
     rows: Iterable[MinuteCount],
     *,
@@ -52,6 +70,29 @@ def write_minute_counts(
         session, statement, parameters, concurrency=concurrency, raise_on_first_error=True
     )
     return len(results)
+
+
+def _from_epoch_millis(millis: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
+
+
+def _write_partition(settings: Settings, table: str, rows: Iterable) -> None:
+    upsert_minute_counts(
+        _cached_session(settings),
+        (MinuteCount(row.video_id, _from_epoch_millis(row.minute_ms), row.views) for row in rows),
+        table=table,
+    )
+
+
+def write_minute_counts(
+    counts: "DataFrame", settings: Settings, *, table: str = SPEED_TABLE
+) -> None:
+    """Write a DataFrame of (video_id, minute, views) as absolute counts; idempotent."""
+    # Minutes travel as epoch millis: Python's conversion of Spark timestamps would
+    # apply the worker's local time zone.
+    counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views").foreachPartition(
+        partial(_write_partition, settings, table)
+    )
 
 
 def read_minute_counts(

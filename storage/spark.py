@@ -6,6 +6,8 @@ Connector jars (Kafka source/sink, S3A) come from the artifact cache filled by
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,9 @@ def connector_jars(settings: Settings) -> list[Path]:
 def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str, str]:
     """Every Spark setting the project relies on, for builders and spark-submit alike."""
     conf = {
+        # Executors' Python workers must run this environment, not whatever python3 is
+        # first on PATH.
+        "spark.pyspark.python": sys.executable,
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
@@ -64,6 +69,8 @@ def build_session(
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
+    # A session built from Python takes its workers' interpreter from the environment.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master)
     for key, value in {**spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}.items():
         builder = builder.config(key, value)

@@ -37,16 +37,16 @@ def test_views_and_dlq_topics_exist_with_configured_partitions(stack):
 
 
 def test_cassandra_minute_counts_are_absolute_upserts(cassandra_session):
-    from storage.minute_counts import MinuteCount, read_minute_counts, write_minute_counts
+    from storage.minute_counts import MinuteCount, read_minute_counts, upsert_minute_counts
 
     video_id = f"vid-{uuid.uuid4().hex[:8]}"
     minute = dt.datetime(2026, 11, 25, 13, 45, tzinfo=dt.timezone.utc)
     rows = [MinuteCount(video_id, minute, 7), MinuteCount(video_id, minute.replace(minute=46), 3)]
-    write_minute_counts(cassandra_session, rows)
-    write_minute_counts(cassandra_session, rows)  # a replay writes the same values
+    upsert_minute_counts(cassandra_session, rows)
+    upsert_minute_counts(cassandra_session, rows)  # a replay writes the same values
     assert read_minute_counts(cassandra_session, video_id, minute.date()) == rows
 
-    write_minute_counts(cassandra_session, [MinuteCount(video_id, minute, 9)])
+    upsert_minute_counts(cassandra_session, [MinuteCount(video_id, minute, 9)])
     assert read_minute_counts(cassandra_session, video_id, minute.date())[0].views == 9
 
 
@@ -98,3 +98,20 @@ def test_spark_reads_a_topic_through_the_kafka_connector(stack, spark, unique_to
     assert sorted(int(row.v) for row in rows) == list(range(30))
     assert len({row.partition for row in rows}) == 1  # one key -> one partition
     assert sorted(row.timestamp_ms for row in rows) == [1_764_000_000_000 + i for i in range(30)]
+
+
+def test_spark_dataframe_writer_upserts_minute_counts(spark, stack, cassandra_session):
+    from storage.minute_counts import MinuteCount, read_minute_counts, write_minute_counts
+
+    video_id = f"vid-{uuid.uuid4().hex[:8]}"
+    counts = spark.createDataFrame(
+        [(video_id, "2026-11-25 23:59:00", 4), (video_id, "2026-11-26 00:00:00", 6)],
+        "video_id string, minute string, views long",
+    ).selectExpr("video_id", "to_timestamp(minute) AS minute", "views")
+    write_minute_counts(counts, stack)
+    write_minute_counts(counts, stack)  # replaying a micro-batch changes nothing
+    utc = dt.timezone.utc
+    assert read_minute_counts(cassandra_session, video_id, dt.date(2026, 11, 25)) == [
+        MinuteCount(video_id, dt.datetime(2026, 11, 25, 23, 59, tzinfo=utc), 4)]
+    assert read_minute_counts(cassandra_session, video_id, dt.date(2026, 11, 26)) == [
+        MinuteCount(video_id, dt.datetime(2026, 11, 26, 0, 0, tzinfo=utc), 6)]
