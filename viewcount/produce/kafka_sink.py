@@ -1,0 +1,162 @@
+"""Records into Kafka with confluent-kafka (librdkafka): idempotent, acks=all, lz4.
+
+Only failed deliveries are reported back (``delivery.report.only.error``), which keeps the
+per-record cost in Python to the ``produce`` call; every failure is kept and raised as a
+``UserError`` at the end, never dropped. Broker-side duplicates cannot appear: the
+idempotent producer de-duplicates its own retries, so the only duplicates in the topic are
+the ones the generator put there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from viewcount.errors import UserError
+from viewcount.produce.generator import Record
+
+# Shared with bench/produce_throughput.py, which gives Kafka's own ProducerPerformance the
+# same settings (names are identical in librdkafka and the Java client).
+TUNING = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "compression.type": "lz4",
+}
+PRODUCER_SETTINGS = {
+    **TUNING,
+    "partitioner": "murmur2_random",  # the Java client's partitioner: same key, same partition
+    "queue.buffering.max.messages": 1_000_000,
+    "delivery.report.only.error": True,
+    "message.timeout.ms": 120_000,
+}
+CONNECT_TIMEOUT_S = 10
+_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART)
+_QUIET = logging.getLogger("viewcount.produce.librdkafka")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False  # librdkafka's connection chatter; failures surface as UserError
+
+
+def _unreachable(bootstrap: str) -> UserError:
+    return UserError(f"Kafka is not reachable at {bootstrap}: start it with `viewcount stack up` "
+                     "(or point VIEWCOUNT_KAFKA_BOOTSTRAP at a running broker)")
+
+
+def prepare_topic(bootstrap: str, topic: str, partitions: int) -> int:
+    """Check Kafka answers and the topic exists (creating it if not); its partition count."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _QUIET})
+    try:
+        topics = admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics
+    except KafkaException as error:
+        raise _unreachable(bootstrap) from error
+    if topic not in topics:
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # lost a race: fine
+                raise UserError(f"cannot create topic {topic!r}: {error.args[0].str()}") from error
+            return len(admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics[topic].partitions)
+        return partitions
+    return len(topics[topic].partitions)
+
+
+def timestamp_window_ms(bootstrap: str, topic: str) -> tuple[int, int]:
+    """How far before and after now the topic accepts record timestamps (KIP-937)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _QUIET})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        config = admin.describe_configs([resource])[resource].result(timeout=CONNECT_TIMEOUT_S)
+    except KafkaException as error:
+        raise _unreachable(bootstrap) from error
+    return (int(config["message.timestamp.before.max.ms"].value),
+            int(config["message.timestamp.after.max.ms"].value))
+
+
+def _end_offset(consumer: Consumer, topic: str, partition: int, bootstrap: str) -> int:
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=CONNECT_TIMEOUT_S)[1]
+        except KafkaException as error:
+            code = error.args[0].code()
+            if code in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN):
+                raise _unreachable(bootstrap) from error
+            if (not error.args[0].retriable() and code not in _LEADER_MOVING) or time.monotonic() > deadline:
+                raise UserError(f"cannot read offsets of {topic!r}: {error.args[0].str()}") from error
+            time.sleep(0.2)  # a topic created a moment ago has no partition leader yet
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """The next offset of every partition: with a later call, the range a run wrote to."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "viewcount-produce",
+                         "enable.auto.commit": False, "logger": _QUIET})
+    try:
+        return {partition: _end_offset(consumer, topic, partition, bootstrap) for partition in range(partitions)}
+    finally:
+        consumer.close()
+
+
+class KafkaSink:
+    def __init__(self, bootstrap: str, topic: str, settings: dict | None = None) -> None:
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.failed: list[KafkaError] = []
+        self.client_errors: list[KafkaError] = []
+        self.produced = 0
+        self._producer = Producer({
+            **PRODUCER_SETTINGS, **(settings or {}), "bootstrap.servers": bootstrap,
+            "on_delivery": self._on_delivery, "error_cb": self.client_errors.append, "logger": _QUIET,
+        })
+
+    def _on_delivery(self, error: KafkaError | None, message) -> None:
+        if error is not None:
+            self.failed.append(error)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._producer)
+
+    @property
+    def delivered(self) -> int:
+        return self.produced - self.in_flight - len(self.failed)
+
+    def send(self, records: list[Record]) -> None:
+        produce, poll, topic = self._producer.produce, self._producer.poll, self.topic
+        for record in records:
+            while True:
+                try:
+                    produce(topic, record.value, record.key, timestamp=record.timestamp_ms)
+                    break
+                except BufferError:  # librdkafka's queue is full: let it drain
+                    poll(0.05)
+        self.produced += len(records)
+        poll(0)
+        self._raise_on_failure()
+
+    def flush(self, on_progress: Callable[[], None] = lambda: None) -> None:
+        """Wait until every record is acknowledged (or has failed) and raise on any failure."""
+        while self._producer.flush(0.25) > 0:
+            on_progress()
+            self._raise_on_failure()
+        self._raise_on_failure()
+
+    def _raise_on_failure(self) -> None:
+        fatal = [error for error in self.client_errors if error.fatal()]
+        if fatal or self.failed:
+            self._producer.purge(in_queue=True, in_flight=False)  # stop sending what is queued
+        if fatal:
+            raise UserError(f"the Kafka producer failed: {fatal[0].str()}")
+        if self.failed:
+            hint = ""
+            if any(e.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+                   for e in self.client_errors):
+                hint = " (is Kafka up? `viewcount stack status`)"
+            raise UserError(f"{len(self.failed)} record(s) not delivered to {self.topic!r}: "
+                            f"{self.failed[0].str()}{hint}")
+
