@@ -9,11 +9,10 @@ from collections import Counter
 from datetime import date
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
-from storage.settings import Settings
 from viewcount import cli, oracle
 from viewcount.produce.arrivals import DayArrivals
 from viewcount.produce.generator import Mix, ViewGenerator
