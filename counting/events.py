@@ -1,0 +1,199 @@
+"""Kafka records to view events: parsing and validation with reason codes.
+
+``parse_events`` never throws under ANSI mode. A record that breaks a rule becomes a row
+with a ``reason`` (see ``counting.reasons``), never an exception that stops a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from counting import reasons as R
+from counting.event_time import (
+    MICROS_PER_SECOND,
+    event_time_from_epoch_millis,
+    event_time_from_rfc3339,
+    fully_matches,
+)
+
+EVENT_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "key",
+    "value",
+    "event_id",
+    "video_id",
+    "event_time",
+    "user_id",
+    "reason",
+)
+
+# schema_of_variant names for a JSON integer; fractions and huge numbers are DECIMAL/DOUBLE.
+JSON_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+JSON_STRING = "STRING"
+JSON_NULL = "VOID"
+FIELDS = ("event_id", "video_id", "event_time", "user_id")
+
+
+def json_type(variant: Column) -> Column:
+    """JSON type of a variant: 'STRING', 'BIGINT', 'DECIMAL(p,s)', 'DOUBLE', 'BOOLEAN',
+    'OBJECT<...>', 'ARRAY<...>', 'VOID' for JSON null; NULL for an absent field."""
+    return F.schema_of_variant(variant)
+
+
+def json_document(value_text: Column) -> Column:
+    """The value as a variant when it is exactly one strict JSON document, else NULL.
+
+    try_parse_json stops after the first complete value and ignores what follows
+    ('{"a":1} x' parses). Parsing the text as an array element and as an object member
+    closes that gap: after a complete value an array accepts only ',' or ']', an object
+    only ',' or '}', and no trailing text satisfies both. The wrappers add one nesting
+    level, so documents nested deeper than 999 levels are bad JSON.
+    """
+    as_array_element = F.try_parse_json(F.concat(F.lit("["), value_text, F.lit("]")))
+    as_object_member = F.try_parse_json(F.concat(F.lit('{"v":'), value_text, F.lit("}")))
+    return F.when(as_object_member.isNotNull(), F.try_variant_get(as_array_element, "$[0]", "variant"))
+
+
+def is_valid_event_id(event_id: Column) -> Column:
+    """True for an event_id of 1..64 characters (code points, not bytes)."""
+    return F.char_length(event_id).between(R.MIN_EVENT_ID_CHARS, R.MAX_EVENT_ID_CHARS)
+
+
+def is_valid_video_id(video_id: Column) -> Column:
+    """True for a video_id of 1..64 characters of [A-Za-z0-9_-]."""
+    return fully_matches(video_id, R.VIDEO_ID_PATTERN)
+
+
+def _is_present(field_type: Column) -> Column:
+    return field_type.isNotNull() & (field_type != JSON_NULL)
+
+
+def _with_document(records: DataFrame) -> DataFrame:
+    """Decode and parse the value, but only when it is small enough and valid UTF-8.
+
+    A NULL value (a Kafka tombstone) passes the size and UTF-8 rules and fails as bad_json.
+    """
+    value_text = F.col("value").cast("string")
+    checked = records.select(
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+        "key",
+        "value",
+        F.coalesce(F.octet_length("value") <= R.MAX_VALUE_BYTES, F.lit(True)).alias("is_small_enough"),
+        F.coalesce(F.is_valid_utf8(value_text), F.lit(True)).alias("is_utf8"),
+    )
+    is_decodable = F.col("is_small_enough") & F.col("is_utf8")
+    return checked.withColumn("document", F.when(is_decodable, json_document(value_text)))
+
+
+def _with_field_types(documents: DataFrame) -> DataFrame:
+    """Pull out each field as a variant, with its JSON type."""
+    fields = {
+        f"{name}_json": F.when(F.col("is_object"), F.try_variant_get("document", f"$.{name}", "variant"))
+        for name in FIELDS
+    }
+    types = {f"{name}_type": json_type(F.col(f"{name}_json")) for name in FIELDS}
+    return (
+        documents.withColumn("is_object", json_type(F.col("document")).startswith("OBJECT<"))
+        .withColumns(fields)
+        .withColumns(types)
+    )
+
+
+def _string_field(name: str) -> Column:
+    """The field as a string when its JSON type is string, else NULL (no lenient casts)."""
+    is_string = F.col(f"{name}_type") == JSON_STRING
+    return F.when(is_string, F.try_variant_get(f"{name}_json", "$", "string"))
+
+
+def _event_time_field() -> Column:
+    time_type = F.col("event_time_type")
+    as_text = event_time_from_rfc3339(F.try_variant_get("event_time_json", "$", "string"))
+    as_millis = event_time_from_epoch_millis(F.try_variant_get("event_time_json", "$", "bigint"))
+    return F.when(time_type == JSON_STRING, as_text).when(time_type.isin(*JSON_INTEGER_TYPES), as_millis)
+
+
+def _with_field_values(typed: DataFrame) -> DataFrame:
+    """Typed values; a field that breaks its rule is NULL, whatever the other fields are."""
+    event_id = _string_field("event_id")
+    video_id = _string_field("video_id")
+    return typed.withColumns(
+        {
+            "event_id": F.when(is_valid_event_id(event_id), event_id),
+            "video_id": F.when(is_valid_video_id(video_id), video_id),
+            "event_time": _event_time_field(),
+            "user_id": _string_field("user_id"),
+        }
+    )
+
+
+def _rule_checks(max_future_seconds: int) -> dict[str, Column]:
+    """For each reason, the condition a record must meet to escape it."""
+    ahead_of_kafka_micros = F.unix_micros("event_time") - F.unix_micros("kafka_timestamp")
+    user_id_type = F.col("user_id_type")
+    return {
+        R.TOO_LARGE: F.col("is_small_enough"),
+        R.INVALID_UTF8: F.col("is_utf8"),
+        R.BAD_JSON: F.col("document").isNotNull(),
+        R.NOT_OBJECT: F.col("is_object"),
+        R.MISSING_EVENT_ID: _is_present(F.col("event_id_type")),
+        R.BAD_EVENT_ID: F.col("event_id").isNotNull(),
+        R.MISSING_VIDEO_ID: _is_present(F.col("video_id_type")),
+        R.BAD_VIDEO_ID: F.col("video_id").isNotNull(),
+        R.MISSING_EVENT_TIME: _is_present(F.col("event_time_type")),
+        R.BAD_EVENT_TIME: F.col("event_time").isNotNull(),
+        R.BAD_USER_ID: ~_is_present(user_id_type) | (user_id_type == JSON_STRING),
+        R.FUTURE_EVENT_TIME: ahead_of_kafka_micros <= max_future_seconds * MICROS_PER_SECOND,
+    }
+
+
+def _rejection_reason(max_future_seconds: int = R.MAX_FUTURE_SECONDS) -> Column:
+    """The first reason in REASONS whose rule the record breaks, NULL for a valid event.
+
+    A check that comes out NULL counts as broken, so an unforeseen NULL rejects a record
+    instead of letting it be counted.
+    """
+    checks = _rule_checks(max_future_seconds)
+    reason = None
+    for code in R.REASONS:
+        breaks_rule = ~F.coalesce(checks[code], F.lit(False))
+        reason = F.when(breaks_rule, F.lit(code)) if reason is None else reason.when(breaks_rule, F.lit(code))
+    return reason
+
+
+def parse_events(max_future_seconds: int = R.MAX_FUTURE_SECONDS) -> Callable[[DataFrame], DataFrame]:
+    """Transform Kafka source rows (key, value, topic, partition, offset, timestamp) into
+    view events with a reason code: ``records.transform(parse_events())``.
+
+    Output columns are EVENT_COLUMNS; ``reason`` is NULL for a valid event, ``value`` is
+    always the original bytes, and the parsed fields may be NULL on invalid rows.
+    """
+
+    def parse(records: DataFrame) -> DataFrame:
+        return (
+            records.transform(_with_document)
+            .transform(_with_field_types)
+            .transform(_with_field_values)
+            .withColumn("reason", _rejection_reason(max_future_seconds))
+            .select(*EVENT_COLUMNS)
+        )
+
+    return parse
+
+
+def valid_events(events: DataFrame) -> DataFrame:
+    """Parsed events that count (reason is NULL)."""
+    return events.filter(F.col("reason").isNull())
+
+
+def invalid_events(events: DataFrame) -> DataFrame:
+    """Parsed records that never count and go to the dead-letter topic."""
+    return events.filter(F.col("reason").isNotNull())

@@ -1,0 +1,70 @@
+"""views(video, minute): distinct event_id among a video's valid events in that UTC minute.
+
+The same transforms serve the streaming counter and the nightly batch. On a stream the
+caller sets ``withWatermark("event_time", delay)`` AFTER ``valid_events`` (an invalid
+record with an absurd event_time must not move the watermark), so that dedupe and
+aggregation state is evicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from counting.event_time import event_minute
+from counting.events import valid_events
+
+# Two valid events are the same view when they share all three.
+DEDUPE_KEY = ("video_id", "minute", "event_id")
+MINUTE_COUNT_COLUMNS = ("video_id", "minute", "views")
+# How far behind the newest event time the speed layer still counts (DESIGN: 10 minutes).
+DEFAULT_WATERMARK_DELAY = "10 minutes"
+
+
+def drop_duplicate_events(events: DataFrame) -> DataFrame:
+    """Keep one event per DEDUPE_KEY; adds the ``minute`` column.
+
+    A stream uses dropDuplicatesWithinWatermark, whose state for a key lives until the
+    watermark passes that key's first event_time plus the watermark delay.
+    """
+    with_minute = events.withColumn("minute", event_minute(F.col("event_time")))
+    if events.isStreaming:
+        return with_minute.dropDuplicatesWithinWatermark(list(DEDUPE_KEY))
+    return with_minute.dropDuplicates(list(DEDUPE_KEY))
+
+
+def count_per_minute(events: DataFrame) -> DataFrame:
+    """Rows per (video_id, UTC minute of event_time) as ``views`` (long).
+
+    Expects events that are already valid and deduplicated. Groups by a one-minute
+    event-time window, not by a derived minute column, so that on a watermarked stream
+    Spark can finalise and evict each minute's state.
+    """
+    return (
+        events.groupBy(F.col("video_id"), F.window(F.col("event_time"), "1 minute"))
+        .agg(F.count(F.lit(1)).alias("views"))
+        .select(F.col("video_id"), F.col("window.start").alias("minute"), F.col("views"))
+    )
+
+
+def count_views_per_minute(
+    watermark_delay: str = DEFAULT_WATERMARK_DELAY,
+) -> Callable[[DataFrame], DataFrame]:
+    """The whole definition from parsed events: valid only, each view once, per minute.
+
+    ``parsed.transform(count_views_per_minute())`` on a stream or a static DataFrame
+    (Spark ignores the watermark on a static one). The delay must be at least a minute:
+    dedupe state then outlives every event that could still land in the same minute.
+    """
+
+    def count(events: DataFrame) -> DataFrame:
+        return (
+            events.transform(valid_events)
+            .withWatermark("event_time", watermark_delay)
+            .transform(drop_duplicate_events)
+            .transform(count_per_minute)
+        )
+
+    return count
