@@ -13,6 +13,7 @@ views(video, minute) = distinct event_id per (video_id, UTC minute).
 from __future__ import annotations
 
 import json
+import sys
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -93,15 +94,57 @@ def _parse_int(text: str) -> int | _HugeNumber:
     return int(text) if len(text) <= 40 else _HugeNumber()
 
 
+# Spark's JSON parser allows 1,000 levels and counting parses the value wrapped in one more.
+MAX_JSON_NESTING = 999
+
+
+def _nesting_depth(text: str) -> int:
+    if text.count("[") + text.count("{") <= MAX_JSON_NESTING:
+        return 0  # cannot be deeper than the limit: skip the scan
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _has_lone_surrogate(parsed: object) -> bool:
+    """A \\ud800-style escape without its pair is not a Unicode character."""
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_strict_json(text: str) -> object:
-    """RFC 8259 JSON: no NaN/Infinity, no duplicate keys (at any depth), no raw control chars."""
-    return json.loads(
-        text,
-        strict=True,
-        parse_constant=_reject_constant,
-        object_pairs_hook=_object_without_duplicate_keys,
-        parse_int=_parse_int,
-    )
+    """RFC 8259 JSON: no NaN/Infinity, no duplicate keys (at any depth), no raw control
+    chars, no lone surrogate escapes, at most MAX_JSON_NESTING levels deep."""
+    if _nesting_depth(text) > MAX_JSON_NESTING:
+        raise _NotJson("nested too deeply")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, MAX_JSON_NESTING * 3))  # Python's parser recurses per level
+    try:
+        parsed = json.loads(
+            text,
+            strict=True,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_object_without_duplicate_keys,
+            parse_int=_parse_int,
+        )
+        if _has_lone_surrogate(parsed):  # re-encodes: needs the raised limit too
+            raise _NotJson("lone surrogate escape")
+    finally:
+        sys.setrecursionlimit(limit)
+    return parsed
 
 
 def _is_leap(year: int) -> bool:
