@@ -119,7 +119,7 @@ def _nesting_depth(text: str) -> int:
 def _has_lone_surrogate(parsed: object) -> bool:
     """A \\ud800-style escape without its pair is not a Unicode character."""
     try:
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        json.dumps(parsed, ensure_ascii=False, default=repr).encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
