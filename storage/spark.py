@@ -35,6 +35,7 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str,
         # first on PATH.
         "spark.pyspark.python": sys.executable,
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.streaming.stateStore.providerClass": (
@@ -62,7 +63,7 @@ def build_session(
     app_name: str,
     settings: Settings | None = None,
     *,
-    master: str = "local[2]",
+    master: str | None = "local[2]",
     with_connectors: bool = True,
     extra_conf: dict[str, str] | None = None,
 ) -> "SparkSession":
@@ -71,7 +72,9 @@ def build_session(
     settings = settings or Settings.from_env()
     # A session built from Python takes its workers' interpreter from the environment.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name).master(master)
+    builder = SparkSession.builder.appName(app_name)
+    if master:  # None under spark-submit: its --master decides
+        builder = builder.master(master)
     for key, value in {**spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

@@ -1,0 +1,184 @@
+"""The speed-layer counter: Kafka `views` -> per-minute view counts in Cassandra.
+
+Two streaming queries in one Spark application, each with its own checkpoint:
+
+- ``counter``: parse and validate with ``counting``, dedupe within the watermark, count per
+  video per minute (update mode: every changed minute's new absolute total) and upsert
+  the totals in ``foreachBatch``; the batch's offsets and watermarks go to the micro-batch
+  log in the same call. Replaying a batch after a crash writes the same values.
+- ``dead-letters``: every invalid record to `views.dlq`, original key and value bytes
+  unchanged, the reason and the source coordinates as headers.
+
+spark-submit entry point: ``spark-submit ... speed_layer/counter.py [--available-now]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from counting.events import invalid_events, parse_events
+from counting.reasons import MAX_FUTURE_SECONDS, REASONS
+from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
+from speed_layer import jobs
+from speed_layer.kafka_source import SourceOptions, read_views
+from speed_layer.microbatch_log import (
+    MicrobatchLog, earliest_offsets, read_batch_offsets, read_query_id,
+)
+from speed_layer.progress import INPUT_METRICS, BatchReport
+from storage.minute_counts import write_minute_counts
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming import StreamingQuery
+
+COUNTER = "counter"
+DEAD_LETTERS = "dead-letters"
+
+
+@dataclass(frozen=True)
+class CounterOptions:
+    checkpoint: str
+    trigger: jobs.Trigger = field(default_factory=jobs.Trigger)
+    watermark_delay: str = DEFAULT_WATERMARK_DELAY
+    max_future_seconds: int = MAX_FUTURE_SECONDS
+    source: SourceOptions = field(default_factory=SourceOptions)
+
+    @property
+    def counts_checkpoint(self) -> str:
+        return f"{self.checkpoint}/counts"
+
+    @property
+    def dead_letters_checkpoint(self) -> str:
+        return f"{self.checkpoint}/dead-letters"
+
+
+def input_metrics() -> list:
+    """Observed on the parsed records of every batch: rows in and invalid per reason."""
+    return [F.count(F.lit(1)).alias("rows_in")] + [
+        F.count_if(F.col("reason") == reason).alias(reason) for reason in REASONS
+    ]
+
+
+class MinuteCountSink:
+    """foreachBatch of the counter: upsert the batch's totals, then log the batch."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, options: CounterOptions):
+        self.spark = spark
+        self.settings = settings
+        self.options = options
+        self._log: MicrobatchLog | None = None
+        self._earliest: dict[int, int] | None = None
+
+    def log(self) -> MicrobatchLog:
+        if self._log is None:
+            from storage.cassandra import connect
+
+            query_id = read_query_id(self.spark, self.options.counts_checkpoint)
+            self._log = MicrobatchLog(connect(self.settings), query_id)
+            self._log.register(COUNTER, self.options.counts_checkpoint)
+        return self._log
+
+    def __call__(self, counts: DataFrame, batch_id: int) -> None:
+        if self._earliest is None:
+            self._earliest = earliest_offsets(self.settings)
+        offsets = read_batch_offsets(self.spark, self.options.counts_checkpoint, batch_id,
+                                     self.settings.views_topic, self._earliest)
+        counts.persist()
+        try:
+            write_minute_counts(counts, self.settings)
+            rows_written = counts.count()
+        finally:
+            counts.unpersist()
+        self.log().record(offsets, rows_written)
+
+    def add_progress(self, report: BatchReport) -> None:
+        self.log().add_progress(
+            report.batch_id, rows_in=report.rows_in, late_dropped=report.late_dropped,
+            duplicates_dropped=report.duplicates_dropped, invalid=report.invalid,
+            duration_ms=report.duration_ms,
+        )
+
+
+def dead_letter_records(records: DataFrame, max_future_seconds: int) -> DataFrame:
+    """Invalid records as Kafka sink rows: original key and value, reason and origin headers."""
+
+    def header(name: str, value) -> F.Column:
+        return F.struct(F.lit(name).alias("key"), value.cast("string").cast("binary").alias("value"))
+
+    return (
+        records.transform(parse_events(max_future_seconds))
+        .transform(invalid_events)
+        .select(
+            F.col("key"),
+            F.col("value"),
+            F.array(
+                header("reason", F.col("reason")),
+                header("source_topic", F.col("topic")),
+                header("source_partition", F.col("partition")),
+                header("source_offset", F.col("offset")),
+                header("source_timestamp_ms", F.unix_millis(F.col("kafka_timestamp"))),
+            ).alias("headers"),
+        )
+    )
+
+
+def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> list["StreamingQuery"]:
+    parsed = read_views(spark, settings, options.source).transform(
+        parse_events(options.max_future_seconds)
+    )
+    counts = parsed.observe(INPUT_METRICS, *input_metrics()).transform(
+        count_views_per_minute(options.watermark_delay)
+    )
+    sink = MinuteCountSink(spark, settings, options)
+    jobs.listen(spark, {COUNTER: sink.add_progress, DEAD_LETTERS: None})
+    counter = options.trigger.apply(
+        counts.writeStream.queryName(COUNTER)
+        .outputMode("update")
+        .foreachBatch(sink)
+        .option("checkpointLocation", options.counts_checkpoint)
+    ).start()
+    dead_letters = options.trigger.apply(
+        dead_letter_records(read_views(spark, settings, options.source), options.max_future_seconds)
+        .writeStream.queryName(DEAD_LETTERS)
+        .format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("topic", settings.dlq_topic)
+        .option("checkpointLocation", options.dead_letters_checkpoint)
+    ).start()
+    return [counter, dead_letters]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_common_arguments(parser, default_checkpoint="counter")
+    parser.add_argument("--watermark-delay", default=DEFAULT_WATERMARK_DELAY, metavar="DELAY",
+                        help="how far behind the newest event time views are still counted "
+                             "(default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    options = CounterOptions(
+        checkpoint=jobs.checkpoint_location(args, settings, "counter"),
+        trigger=jobs.trigger_from_args(args),
+        watermark_delay=jobs.parse_delay(args.watermark_delay),
+        source=jobs.source_from_args(args),
+    )
+    spark = jobs.session("viewcount-counter", settings, args)
+    jobs.serve(args)
+    return jobs.await_queries(spark, start(spark, settings, options), options.trigger)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="speed_layer/counter.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return jobs.run_main(run, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

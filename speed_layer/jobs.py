@@ -1,0 +1,151 @@
+"""What the counter and the archiver share: arguments, trigger, session, waiting."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from speed_layer.kafka_source import SourceOptions
+from storage.errors import UserError
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+
+DEFAULT_MASTER = "local[2]"
+METRICS_PORTS = {"counter": 9108, "archiver": 9109}
+TRIGGER_SECONDS = {"counter": 1.0, "archiver": 30.0}
+DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour)s?\s*$")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    available_now: bool = False
+    interval_seconds: float = 1.0
+
+    def apply(self, writer: "DataStreamWriter") -> "DataStreamWriter":
+        if self.available_now:
+            return writer.trigger(availableNow=True)
+        return writer.trigger(processingTime=f"{self.interval_seconds} seconds")
+
+
+def _positive(kind: type) -> Callable[[str], object]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text} must not be negative")
+        return value
+    return parse
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, default_checkpoint: str) -> None:
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what Kafka holds now, then exit")
+    parser.add_argument("--trigger-seconds", type=_positive(float),
+                        default=TRIGGER_SECONDS[default_checkpoint], metavar="S",
+                        help="micro-batch interval when running continuously (default: %(default)s)")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help=f"checkpoint folder or URI (default: <run dir>/checkpoints/{default_checkpoint})")
+    parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
+                        help="where a new checkpoint starts reading (default: %(default)s)")
+    parser.add_argument("--max-offsets-per-trigger", type=_positive(int), default=500_000, metavar="N",
+                        help="upper bound on records per micro-batch, 0 for none (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=_positive(int), default=METRICS_PORTS[default_checkpoint],
+                        metavar="PORT", help="Prometheus /metrics on 127.0.0.1 (0: off; default: %(default)s)")
+    parser.add_argument("--master", metavar="URL",
+                        help=f"Spark master (default: VIEWCOUNT_SPARK_MASTER or {DEFAULT_MASTER}; "
+                             "under spark-submit, its --master)")
+
+
+def parse_delay(text: str) -> str:
+    match = DELAY.match(text)
+    if not match:
+        raise UserError(f"{text!r} is not a delay like '10 minutes' or '90 seconds'")
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount * {"second": 1, "minute": 60, "hour": 3600}[unit] < 60:
+        raise UserError("the watermark delay must be at least 1 minute (a minute bucket's length)")
+    return f"{amount} {unit}s"
+
+
+def checkpoint_location(args: argparse.Namespace, settings: Settings, name: str) -> str:
+    return args.checkpoint or str(settings.run_dir / "checkpoints" / name)
+
+
+def trigger_from_args(args: argparse.Namespace) -> Trigger:
+    return Trigger(available_now=args.available_now, interval_seconds=args.trigger_seconds)
+
+
+def source_from_args(args: argparse.Namespace) -> SourceOptions:
+    return SourceOptions(
+        starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger or None,
+    )
+
+
+def session(app_name: str, settings: Settings, args: argparse.Namespace) -> "SparkSession":
+    from storage.spark import build_session
+
+    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    master = args.master or (None if under_spark_submit else
+                             os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER))
+    return build_session(app_name, settings, master=master,
+                         extra_conf={"spark.driver.memory": "2g"})
+
+
+def listen(spark: "SparkSession", jobs: dict) -> None:
+    from speed_layer.progress import ProgressListener
+
+    spark.streams.addListener(ProgressListener(jobs))
+
+
+def serve(args: argparse.Namespace) -> None:
+    from speed_layer.progress import serve_metrics
+
+    try:
+        serve_metrics(args.metrics_port)
+    except OSError as error:
+        raise UserError(f"cannot serve metrics on 127.0.0.1:{args.metrics_port} ({error.strerror}); "
+                        "pick another --metrics-port or 0 to turn it off") from None
+
+
+def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigger: Trigger) -> int:
+    """Available-now: wait for every query to finish. Continuous: run until one stops or
+    fails, then stop the others, so a supervisor restarts the whole job from its
+    checkpoints. Exit status 1 when a query failed."""
+    try:
+        if trigger.available_now:
+            for query in queries:
+                query.awaitTermination()
+        else:
+            spark.streams.awaitAnyTermination()
+    except KeyboardInterrupt:
+        print("stopping ...", file=sys.stderr)
+    except Exception:  # noqa: BLE001 - reported below from each query's own exception
+        pass
+    finally:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+    # Let the listener see the last batches' progress before the process goes away.
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30_000)
+    failed = [query for query in queries if query.exception() is not None]
+    for query in failed:
+        print(f"query {query.name} failed: {str(query.exception()).splitlines()[0]}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The spark-submit entry: user errors on one line, like the viewcount command."""
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code

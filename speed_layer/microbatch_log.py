@@ -1,0 +1,169 @@
+"""The durable log of every counter micro-batch, for proofs and metrics.
+
+What a batch consumed and which watermark it applied is read from the query's own
+write-ahead offset log (``<checkpoint>/offsets/<batch id>``), which Spark writes before
+the batch runs, and is stored inside the batch, so a replayed batch rewrites the same row.
+Spark drops a row as late in batch N when ``event_time <= watermark`` of batch N-1 (the
+batch's own watermark only evicts state); both are recorded. Counters that Spark only
+reports after the batch (rows in, late, duplicates, invalid per reason) are added by the
+progress listener.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import SparkSession
+
+TABLE = "speed_microbatches"
+BATCHES_PER_BUCKET = 10_000
+
+
+@dataclass(frozen=True)
+class BatchOffsets:
+    batch_id: int
+    topic: str
+    start_offsets: dict[int, int]  # first offset read, per partition
+    end_offsets: dict[int, int]  # one past the last offset read
+    late_watermark_ms: int
+    eviction_watermark_ms: int
+    batch_timestamp_ms: int
+
+
+def _read_text(spark: "SparkSession", path: str) -> str | None:
+    """A small file through Hadoop's FileSystem, so local and s3a checkpoints both work."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(hadoop_path):
+        return None
+    stream = fs.open(hadoop_path)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def _parse_offset_log(text: str) -> tuple[dict, dict[str, dict[int, int]]]:
+    lines = text.splitlines()
+    if not lines or lines[0] != "v1":
+        raise ValueError(f"unsupported offset log version {lines[:1]}")
+    metadata = json.loads(lines[1])
+    offsets = json.loads(lines[2]) if len(lines) > 2 and lines[2] != "-" else {}
+    return metadata, {
+        topic: {int(partition): int(offset) for partition, offset in partitions.items()}
+        for topic, partitions in offsets.items()
+    }
+
+
+def read_batch_offsets(
+    spark: "SparkSession", checkpoint: str, batch_id: int, topic: str,
+    earliest_offsets: dict[int, int],
+) -> BatchOffsets:
+    """Offsets and watermarks of one batch; ``earliest_offsets`` fills in partitions the
+    previous batch did not have (batch 0 starts from the earliest offsets)."""
+    metadata, ends = _parse_offset_log(_read_text(spark, f"{checkpoint}/offsets/{batch_id}"))
+    previous_text = _read_text(spark, f"{checkpoint}/offsets/{batch_id - 1}") if batch_id else None
+    previous_metadata, previous_ends = (
+        _parse_offset_log(previous_text) if previous_text else ({}, {})
+    )
+    end_offsets = ends.get(topic, {})
+    start_offsets = {
+        partition: previous_ends.get(topic, {}).get(partition, earliest_offsets.get(partition, 0))
+        for partition in end_offsets
+    }
+    return BatchOffsets(
+        batch_id=batch_id,
+        topic=topic,
+        start_offsets=start_offsets,
+        end_offsets=end_offsets,
+        late_watermark_ms=int(previous_metadata.get("batchWatermarkMs", 0)),
+        eviction_watermark_ms=int(metadata.get("batchWatermarkMs", 0)),
+        batch_timestamp_ms=int(metadata.get("batchTimestampMs", 0)),
+    )
+
+
+def earliest_offsets(settings: Settings) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-offsets"})
+    try:
+        metadata = consumer.list_topics(settings.views_topic, timeout=10)
+        partitions = metadata.topics[settings.views_topic].partitions
+        return {
+            partition: consumer.get_watermark_offsets(
+                TopicPartition(settings.views_topic, partition), timeout=10)[0]
+            for partition in partitions
+        }
+    finally:
+        consumer.close()
+
+
+def read_query_id(spark: "SparkSession", checkpoint: str) -> str:
+    """Spark's id of the query behind a checkpoint (stable across restarts)."""
+    text = _read_text(spark, f"{checkpoint}/metadata")
+    if text is None:
+        raise FileNotFoundError(f"no query metadata in {checkpoint}")
+    return json.loads(text.splitlines()[0])["id"]
+
+
+class MicrobatchLog:
+    """Writes and reads ``speed_microbatches`` for one query (one checkpoint)."""
+
+    def __init__(self, session: "Session", query_id: str):
+        self.session = session
+        self.query_id = query_id
+        self._record = session.prepare(
+            f"INSERT INTO {TABLE} (query_id, batch_bucket, batch_id, topic, start_offsets,"
+            " end_offsets, late_watermark_ms, eviction_watermark_ms, batch_time, rows_written)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._progress = session.prepare(
+            f"UPDATE {TABLE} SET rows_in = ?, late_dropped = ?, duplicates_dropped = ?,"
+            " invalid = ?, duration_ms = ? WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
+        )
+
+    def record(self, batch: BatchOffsets, rows_written: int) -> None:
+        self.session.execute(self._record, (
+            self.query_id, batch.batch_id // BATCHES_PER_BUCKET, batch.batch_id, batch.topic,
+            batch.start_offsets, batch.end_offsets, batch.late_watermark_ms,
+            batch.eviction_watermark_ms, batch.batch_timestamp_ms, rows_written,
+        ))
+
+    def add_progress(self, batch_id: int, *, rows_in: int, late_dropped: int,
+                     duplicates_dropped: int, invalid: dict[str, int], duration_ms: int) -> None:
+        self.session.execute(self._progress, (
+            rows_in, late_dropped, duplicates_dropped, invalid, duration_ms,
+            self.query_id, batch_id // BATCHES_PER_BUCKET, batch_id,
+        ))
+
+    def register(self, job: str, checkpoint: str) -> None:
+        self.session.execute(
+            "INSERT INTO speed_queries (job, query_id, checkpoint, first_started)"
+            " VALUES (%s, %s, %s, toTimestamp(now())) IF NOT EXISTS",
+            (job, self.query_id, checkpoint),
+        )
+
+    def batches(self) -> list:
+        """Every logged batch of this query, oldest first (buckets are filled in order)."""
+        rows, bucket = [], 0
+        while True:
+            found = list(self.session.execute(
+                f"SELECT * FROM {TABLE} WHERE query_id = %s AND batch_bucket = %s",
+                (self.query_id, bucket),
+            ))
+            if not found:
+                return rows
+            rows.extend(found)
+            bucket += 1
+
+
+def logged_query_ids(session: "Session", job: str) -> list[str]:
+    return [row.query_id for row in session.execute(
+        "SELECT query_id FROM speed_queries WHERE job = %s", (job,))]

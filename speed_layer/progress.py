@@ -1,0 +1,136 @@
+"""What a streaming job reports after every micro-batch: Prometheus metrics on
+``/metrics``, one console line, and (for the counter) the micro-batch log's counters.
+
+Spark hands each finished batch's progress to a StreamingQueryListener; everything here
+is read from that report, so it costs the batch nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from pyspark.sql.streaming import StreamingQueryListener
+
+from counting.reasons import REASONS
+
+ROWS = Counter("viewcount_speed_rows", "Kafka records read", ["job"])
+ROWS_PER_SECOND = Gauge("viewcount_speed_rows_per_second", "records processed per second", ["job"])
+BATCH_SECONDS = Histogram(
+    "viewcount_speed_batch_duration_seconds", "micro-batch duration", ["job"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120),
+)
+LAG = Gauge("viewcount_speed_lag_records", "records behind the end of the topic", ["job", "partition"])
+WATERMARK = Gauge("viewcount_speed_watermark_seconds", "event-time watermark (epoch seconds)", ["job"])
+LATE = Counter("viewcount_speed_late_dropped", "events dropped as behind the watermark", ["job"])
+DUPLICATES = Counter("viewcount_speed_duplicates_dropped", "repeated events dropped", ["job"])
+INVALID = Counter("viewcount_speed_invalid", "records rejected by the counting rules", ["job", "reason"])
+LAST_BATCH = Gauge("viewcount_speed_last_batch_id", "id of the last finished micro-batch", ["job"])
+
+INPUT_METRICS = "viewcount_input"  # name of the observe() on the parsed records
+
+
+@dataclass
+class BatchReport:
+    job: str
+    batch_id: int
+    rows_in: int
+    rows_per_second: float
+    duration_ms: int
+    late_dropped: int
+    duplicates_dropped: int
+    invalid: dict[str, int]
+    lag: dict[int, int]
+    watermark: str | None
+    extra: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        invalid = sum(self.invalid.values())
+        return (
+            f"[{self.job}] batch {self.batch_id}: {self.rows_in:,} rows in {self.duration_ms / 1000:.2f} s"
+            f" ({self.rows_per_second:,.0f}/s), late {self.late_dropped:,}, duplicates"
+            f" {self.duplicates_dropped:,}, invalid {invalid:,}, lag {sum(self.lag.values()):,},"
+            f" watermark {self.watermark or '-'}"
+        )
+
+
+def _offsets(text: str | None) -> dict[int, int]:
+    if not text:
+        return {}
+    parsed = json.loads(text)
+    return {int(p): int(o) for partitions in parsed.values() for p, o in partitions.items()}
+
+
+def report_from_progress(job: str, progress) -> BatchReport:
+    source = progress.sources[0] if progress.sources else None
+    ends = _offsets(source.endOffset) if source else {}
+    latest = _offsets(source.latestOffset) if source else {}
+    operators = progress.stateOperators or []
+    observed = progress.observedMetrics.get(INPUT_METRICS) if progress.observedMetrics else None
+    invalid = {reason: int(observed[reason] or 0) for reason in REASONS} if observed else {}
+    return BatchReport(
+        job=job,
+        batch_id=progress.batchId,
+        rows_in=progress.numInputRows,
+        rows_per_second=progress.processedRowsPerSecond or 0.0,
+        duration_ms=progress.batchDuration,
+        late_dropped=sum(op.numRowsDroppedByWatermark for op in operators),
+        duplicates_dropped=sum(int(op.customMetrics.get("numDroppedDuplicateRows", 0)) for op in operators),
+        invalid=invalid,
+        lag={p: max(latest.get(p, end) - end, 0) for p, end in ends.items()},
+        watermark=(progress.eventTime or {}).get("watermark"),
+    )
+
+
+def publish(report: BatchReport) -> None:
+    job = report.job
+    ROWS.labels(job).inc(report.rows_in)
+    ROWS_PER_SECOND.labels(job).set(report.rows_per_second)
+    BATCH_SECONDS.labels(job).observe(report.duration_ms / 1000)
+    LATE.labels(job).inc(report.late_dropped)
+    DUPLICATES.labels(job).inc(report.duplicates_dropped)
+    for reason, count in report.invalid.items():
+        INVALID.labels(job, reason).inc(count)
+    for partition, lag in report.lag.items():
+        LAG.labels(job, str(partition)).set(lag)
+    LAST_BATCH.labels(job).set(report.batch_id)
+
+
+class ProgressListener(StreamingQueryListener):
+    """Publishes every finished batch of the named queries; ``on_report`` adds a job's own use."""
+
+    def __init__(self, jobs: dict[str, Callable[[BatchReport], None] | None], quiet: bool = False):
+        self.jobs = jobs
+        self.quiet = quiet
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        progress = event.progress
+        if progress.name not in self.jobs:
+            return
+        report = report_from_progress(progress.name, progress)
+        publish(report)
+        on_report = self.jobs[progress.name]
+        if on_report is not None:
+            on_report(report)
+        if not self.quiet:
+            print(report.line(), file=sys.stderr, flush=True)
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        if event.exception:
+            print(f"query {event.name or event.id} failed: {event.exception.splitlines()[0]}",
+                  file=sys.stderr, flush=True)
+
+
+def serve_metrics(port: int) -> None:
+    """Prometheus text format on 127.0.0.1:<port>/metrics (0 disables)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1", registry=REGISTRY)
