@@ -1,7 +1,8 @@
 """Session-wide fixtures: one local SparkSession, and the real local stack started once.
 
-Tests use their own keyspace and bucket (and unique topic names where they produce), so
-a developer's demo data and the tests never see each other's rows.
+Each test session uses a keyspace of its own (dropped at the end) and the test bucket,
+and tests that produce use unique topic names: no run ever sees rows of another run, of
+the demo or of a developer's own data.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import uuid
 
 import pytest
 
-os.environ.setdefault("VIEWCOUNT_KEYSPACE", "viewcount_test")
+SESSION_KEYSPACE = f"test_{uuid.uuid4().hex[:10]}"
+os.environ.setdefault("VIEWCOUNT_KEYSPACE", SESSION_KEYSPACE)
 os.environ.setdefault("VIEWCOUNT_S3_BUCKET", "viewcount-test")
 
 
@@ -25,6 +27,12 @@ def stack():
     started_here = not local_stack.is_up(settings)
     local_stack.up(settings)  # also ensures topics, schema and bucket of the test settings
     yield Settings.from_env()
+    if settings.keyspace == SESSION_KEYSPACE:
+        from storage.cassandra import connect
+
+        session = connect(settings, keyspace=False)
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+        session.cluster.shutdown()
     if started_here and not os.environ.get("VIEWCOUNT_KEEP_STACK"):
         local_stack.down(settings)
 
