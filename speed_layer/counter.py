@@ -77,10 +77,10 @@ class MinuteCountSink:
 
     def log(self) -> MicrobatchLog:
         if self._log is None:
-            from storage.cassandra import connect
+            from storage.cassandra import cached_session
 
             query_id = read_query_id(self.spark, self.options.counts_checkpoint)
-            self._log = MicrobatchLog(connect(self.settings), query_id)
+            self._log = MicrobatchLog(cached_session(self.settings), query_id)
             self._log.register(COUNTER, self.options.counts_checkpoint)
         return self._log
 

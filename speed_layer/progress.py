@@ -45,7 +45,8 @@ class BatchReport:
     invalid: dict[str, int]
     lag: dict[int, int]
     watermark: str | None
-    extra: dict = field(default_factory=dict)
+    end_offsets: dict[int, int] = field(default_factory=dict)
+    observed: dict[str, dict] = field(default_factory=dict)
 
     def line(self) -> str:
         invalid = sum(self.invalid.values())
@@ -69,8 +70,9 @@ def report_from_progress(job: str, progress) -> BatchReport:
     ends = _offsets(source.endOffset) if source else {}
     latest = _offsets(source.latestOffset) if source else {}
     operators = progress.stateOperators or []
-    observed = progress.observedMetrics.get(INPUT_METRICS) if progress.observedMetrics else None
-    invalid = {reason: int(observed[reason] or 0) for reason in REASONS} if observed else {}
+    observed = {name: row.asDict() for name, row in (progress.observedMetrics or {}).items()}
+    inputs = observed.get(INPUT_METRICS)
+    invalid = {reason: int(inputs[reason] or 0) for reason in REASONS} if inputs else {}
     return BatchReport(
         job=job,
         batch_id=progress.batchId,
@@ -82,6 +84,8 @@ def report_from_progress(job: str, progress) -> BatchReport:
         invalid=invalid,
         lag={p: max(latest.get(p, end) - end, 0) for p, end in ends.items()},
         watermark=(progress.eventTime or {}).get("watermark"),
+        end_offsets=ends,
+        observed=observed,
     )
 
 

@@ -54,6 +54,19 @@ def connect(settings: Settings, *, keyspace: bool = True) -> "Session":
     return cluster.connect(settings.keyspace if keyspace else None)
 
 
+_process_sessions: dict[tuple, "Session"] = {}
+
+
+def cached_session(settings: Settings) -> "Session":
+    """One session per (cluster, keyspace) per process, reused by every caller in it
+    (Spark reuses its Python workers, so executors keep theirs across tasks)."""
+    key = (settings.cassandra_hosts, settings.cassandra_port, settings.keyspace)
+    session = _process_sessions.get(key)
+    if session is None or session.is_shutdown:
+        session = _process_sessions[key] = connect(settings)
+    return session
+
+
 def ping(settings: Settings) -> bool:
     """True when a CQL query answers; quiet on failure (used while waiting for startup)."""
     driver_log = logging.getLogger("cassandra")

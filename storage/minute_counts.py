@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 SPEED_TABLE = "speed_minute_views"
 DEFAULT_CONCURRENCY = 64
 
-_worker_sessions: dict[tuple, "Session"] = {}
-
-
 @dataclass(frozen=True)
 class MinuteCount:
     video_id: str
@@ -38,17 +35,6 @@ class MinuteCount:
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
-
-
-def _cached_session(settings: Settings) -> "Session":
-    """One session per (cluster, keyspace) per process; Spark reuses its Python workers."""
-    from storage.cassandra import connect
-
-    key = (settings.cassandra_hosts, settings.cassandra_port, settings.keyspace)
-    session = _worker_sessions.get(key)
-    if session is None or session.is_shutdown:
-        session = _worker_sessions[key] = connect(settings)
-    return session
 
 
 def upsert_minute_counts(
@@ -77,8 +63,10 @@ def _from_epoch_millis(millis: int) -> dt.datetime:
 
 
 def _write_partition(settings: Settings, table: str, rows: Iterable) -> None:
+    from storage.cassandra import cached_session
+
     upsert_minute_counts(
-        _cached_session(settings),
+        cached_session(settings),
         (MinuteCount(row.video_id, _from_epoch_millis(row.minute_ms), row.views) for row in rows),
         table=table,
     )

@@ -18,7 +18,7 @@ COMMANDS = {
     "stack": ("infra.command", "start, stop or show the local real stack (Kafka, Cassandra, MinIO)"),
     "produce": ("viewcount.produce.command", "synthetic realistic view events into Kafka, with an oracle"),
     "speed": ("speed_layer.counter", "run the speed-layer counter (Kafka -> Cassandra, invalid -> DLQ)"),
-    "archive": ("viewcount.pending", "run the speed-layer archiver (Kafka -> Parquet on S3)"),
+    "archive": ("speed_layer.archiver", "run the speed-layer archiver (Kafka -> raw Parquet on S3)"),
     "batch": ("viewcount.pending", "recompute one day from the archive"),
     "reconcile": ("viewcount.pending", "reconcile one day: speed vs batch vs Kafka offsets"),
     "promote": ("viewcount.pending", "make one day's batch authoritative for serving"),

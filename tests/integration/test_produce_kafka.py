@@ -94,6 +94,8 @@ def test_without_a_day_events_arrive_now(bootstrap, topic, tmp_path):
     assert produce(["--events", "3000", "--seed", "1", "--topic", topic, "--oracle", str(tmp_path)]) == 0
     finished_ms = time.time_ns() // 1_000_000
     summary = json.loads((tmp_path / "summary.json").read_text())
+    written = sum(summary["offsets_after"].values()) - sum(summary["offsets_before"].values())
+    assert written == 3000, summary["offsets_after"]
 
     messages = consume_all(bootstrap, topic, summary["offsets_after"])
 

@@ -1,0 +1,155 @@
+"""Speed-layer counter: sustained throughput, lag and freshness, beside Kafka's own consumer.
+
+In one run, on a fresh topic:
+1. Kafka's ConsumerPerformance reads N pre-produced records (the reference rate).
+2. The counter runs continuously while ``viewcount produce`` sends events at a fixed rate
+   for a fixed time; the lag (records behind the end of the topic) is sampled from the
+   counter's own /metrics endpoint every few seconds.
+3. Freshness: probe events with event_time = now are sent every second to a video of
+   their own; the time until Cassandra shows each probe's minute count is measured.
+Prints events/s (ours and Kafka's), the lag trend, and freshness p50/p99.
+
+    .venv/bin/python bench/speed_throughput.py --rate 50000 --seconds 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from storage.settings import Settings
+from storage.topics import ensure_topics
+
+METRICS_PORT = 9118
+
+
+def consumer_performance(settings: Settings, topic: str, messages: int) -> float:
+    from infra.artifacts import KAFKA
+
+    out = subprocess.run(
+        ["java", "-cp", KAFKA.classpath(settings.cache_dir), "org.apache.kafka.tools.ConsumerPerformance",
+         "--bootstrap-server", settings.kafka_bootstrap, "--topic", topic, "--messages", str(messages),
+         "--group", f"bench-{uuid.uuid4().hex[:8]}", "--timeout", "60000"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()
+    header, values = out[0].split(","), out[-1].split(",")
+    row = dict(zip((h.strip() for h in header), (v.strip() for v in values)))
+    return float(row["nMsg.sec"])
+
+
+def lag_from_metrics() -> int | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    lags = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("viewcount_speed_lag_records{") and 'job="counter"' in line]
+    return int(sum(lags)) if lags else None
+
+
+def probe_freshness(settings: Settings, topic: str, stop: threading.Event, results: list[float]) -> None:
+    """Send one probe view a second; wait until Cassandra counts it; record the delay."""
+    import datetime as dt
+
+    from confluent_kafka import Producer
+
+    from storage.cassandra import connect
+
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 0})
+    session = connect(settings)
+    read = session.prepare("SELECT views FROM speed_minute_views WHERE video_id = ? AND day = ? AND minute = ?")
+    video = f"probe-{uuid.uuid4().hex[:8]}"
+    sent = 0
+    while not stop.is_set():
+        now = dt.datetime.now(dt.timezone.utc)
+        minute = now.replace(second=0, microsecond=0)
+        event = {"event_id": uuid.uuid4().hex, "video_id": video, "event_time": int(now.timestamp() * 1000)}
+        before = [row.views for row in session.execute(read, (video, minute.date(), minute))]
+        expected = (before[0] if before else 0) + 1
+        started = time.monotonic()
+        producer.produce(topic, key=video.encode(), value=json.dumps(event).encode())
+        producer.flush()
+        sent += 1
+        while not stop.is_set() and time.monotonic() - started < 60:
+            rows = [row.views for row in session.execute(read, (video, minute.date(), minute))]
+            if rows and rows[0] >= expected:
+                results.append(time.monotonic() - started)
+                break
+            time.sleep(0.05)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    session.cluster.shutdown()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=50_000, help="events/s produced")
+    parser.add_argument("--seconds", type=int, default=300, help="how long to produce")
+    parser.add_argument("--reference-messages", type=int, default=2_000_000)
+    args = parser.parse_args()
+
+    settings = Settings.from_env()
+    topic = f"bench-speed-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, {topic: 6, f"{topic}.dlq": 3})
+    env = {**os.environ, "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
+    viewcount = [sys.executable, "-m", "viewcount.cli"]
+    work = Path(f"/tmp/{topic}")
+
+    reference_topic = f"{topic}-reference"
+    ensure_topics(settings, {reference_topic: 6})
+    subprocess.run([*viewcount, "produce", "--events", str(args.reference_messages), "--seed", "1",
+                    "--topic", reference_topic, "--oracle", str(work / "reference-oracle")],
+                   check=True, env=env, stderr=subprocess.DEVNULL)
+    kafka_rate = consumer_performance(settings, reference_topic, args.reference_messages)
+    print(f"Kafka ConsumerPerformance: {kafka_rate:,.0f} records/s", flush=True)
+
+    counter = subprocess.Popen([*viewcount, "speed", "--checkpoint", str(work / "checkpoint"),
+                                "--starting-offsets", "latest", "--metrics-port", str(METRICS_PORT)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=open(work / "counter.log", "w"))
+    while lag_from_metrics() is None:
+        time.sleep(1)
+        if counter.poll() is not None:
+            raise SystemExit(f"counter exited; see {work / 'counter.log'}")
+    stop, freshness = threading.Event(), []
+    prober = threading.Thread(target=probe_freshness, args=(settings, topic, stop, freshness))
+    prober.start()
+    producer = subprocess.Popen([*viewcount, "produce", "--events", str(args.rate * args.seconds),
+                                 "--rate", str(args.rate), "--seed", "2", "--oracle", str(work / "oracle")],
+                                env=env, stderr=subprocess.DEVNULL)
+    started, lags = time.monotonic(), []
+    while producer.poll() is None:
+        time.sleep(5)
+        lags.append((round(time.monotonic() - started), lag_from_metrics()))
+        print(f"t={lags[-1][0]:>4} s lag={lags[-1][1]}", flush=True)
+    produce_seconds = time.monotonic() - started
+    while (lag_from_metrics() or 0) > 0 and time.monotonic() - started < produce_seconds + 600:
+        time.sleep(2)
+    drained = time.monotonic() - started
+    stop.set()
+    prober.join()
+    counter.terminate()
+    counter.wait(timeout=60)
+
+    events = args.rate * args.seconds
+    print(f"produced {events:,} events in {produce_seconds:.0f} s; counter caught up after {drained:.0f} s")
+    print(f"counter sustained: {events / drained:,.0f} events/s  "
+          f"(Kafka ConsumerPerformance {kafka_rate:,.0f}/s, ratio {events / drained / kafka_rate:.3f})")
+    print(f"freshness over {len(freshness)} probes: p50 {percentile(freshness, 0.5):.2f} s, "
+          f"p99 {percentile(freshness, 0.99):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The raw archive on S3 and the records that prove it complete.
+
+Layout: ``<root>/arrival_date=D/arrival_hour=H/batch_id=N/*.parquet``. Each archiver batch
+writes its own ``batch_id`` partitions with dynamic partition overwrite, so a batch that
+is replayed after a crash replaces exactly the files it wrote before: every Kafka record
+is in the archive once. ``archive_hours`` holds, per arrival hour, Kafka partition and
+batch, the first and last offset and the record count, written in the same batch; the
+batch layer and the reconciler add them up to prove that no offset is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import DataFrame
+
+PARTITION_COLUMNS = ("arrival_date", "arrival_hour", "batch_id")
+
+
+def archive_path(settings: Settings) -> str:
+    return f"s3a://{settings.s3_bucket}/archive/{settings.views_topic}"
+
+
+@dataclass(frozen=True)
+class HourCompleteness:
+    arrival_date: dt.date
+    arrival_hour: int
+    kafka_partition: int
+    batch_id: int
+    first_offset: int
+    last_offset: int
+    records: int
+
+
+def write_archive_batch(rows: "DataFrame", path: str, batch_id: int) -> list[HourCompleteness]:
+    """Write one batch's archive rows (replacing a previous attempt of the same batch) and
+    return what it wrote per (arrival hour, Kafka partition). ``rows`` should be persisted."""
+    from pyspark.sql import functions as F
+
+    batch = rows.withColumn("batch_id", F.lit(batch_id))
+    (batch.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+     .partitionBy(*PARTITION_COLUMNS).parquet(path))
+    written = (
+        batch.groupBy("arrival_date", "arrival_hour", "partition")
+        .agg(F.min("offset").alias("first_offset"), F.max("offset").alias("last_offset"),
+             F.count(F.lit(1)).alias("records"))
+        .collect()
+    )
+    return [HourCompleteness(row.arrival_date, row.arrival_hour, row.partition, batch_id,
+                             row.first_offset, row.last_offset, row.records) for row in written]
+
+
+def write_hours(session: "Session", topic: str, hours: list[HourCompleteness]) -> None:
+    statement = session.prepare(
+        "INSERT INTO archive_hours (topic, arrival_date, arrival_hour, kafka_partition, batch_id,"
+        " first_offset, last_offset, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    for hour in hours:
+        session.execute(statement, (topic, hour.arrival_date, hour.arrival_hour, hour.kafka_partition,
+                                    hour.batch_id, hour.first_offset, hour.last_offset, hour.records))
+
+
+def read_hours(session: "Session", topic: str, days: Iterable[dt.date]) -> list[HourCompleteness]:
+    statement = session.prepare(
+        "SELECT arrival_date, arrival_hour, kafka_partition, batch_id, first_offset, last_offset,"
+        " records FROM archive_hours WHERE topic = ? AND arrival_date = ?"
+    )
+    return [
+        HourCompleteness(day, row.arrival_hour, row.kafka_partition, row.batch_id,
+                         row.first_offset, row.last_offset, row.records)
+        for day in days
+        for row in session.execute(statement, (topic, day))
+    ]
+
+
+def offsets_by_partition(hours: Iterable[HourCompleteness]) -> dict[int, tuple[int, int, int]]:
+    """(first offset, last offset, records) per Kafka partition over the given rows."""
+    spans: dict[int, list[int]] = defaultdict(lambda: [2**63, -1, 0])
+    for hour in hours:
+        span = spans[hour.kafka_partition]
+        span[0], span[1] = min(span[0], hour.first_offset), max(span[1], hour.last_offset)
+        span[2] += hour.records
+    return {partition: tuple(span) for partition, span in spans.items()}
+
+
+def write_committed_offsets(session: "Session", topic: str, end_offsets: dict[int, int],
+                            batch_id: int) -> None:
+    statement = session.prepare(
+        "INSERT INTO archive_progress (topic, kafka_partition, committed_end_offset, batch_id,"
+        " updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))"
+    )
+    for partition, end in end_offsets.items():
+        session.execute(statement, (topic, partition, end, batch_id))
+
+
+def read_committed_offsets(session: "Session", topic: str) -> dict[int, int]:
+    return {row.kafka_partition: row.committed_end_offset for row in session.execute(
+        "SELECT kafka_partition, committed_end_offset FROM archive_progress WHERE topic = %s", (topic,))}

@@ -1,0 +1,138 @@
+"""Helpers for the speed-layer tests: run the CLI, read topics back, prove late drops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from viewcount import oracle
+
+
+@contextmanager
+def isolated(stack, prefix: str):
+    """Topics and a keyspace of its own, so a job's tables hold only this test's rows
+    (video ids are the same in every generated run). Yields (settings, environment)."""
+    from storage.cassandra import apply_migrations, connect
+    from storage.topics import ensure_topics
+
+    tag = uuid.uuid4().hex[:10]
+    settings = replace(stack, keyspace=f"t_{tag}", views_topic=f"{prefix}-{tag}",
+                       dlq_topic=f"{prefix}-{tag}.dlq")
+    ensure_topics(settings, {settings.views_topic: 6, settings.dlq_topic: 2})
+    apply_migrations(settings)
+    env = {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
+           "VIEWCOUNT_VIEWS_TOPIC": settings.views_topic, "VIEWCOUNT_DLQ_TOPIC": settings.dlq_topic}
+    try:
+        yield settings, env
+    finally:
+        session = connect(settings, keyspace=False)
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+        session.cluster.shutdown()
+
+
+def viewcount(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "viewcount.cli", *args], env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def start_viewcount(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen:
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args], env=env,
+                            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_hard(process: subprocess.Popen) -> None:
+    """kill -9 the job and everything it started (the Spark JVM included)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def wait_for(path_glob: Path, pattern: str, count: int, timeout: float = 300) -> None:
+    """Until the folder holds at least `count` files matching the pattern."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(path_glob.glob(pattern))) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no {count} files {pattern} in {path_glob} after {timeout} s")
+
+
+def consume(settings, topic: str) -> list:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from viewcount.inspect import topic_end_offsets
+
+    ends = topic_end_offsets(settings, topic)
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": uuid.uuid4().hex,
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end])
+    messages = []
+    while len(messages) < sum(ends.values()):
+        message = consumer.poll(10)
+        assert message is not None, "topic ended early"
+        if not message.error():
+            messages.append(message)
+    consumer.close()
+    return messages
+
+
+def logged_batches(settings, counts_checkpoint: Path) -> list:
+    from speed_layer.microbatch_log import MicrobatchLog
+    from storage.cassandra import connect
+
+    query_id = json.loads((counts_checkpoint / "metadata").read_text().splitlines()[0])["id"]
+    session = connect(settings)
+    try:
+        return MicrobatchLog(session, query_id).batches()
+    finally:
+        session.cluster.shutdown()
+
+
+def dropped_as_late(message, event_time_ms: int, batches) -> bool:
+    """Spark drops a row in batch N when event_time <= the watermark of batch N-1."""
+    for batch in batches:
+        start = batch.start_offsets.get(message.partition())
+        end = batch.end_offsets.get(message.partition())
+        if start is not None and start <= message.offset() < end:
+            return batch.late_watermark_ms > 0 and event_time_ms <= batch.late_watermark_ms
+    raise AssertionError(f"offset {message.partition()}/{message.offset()} is in no logged batch")
+
+
+def speed_counts_of(settings, cells) -> dict:
+    """The speed table's counts for every video and UTC day the given cells touch."""
+    import datetime as dt
+
+    from viewcount.inspect import speed_counts_for
+
+    videos = {video for video, _ in cells}
+    days = {dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc).date() for _, minute_ms in cells}
+    actual = {}
+    for day in days:
+        actual.update(speed_counts_for(settings, videos, day))
+    return actual
+
+
+def expected_speed_counts(messages, batches) -> tuple[dict, Counter]:
+    """The oracle's counts without the events the log proves late, and those late events."""
+    counter, late_cells = oracle.ViewCounter(), Counter()
+    for message in messages:
+        reason, event = oracle.classify(message.value(), message.timestamp()[1])
+        if event is None:
+            counter.add(message.value(), message.timestamp()[1])  # tallies the invalid reason
+            continue
+        if dropped_as_late(message, event.event_time_us // 1000, batches):
+            late_cells[(event.video_id, event.event_time_us // 60_000_000 * 60_000)] += 1
+            continue
+        counter.add(message.value(), message.timestamp()[1])
+    return counter.views(), late_cells
