@@ -1,15 +1,15 @@
-"""Speed-layer counter: sustained throughput, lag and freshness, beside Kafka's own consumer.
+"""Speed-layer counter: throughput, lag and freshness, beside Kafka's own consumer.
 
-In one run, on a fresh topic:
-1. Kafka's ConsumerPerformance reads N pre-produced records (the reference rate).
-2. The counter runs continuously while ``viewcount produce`` sends events at a fixed rate
-   for a fixed time; the lag (records behind the end of the topic) is sampled from the
-   counter's own /metrics endpoint every few seconds.
-3. Freshness: probe events with event_time = now are sent every second to a video of
-   their own; the time until Cassandra shows each probe's minute count is measured.
-Prints events/s (ours and Kafka's), the lag trend, and freshness p50/p99.
+In one run, each on fresh topics:
+1. Catch-up throughput: N records are produced first; Kafka's ConsumerPerformance reads
+   them (the reference rate), then ``viewcount speed --available-now`` counts the same
+   records; events/s of both and their ratio.
+2. Live: the counter runs continuously while ``viewcount produce`` sends events at a fixed
+   rate for a fixed time; the lag (records behind the end of the topic) is sampled from
+   the counter's /metrics every 5 s, and probe events with event_time = now, one a second
+   on a video of their own, measure freshness: send -> count visible in Cassandra.
 
-    .venv/bin/python bench/speed_throughput.py --rate 50000 --seconds 300
+    .venv/bin/python bench/speed_throughput.py --backlog 1000000 --rate 5000 --seconds 300
 """
 
 from __future__ import annotations
@@ -95,25 +95,36 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=50_000, help="events/s produced")
-    parser.add_argument("--seconds", type=int, default=300, help="how long to produce")
-    parser.add_argument("--reference-messages", type=int, default=2_000_000)
+    parser.add_argument("--backlog", type=int, default=1_000_000, help="records for the catch-up run")
+    parser.add_argument("--rate", type=int, default=5_000, help="events/s produced in the live run")
+    parser.add_argument("--seconds", type=int, default=300, help="how long the live run produces")
     args = parser.parse_args()
 
     settings = Settings.from_env()
-    topic = f"bench-speed-{uuid.uuid4().hex[:8]}"
+    viewcount = [sys.executable, "-m", "viewcount.cli"]
+    tag = uuid.uuid4().hex[:8]
+    work = Path(f"/tmp/bench-speed-{tag}")
+    work.mkdir(parents=True)
+
+    backlog_topic = f"bench-backlog-{tag}"
+    ensure_topics(settings, {backlog_topic: 6, f"{backlog_topic}.dlq": 3})
+    env = {**os.environ, "VIEWCOUNT_VIEWS_TOPIC": backlog_topic, "VIEWCOUNT_DLQ_TOPIC": f"{backlog_topic}.dlq"}
+    subprocess.run([*viewcount, "produce", "--events", str(args.backlog), "--seed", "1",
+                    "--day", "2026-11-23", "--oracle", str(work / "backlog-oracle")],
+                   check=True, env=env, stderr=subprocess.DEVNULL)
+    kafka_rate = consumer_performance(settings, backlog_topic, args.backlog)
+    print(f"Kafka ConsumerPerformance: {kafka_rate:,.0f} records/s", flush=True)
+    started = time.monotonic()
+    subprocess.run([*viewcount, "speed", "--available-now", "--metrics-port", "0",
+                    "--checkpoint", str(work / "backlog-checkpoint")],
+                   check=True, env=env, stderr=open(work / "backlog.log", "w"))
+    catch_up = args.backlog / (time.monotonic() - started)
+    print(f"counter catch-up: {catch_up:,.0f} records/s (ratio to Kafka's consumer "
+          f"{catch_up / kafka_rate:.3f}), Spark start-up included", flush=True)
+
+    topic = f"bench-live-{tag}"
     ensure_topics(settings, {topic: 6, f"{topic}.dlq": 3})
     env = {**os.environ, "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
-    viewcount = [sys.executable, "-m", "viewcount.cli"]
-    work = Path(f"/tmp/{topic}")
-
-    reference_topic = f"{topic}-reference"
-    ensure_topics(settings, {reference_topic: 6})
-    subprocess.run([*viewcount, "produce", "--events", str(args.reference_messages), "--seed", "1",
-                    "--topic", reference_topic, "--oracle", str(work / "reference-oracle")],
-                   check=True, env=env, stderr=subprocess.DEVNULL)
-    kafka_rate = consumer_performance(settings, reference_topic, args.reference_messages)
-    print(f"Kafka ConsumerPerformance: {kafka_rate:,.0f} records/s", flush=True)
 
     counter = subprocess.Popen([*viewcount, "speed", "--checkpoint", str(work / "checkpoint"),
                                 "--starting-offsets", "latest", "--metrics-port", str(METRICS_PORT)],
@@ -143,9 +154,8 @@ def main() -> int:
     counter.wait(timeout=60)
 
     events = args.rate * args.seconds
-    print(f"produced {events:,} events in {produce_seconds:.0f} s; counter caught up after {drained:.0f} s")
-    print(f"counter sustained: {events / drained:,.0f} events/s  "
-          f"(Kafka ConsumerPerformance {kafka_rate:,.0f}/s, ratio {events / drained / kafka_rate:.3f})")
+    print(f"live: produced {events:,} events at {args.rate:,}/s in {produce_seconds:.0f} s; "
+          f"lag back to 0 after {drained:.0f} s; max lag {max((lag or 0) for _, lag in lags):,}")
     print(f"freshness over {len(freshness)} probes: p50 {percentile(freshness, 0.5):.2f} s, "
           f"p99 {percentile(freshness, 0.99):.2f} s")
     return 0
