@@ -14,9 +14,10 @@ from pyspark.sql import functions as F
 from counting import reasons as R
 from counting.event_time import (
     MICROS_PER_SECOND,
+    epoch_micros_from_rfc3339,
+    event_time_from_epoch_micros,
     event_time_from_epoch_millis,
-    event_time_from_rfc3339,
-    fully_matches,
+    whole_text_regex,
 )
 
 EVENT_COLUMNS = (
@@ -38,6 +39,14 @@ JSON_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 JSON_STRING = "STRING"
 JSON_NULL = "VOID"
 FIELDS = ("event_id", "video_id", "event_time", "user_id")
+# The only characters the JSON grammar (and Spark's parser) allows around a value.
+JSON_WHITESPACE = " \t\n\r"
+# Spark's JSON parser allows 1,000 levels of nesting, so the wrapped parse rejects a value
+# 1,000 levels deep and a single parse would not; such a value has at least 2,000 bytes.
+SHALLOW_VALUE_BYTES = 1_000
+# '{', no '}', then '}' at the very end (one regex pass beats instr + char_length).
+ONE_FLAT_OBJECT_REGEX = r"^\{[^}]*+\}\z"
+VIDEO_ID_REGEX = whole_text_regex(R.VIDEO_ID_PATTERN)
 
 
 def json_type(variant: Column) -> Column:
@@ -46,10 +55,21 @@ def json_type(variant: Column) -> Column:
     return F.schema_of_variant(variant)
 
 
-def json_document(value_text: Column) -> Column:
-    """The value as a variant when it is exactly one strict JSON document, else NULL.
+def _field_type(variant: Column) -> Column:
+    """json_type for a scalar; just 'OBJECT' or 'ARRAY' for a container.
 
-    try_parse_json stops after the first complete value and ignores what follows
+    schema_of_variant describes a container's whole content, recursively, and a field
+    nested about 1,000 levels deep overflows the task thread's stack there: one poison
+    record would fail the job. No rule needs more than "it is an object or an array", and
+    these two casts never look inside one.
+    """
+    is_object = F.try_variant_get(variant, "$", "struct<>").isNotNull()
+    is_array = F.try_variant_get(variant, "$", "array<boolean>").isNotNull()
+    return F.when(is_object, F.lit("OBJECT")).when(is_array, F.lit("ARRAY")).otherwise(json_type(variant))
+
+
+def _wrapped_document(value_text: Column) -> Column:
+    """try_parse_json stops after the first complete value and ignores what follows
     ('{"a":1} x' parses). Parsing the text as an array element and as an object member
     closes that gap: after a complete value an array accepts only ',' or ']', an object
     only ',' or '}', and no trailing text satisfies both. The wrappers add one nesting
@@ -60,6 +80,21 @@ def json_document(value_text: Column) -> Column:
     return F.when(as_object_member.isNotNull(), F.try_variant_get(as_array_element, "$[0]", "variant"))
 
 
+def json_document(value_text: Column) -> Column:
+    """The value as a variant when it is exactly one strict JSON document, else NULL.
+
+    Nearly every record is one flat object with nothing around it, and for those one parse
+    of the text is exact, not three: when the text starts with '{' and its only '}' is its
+    last character, an object that parses can only end there, so nothing trails it. Only
+    for short values, since the wrapped parse's extra nesting level must still reject
+    documents 1,000 levels deep. Any other text takes the wrapped parse.
+    """
+    is_one_flat_object = (F.octet_length(value_text) <= SHALLOW_VALUE_BYTES) & F.regexp_like(
+        value_text, F.lit(ONE_FLAT_OBJECT_REGEX)
+    )
+    return F.when(is_one_flat_object, F.try_parse_json(value_text)).otherwise(_wrapped_document(value_text))
+
+
 def is_valid_event_id(event_id: Column) -> Column:
     """True for an event_id of 1..64 characters (code points, not bytes)."""
     return F.char_length(event_id).between(R.MIN_EVENT_ID_CHARS, R.MAX_EVENT_ID_CHARS)
@@ -67,11 +102,18 @@ def is_valid_event_id(event_id: Column) -> Column:
 
 def is_valid_video_id(video_id: Column) -> Column:
     """True for a video_id of 1..64 characters of [A-Za-z0-9_-]."""
-    return fully_matches(video_id, R.VIDEO_ID_PATTERN)
+    return F.regexp_like(video_id, F.lit(VIDEO_ID_REGEX))
 
 
 def _is_present(field_type: Column) -> Column:
     return field_type.isNotNull() & (field_type != JSON_NULL)
+
+
+# Each step below is its own projection, and each column it adds is used more than once by
+# the next one, so Spark's optimizer keeps them apart (it only inlines a projection whose
+# costly columns are used once). Inlined, the expressions were copied into each consumer
+# and evaluated several times per record, also where subexpression elimination does not
+# reach (inside CASE WHEN branches).
 
 
 def _with_document(records: DataFrame) -> DataFrame:
@@ -79,7 +121,6 @@ def _with_document(records: DataFrame) -> DataFrame:
 
     A NULL value (a Kafka tombstone) passes the size and UTF-8 rules and fails as bad_json.
     """
-    value_text = F.col("value").cast("string")
     checked = records.select(
         "topic",
         "partition",
@@ -87,25 +128,27 @@ def _with_document(records: DataFrame) -> DataFrame:
         F.col("timestamp").alias("kafka_timestamp"),
         "key",
         "value",
+        F.col("value").cast("string").alias("value_text"),
         F.coalesce(F.octet_length("value") <= R.MAX_VALUE_BYTES, F.lit(True)).alias("is_small_enough"),
-        F.coalesce(F.is_valid_utf8(value_text), F.lit(True)).alias("is_utf8"),
+        F.coalesce(F.is_valid_utf8(F.col("value").cast("string")), F.lit(True)).alias("is_utf8"),
     )
     is_decodable = F.col("is_small_enough") & F.col("is_utf8")
-    return checked.withColumn("document", F.when(is_decodable, json_document(value_text)))
+    return checked.withColumn("document", F.when(is_decodable, json_document(F.col("value_text"))))
 
 
 def _with_field_types(documents: DataFrame) -> DataFrame:
-    """Pull out each field as a variant, with its JSON type."""
-    fields = {
-        f"{name}_json": F.when(F.col("is_object"), F.try_variant_get("document", f"$.{name}", "variant"))
-        for name in FIELDS
-    }
-    types = {f"{name}_type": json_type(F.col(f"{name}_json")) for name in FIELDS}
-    return (
-        documents.withColumn("is_object", json_type(F.col("document")).startswith("OBJECT<"))
-        .withColumns(fields)
-        .withColumns(types)
-    )
+    """Pull out each field as a variant, with its JSON type.
+
+    A parsed document is an object exactly when its first non-whitespace character is '{'
+    (cheaper than schema_of_variant, which describes the whole document). A field of a
+    document that is not an object is NULL: variant_get finds no such path.
+    """
+    starts_with_brace = F.ltrim("value_text", F.lit(JSON_WHITESPACE)).startswith("{")
+    fields = {f"{name}_json": F.try_variant_get("document", f"$.{name}", "variant") for name in FIELDS}
+    types = {f"{name}_type": _field_type(F.col(f"{name}_json")) for name in FIELDS}
+    return documents.withColumns(
+        {"is_object": F.col("document").isNotNull() & starts_with_brace, **fields}
+    ).withColumns(types)
 
 
 def _string_field(name: str) -> Column:
@@ -114,25 +157,30 @@ def _string_field(name: str) -> Column:
     return F.when(is_string, F.try_variant_get(f"{name}_json", "$", "string"))
 
 
-def _event_time_field() -> Column:
-    time_type = F.col("event_time_type")
-    as_text = event_time_from_rfc3339(F.try_variant_get("event_time_json", "$", "string"))
-    as_millis = event_time_from_epoch_millis(F.try_variant_get("event_time_json", "$", "bigint"))
-    return F.when(time_type == JSON_STRING, as_text).when(time_type.isin(*JSON_INTEGER_TYPES), as_millis)
-
-
 def _with_field_values(typed: DataFrame) -> DataFrame:
     """Typed values; a field that breaks its rule is NULL, whatever the other fields are."""
-    event_id = _string_field("event_id")
-    video_id = _string_field("video_id")
-    return typed.withColumns(
+    is_integer_time = F.col("event_time_type").isin(*JSON_INTEGER_TYPES)
+    texts = typed.withColumns(
         {
-            "event_id": F.when(is_valid_event_id(event_id), event_id),
-            "video_id": F.when(is_valid_video_id(video_id), video_id),
-            "event_time": _event_time_field(),
+            "event_id_text": _string_field("event_id"),
+            "video_id_text": _string_field("video_id"),
+            "event_time_text": _string_field("event_time"),
+            "event_time_millis": F.when(is_integer_time, F.try_variant_get("event_time_json", "$", "bigint")),
             "user_id": _string_field("user_id"),
         }
     )
+    event_id, video_id = F.col("event_id_text"), F.col("video_id_text")
+    checked = texts.withColumns(
+        {
+            "event_id": F.when(is_valid_event_id(event_id), event_id),
+            "video_id": F.when(is_valid_video_id(video_id), video_id),
+            "event_time_micros": epoch_micros_from_rfc3339(F.col("event_time_text")),
+        }
+    )
+    as_text = event_time_from_epoch_micros(F.col("event_time_micros"))
+    as_millis = event_time_from_epoch_millis(F.col("event_time_millis"))
+    event_time = F.when(F.col("event_time_type") == JSON_STRING, as_text).when(is_integer_time, as_millis)
+    return checked.withColumn("event_time", event_time)
 
 
 def _rule_checks(max_future_seconds: int) -> dict[str, Column]:
