@@ -20,7 +20,7 @@ STEPS = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=int, default=100_000, help="events to generate (default: %(default)s)")
+    parser.add_argument("--events", type=int, default=50_000, help="events to generate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default: %(default)s)")
     parser.add_argument("--day", type=dt.date.fromisoformat,
                         default=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1),

@@ -39,35 +39,31 @@ def sources(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
-def test_layer_imports_only_what_design_allows(package):
-    offending = {
+def imports_where(package: str, is_forbidden) -> set[str]:
+    return {
         f"{path.relative_to(ROOT)} imports {name}"
         for path in sources(package)
         for name in imported_modules(path)
-        if name.split(".")[0] in OURS - {package} - MAY_IMPORT[package]
+        if is_forbidden(name)
     }
-    assert not offending
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_layer_imports_only_what_design_allows(package):
+    forbidden = OURS - {package} - MAY_IMPORT[package]
+    assert not imports_where(package, lambda name: name.split(".")[0] in forbidden)
 
 
 def test_counting_does_no_io():
-    offending = {
-        f"{path.relative_to(ROOT)} imports {name}"
-        for path in sources("counting")
-        for name in imported_modules(path)
-        if name.split(".")[0] in IMPURE
-    }
-    assert not offending
+    assert not imports_where("counting", lambda name: name.split(".")[0] in IMPURE)
 
 
 def test_serving_never_imports_spark():
-    offending = {
-        f"{path.relative_to(ROOT)} imports {name}"
-        for path in sources("serving")
-        for name in imported_modules(path)
-        if name.split(".")[0] == "pyspark" or name == "storage.spark"
-    }
-    assert not offending
+    assert not imports_where("serving", lambda name: name.split(".")[0] == "pyspark" or name == "storage.spark")
+
+
+def test_the_check_sees_a_forbidden_import():
+    assert imports_where("speed_layer", lambda name: name == "storage.settings")
 
 
 def test_pinned_spark_version_matches_installed_pyspark():
