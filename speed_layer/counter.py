@@ -175,9 +175,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="speed_layer/counter.py", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return jobs.run_main(run, parser.parse_args(argv))
+    return jobs.submit_entry(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

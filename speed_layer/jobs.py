@@ -142,10 +142,12 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
     return 1 if failed else 0
 
 
-def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """The spark-submit entry: user errors on one line, like the viewcount command."""
+def submit_entry(module, argv: list[str] | None = None) -> int:
+    """A job module's spark-submit entry: its own arguments, user errors on one line."""
+    parser = argparse.ArgumentParser(prog=module.__file__, description=module.__doc__.splitlines()[0])
+    module.add_arguments(parser)
     try:
-        return run(args)
+        return module.run(parser.parse_args(argv))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -90,19 +90,9 @@ def read_batch_offsets(
 
 
 def earliest_offsets(settings: Settings) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
+    from storage.topics import partition_offsets
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-offsets"})
-    try:
-        metadata = consumer.list_topics(settings.views_topic, timeout=10)
-        partitions = metadata.topics[settings.views_topic].partitions
-        return {
-            partition: consumer.get_watermark_offsets(
-                TopicPartition(settings.views_topic, partition), timeout=10)[0]
-            for partition in partitions
-        }
-    finally:
-        consumer.close()
+    return {partition: low for partition, (low, _) in partition_offsets(settings, settings.views_topic).items()}
 
 
 def read_query_id(spark: "SparkSession", checkpoint: str) -> str:

@@ -40,3 +40,18 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise
     return [topic.topic for topic in missing]
+
+
+def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """(earliest, end) offset of every partition of a topic."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-offsets"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {
+            partition: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            for partition in partitions
+        }
+    finally:
+        consumer.close()

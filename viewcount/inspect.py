@@ -11,15 +11,9 @@ MS_PER_DAY = 86_400_000
 
 
 def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
+    from storage.topics import partition_offsets
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-inspect"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
-    finally:
-        consumer.close()
+    return {partition: end for partition, (_, end) in partition_offsets(settings, topic).items()}
 
 
 def dead_letter_reasons(settings: Settings) -> Counter:
