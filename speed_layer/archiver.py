@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
-from speed_layer.microbatch_log import earliest_offsets, read_batch_offsets
+from speed_layer.microbatch_log import CheckpointOffsets
 from storage.archive import archive_path, write_archive_batch, write_committed_offsets, write_hours
 from storage.cassandra import cached_session
 from storage.settings import Settings
@@ -61,18 +61,12 @@ class ArchiveSink:
         self.spark = spark
         self.settings = settings
         self.options = options
-        self._earliest: dict[int, int] | None = None
+        self.offsets = CheckpointOffsets(spark, settings, options.checkpoint)
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
-        if self._earliest is None:
-            self._earliest = earliest_offsets(self.settings)
-        offsets = read_batch_offsets(self.spark, self.options.checkpoint, batch_id,
-                                     self.settings.views_topic, self._earliest)
-        rows.persist()
-        try:
+        offsets = self.offsets.of(batch_id)
+        with jobs.persisted(rows):
             hours = write_archive_batch(rows, self.options.path, batch_id)
-        finally:
-            rows.unpersist()
         session = cached_session(self.settings)
         write_hours(session, self.settings.views_topic, hours)
         write_committed_offsets(session, self.settings.views_topic, offsets.end_offsets, batch_id)

@@ -27,9 +27,7 @@ from counting.reasons import MAX_FUTURE_SECONDS, REASONS
 from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
-from speed_layer.microbatch_log import (
-    MicrobatchLog, earliest_offsets, read_batch_offsets, read_query_id,
-)
+from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, read_query_id
 from speed_layer.progress import INPUT_METRICS, BatchReport
 from storage.minute_counts import write_minute_counts
 from storage.settings import Settings
@@ -73,7 +71,7 @@ class MinuteCountSink:
         self.settings = settings
         self.options = options
         self._log: MicrobatchLog | None = None
-        self._earliest: dict[int, int] | None = None
+        self.offsets = CheckpointOffsets(spark, settings, options.counts_checkpoint)
 
     def log(self) -> MicrobatchLog:
         if self._log is None:
@@ -85,16 +83,10 @@ class MinuteCountSink:
         return self._log
 
     def __call__(self, counts: DataFrame, batch_id: int) -> None:
-        if self._earliest is None:
-            self._earliest = earliest_offsets(self.settings)
-        offsets = read_batch_offsets(self.spark, self.options.counts_checkpoint, batch_id,
-                                     self.settings.views_topic, self._earliest)
-        counts.persist()
-        try:
+        offsets = self.offsets.of(batch_id)
+        with jobs.persisted(counts):
             write_minute_counts(counts, self.settings)
             rows_written = counts.count()
-        finally:
-            counts.unpersist()
         self.log().record(offsets, rows_written)
 
     def add_progress(self, report: BatchReport) -> None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -14,7 +15,7 @@ from storage.errors import UserError
 from storage.settings import Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 DEFAULT_MASTER = "local[2]"
@@ -98,6 +99,17 @@ def session(app_name: str, settings: Settings, args: argparse.Namespace) -> "Spa
                              os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER))
     return build_session(app_name, settings, master=master,
                          extra_conf={"spark.driver.memory": "2g"})
+
+
+@contextmanager
+def persisted(frame: "DataFrame"):
+    """A micro-batch DataFrame used by several actions: computed once, released after.
+    (Recomputing a stateful stream's output would run its state operators twice.)"""
+    frame.persist()
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
 
 
 def listen(spark: "SparkSession", jobs: dict) -> None:

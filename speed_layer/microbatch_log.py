@@ -95,6 +95,22 @@ def earliest_offsets(settings: Settings) -> dict[int, int]:
     return {partition: low for partition, (low, _) in partition_offsets(settings, settings.views_topic).items()}
 
 
+class CheckpointOffsets:
+    """What each batch of one query consumed, read from its checkpoint's offset log."""
+
+    def __init__(self, spark: "SparkSession", settings: Settings, checkpoint: str):
+        self.spark = spark
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self._earliest: dict[int, int] | None = None
+
+    def of(self, batch_id: int) -> BatchOffsets:
+        if self._earliest is None:  # only batch 0 and new partitions need them; ask once
+            self._earliest = earliest_offsets(self.settings)
+        return read_batch_offsets(self.spark, self.checkpoint, batch_id,
+                                  self.settings.views_topic, self._earliest)
+
+
 def read_query_id(spark: "SparkSession", checkpoint: str) -> str:
     """Spark's id of the query behind a checkpoint (stable across restarts)."""
     text = _read_text(spark, f"{checkpoint}/metadata")
