@@ -19,10 +19,10 @@ COMMANDS = {
     "produce": ("viewcount.produce.command", "synthetic realistic view events into Kafka, with an oracle"),
     "speed": ("speed_layer.counter", "run the speed-layer counter (Kafka -> Cassandra, invalid -> DLQ)"),
     "archive": ("speed_layer.archiver", "run the speed-layer archiver (Kafka -> raw Parquet on S3)"),
-    "batch": ("viewcount.pending", "recompute one day from the archive"),
+    "batch": ("batch_layer.job", "recompute one day from the archive into a new batch version"),
     "reconcile": ("viewcount.pending", "reconcile one day: speed vs batch vs Kafka offsets"),
-    "promote": ("viewcount.pending", "make one day's batch authoritative for serving"),
-    "serve": ("viewcount.pending", "the HTTP API"),
+    "promote": ("batch_layer.promotion", "make one day's batch version authoritative for serving (or roll back)"),
+    "serve": ("serving.command", "the HTTP API"),
     "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
 }
 

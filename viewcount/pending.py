@@ -5,7 +5,7 @@ import sys
 
 # Whatever arguments are given, the answer is the same.
 ACCEPTS_ANY_ARGUMENTS = True
-ISSUE_OF = {"batch": 4, "promote": 4, "serve": 4, "reconcile": 5}
+ISSUE_OF = {"reconcile": 5}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -61,7 +61,7 @@ def test_bad_arguments_get_one_line_and_exit_2(args):
 
 
 def test_commands_of_later_layers_say_they_are_not_built_yet():
-    result = run_cli("batch", "--date", "2026-11-25")
+    result = run_cli("reconcile", "--date", "2026-11-25")
     assert result.returncode == 1
     assert "not built yet" in result.stderr
 
