@@ -23,8 +23,10 @@ import threading
 import time
 import urllib.request
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
+from storage.cassandra import apply_migrations, connect
 from storage.settings import Settings
 from storage.topics import ensure_topics
 
@@ -60,8 +62,6 @@ def probe_freshness(settings: Settings, topic: str, stop: threading.Event, resul
     import datetime as dt
 
     from confluent_kafka import Producer
-
-    from storage.cassandra import connect
 
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 0})
     session = connect(settings)
@@ -106,9 +106,13 @@ def main() -> int:
     work = Path(f"/tmp/bench-speed-{tag}")
     work.mkdir(parents=True)
 
+    # A keyspace of its own: generated video ids are the same in every run.
+    settings = replace(settings, keyspace=f"bench_{tag}")
+    apply_migrations(settings)
     backlog_topic = f"bench-backlog-{tag}"
     ensure_topics(settings, {backlog_topic: 6, f"{backlog_topic}.dlq": 3})
-    env = {**os.environ, "VIEWCOUNT_VIEWS_TOPIC": backlog_topic, "VIEWCOUNT_DLQ_TOPIC": f"{backlog_topic}.dlq"}
+    env = {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
+           "VIEWCOUNT_VIEWS_TOPIC": backlog_topic, "VIEWCOUNT_DLQ_TOPIC": f"{backlog_topic}.dlq"}
     subprocess.run([*viewcount, "produce", "--events", str(args.backlog), "--seed", "1",
                     "--day", "2026-11-23", "--oracle", str(work / "backlog-oracle")],
                    check=True, env=env, stderr=subprocess.DEVNULL)
@@ -119,12 +123,13 @@ def main() -> int:
                     "--checkpoint", str(work / "backlog-checkpoint")],
                    check=True, env=env, stderr=open(work / "backlog.log", "w"))
     catch_up = args.backlog / (time.monotonic() - started)
+    print("".join(line for line in open(work / "backlog.log") if "] batch " in line), flush=True)
     print(f"counter catch-up: {catch_up:,.0f} records/s (ratio to Kafka's consumer "
           f"{catch_up / kafka_rate:.3f}), Spark start-up included", flush=True)
 
     topic = f"bench-live-{tag}"
     ensure_topics(settings, {topic: 6, f"{topic}.dlq": 3})
-    env = {**os.environ, "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
+    env = {**env, "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
 
     counter = subprocess.Popen([*viewcount, "speed", "--checkpoint", str(work / "checkpoint"),
                                 "--starting-offsets", "latest", "--metrics-port", str(METRICS_PORT)],
@@ -152,6 +157,10 @@ def main() -> int:
     prober.join()
     counter.terminate()
     counter.wait(timeout=60)
+
+    session = connect(settings, keyspace=False)
+    session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+    session.cluster.shutdown()
 
     events = args.rate * args.seconds
     print(f"live: produced {events:,} events at {args.rate:,}/s in {produce_seconds:.0f} s; "

@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     )
     spark = jobs.session("viewcount-archiver", settings, args)
     jobs.serve(args)
-    return jobs.await_queries(spark, [start(spark, settings, options)], options.trigger)
+    query = start(spark, settings, options)
+    jobs.monitor_lag(settings, ARCHIVER)
+    return jobs.await_queries(spark, [query], options.trigger)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,9 @@ class CounterOptions:
     watermark_delay: str = DEFAULT_WATERMARK_DELAY
     max_future_seconds: int = MAX_FUTURE_SECONDS
     source: SourceOptions = field(default_factory=SourceOptions)
+    # Dead letters are not latency-sensitive: a longer interval spends fewer fixed
+    # per-batch costs on the cores the counter needs.
+    dead_letter_trigger: jobs.Trigger = field(default_factory=lambda: jobs.Trigger(interval_seconds=10.0))
 
     @property
     def counts_checkpoint(self) -> str:
@@ -84,10 +88,11 @@ class MinuteCountSink:
 
     def __call__(self, counts: DataFrame, batch_id: int) -> None:
         offsets = self.offsets.of(batch_id)
-        with jobs.persisted(counts):
-            write_minute_counts(counts, self.settings)
-            rows_written = counts.count()
+        started = time.monotonic()
+        rows_written = write_minute_counts(counts, self.settings)
         self.log().record(offsets, rows_written)
+        print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells in "
+              f"{time.monotonic() - started:.2f} s", file=sys.stderr, flush=True)
 
     def add_progress(self, report: BatchReport) -> None:
         self.log().add_progress(
@@ -135,7 +140,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> l
         .foreachBatch(sink)
         .option("checkpointLocation", options.counts_checkpoint)
     ).start()
-    dead_letters = options.trigger.apply(
+    dead_letters = options.dead_letter_trigger.apply(
         dead_letter_records(read_views(spark, settings, options.source), options.max_future_seconds)
         .writeStream.queryName(DEAD_LETTERS)
         .format("kafka")
@@ -148,6 +153,9 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> l
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_common_arguments(parser, default_checkpoint="counter")
+    parser.add_argument("--dead-letter-trigger-seconds", type=jobs.non_negative(float), default=10.0,
+                        metavar="S", help="micro-batch interval of the dead-letter query when running "
+                                          "continuously (default: %(default)s)")
     parser.add_argument("--watermark-delay", default=DEFAULT_WATERMARK_DELAY, metavar="DELAY",
                         help="how far behind the newest event time views are still counted "
                              "(default: %(default)s)")
@@ -158,12 +166,15 @@ def run(args: argparse.Namespace) -> int:
     options = CounterOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "counter"),
         trigger=jobs.trigger_from_args(args),
+        dead_letter_trigger=jobs.Trigger(args.available_now, args.dead_letter_trigger_seconds),
         watermark_delay=jobs.parse_delay(args.watermark_delay),
         source=jobs.source_from_args(args),
     )
     spark = jobs.session("viewcount-counter", settings, args)
     jobs.serve(args)
-    return jobs.await_queries(spark, start(spark, settings, options), options.trigger)
+    queries = start(spark, settings, options)
+    jobs.monitor_lag(settings, COUNTER)
+    return jobs.await_queries(spark, queries, options.trigger)
 
 
 def main(argv: list[str] | None = None) -> int:

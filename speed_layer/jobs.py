@@ -35,7 +35,7 @@ class Trigger:
         return writer.trigger(processingTime=f"{self.interval_seconds} seconds")
 
 
-def _positive(kind: type) -> Callable[[str], object]:
+def non_negative(kind: type) -> Callable[[str], object]:
     def parse(text: str):
         try:
             value = kind(text)
@@ -50,16 +50,16 @@ def _positive(kind: type) -> Callable[[str], object]:
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_checkpoint: str) -> None:
     parser.add_argument("--available-now", action="store_true",
                         help="process what Kafka holds now, then exit")
-    parser.add_argument("--trigger-seconds", type=_positive(float),
+    parser.add_argument("--trigger-seconds", type=non_negative(float),
                         default=TRIGGER_SECONDS[default_checkpoint], metavar="S",
                         help="micro-batch interval when running continuously (default: %(default)s)")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help=f"checkpoint folder or URI (default: <run dir>/checkpoints/{default_checkpoint})")
     parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                         help="where a new checkpoint starts reading (default: %(default)s)")
-    parser.add_argument("--max-offsets-per-trigger", type=_positive(int), default=500_000, metavar="N",
+    parser.add_argument("--max-offsets-per-trigger", type=non_negative(int), default=500_000, metavar="N",
                         help="upper bound on records per micro-batch, 0 for none (default: %(default)s)")
-    parser.add_argument("--metrics-port", type=_positive(int), default=METRICS_PORTS[default_checkpoint],
+    parser.add_argument("--metrics-port", type=non_negative(int), default=METRICS_PORTS[default_checkpoint],
                         metavar="PORT", help="Prometheus /metrics on 127.0.0.1 (0: off; default: %(default)s)")
     parser.add_argument("--master", metavar="URL",
                         help=f"Spark master (default: VIEWCOUNT_SPARK_MASTER or {DEFAULT_MASTER}; "
@@ -116,6 +116,14 @@ def listen(spark: "SparkSession", jobs: dict) -> None:
     from speed_layer.progress import ProgressListener
 
     spark.streams.addListener(ProgressListener(jobs))
+
+
+def monitor_lag(settings: Settings, job: str) -> None:
+    """Keep the job's per-partition lag gauge current from Kafka's end offsets, also while
+    a long batch runs (the batch's own progress only knows the offsets it planned)."""
+    from speed_layer.progress import LagMonitor
+
+    LagMonitor(settings, job).start()
 
 
 def serve(args: argparse.Namespace) -> None:

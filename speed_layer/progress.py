@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +18,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from pyspark.sql.streaming import StreamingQueryListener
 
 from counting.reasons import REASONS
+from storage.settings import Settings
 
 ROWS = Counter("viewcount_speed_rows", "Kafka records read", ["job"])
 ROWS_PER_SECOND = Gauge("viewcount_speed_rows_per_second", "records processed per second", ["job"])
@@ -31,6 +34,11 @@ INVALID = Counter("viewcount_speed_invalid", "records rejected by the counting r
 LAST_BATCH = Gauge("viewcount_speed_last_batch_id", "id of the last finished micro-batch", ["job"])
 
 INPUT_METRICS = "viewcount_input"  # name of the observe() on the parsed records
+
+# Per job: end offsets of the last finished batch (from the listener) and the topic's end
+# offsets as last polled from Kafka (by the LagMonitor); lag is the difference.
+_processed: dict[str, dict[int, int]] = {}
+_topic_ends: dict[str, dict[int, int]] = {}
 
 
 @dataclass
@@ -98,8 +106,6 @@ def publish(report: BatchReport) -> None:
     DUPLICATES.labels(job).inc(report.duplicates_dropped)
     for reason, count in report.invalid.items():
         INVALID.labels(job, reason).inc(count)
-    for partition, lag in report.lag.items():
-        LAG.labels(job, str(partition)).set(lag)
     LAST_BATCH.labels(job).set(report.batch_id)
 
 
@@ -118,6 +124,10 @@ class ProgressListener(StreamingQueryListener):
         if progress.name not in self.jobs:
             return
         report = report_from_progress(progress.name, progress)
+        _processed[report.job] = report.end_offsets
+        ends = _topic_ends.get(report.job)
+        if ends:
+            report.lag = _lag(report.end_offsets, ends)
         publish(report)
         on_report = self.jobs[progress.name]
         if on_report is not None:
@@ -132,6 +142,39 @@ class ProgressListener(StreamingQueryListener):
         if event.exception:
             print(f"query {event.name or event.id} failed: {event.exception.splitlines()[0]}",
                   file=sys.stderr, flush=True)
+
+
+def _lag(processed: dict[int, int], ends: dict[int, int]) -> dict[int, int]:
+    return {p: max(ends.get(p, done) - done, 0) for p, done in processed.items()}
+
+
+class LagMonitor(threading.Thread):
+    """Polls the topic's end offsets every ``interval`` seconds and sets the lag gauge to
+    what has arrived beyond the last finished batch: the batch's own progress only knows
+    the offsets it planned, so it reads 0 while a long batch runs."""
+
+    def __init__(self, settings: Settings, job: str, interval: float = 2.0):
+        super().__init__(name=f"lag-{job}", daemon=True)
+        self.settings, self.job, self.interval = settings, job, interval
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "group.id": f"viewcount-lag-{self.job}"})
+        topic = self.settings.views_topic
+        while True:
+            processed = _processed.get(self.job)
+            try:
+                if processed:
+                    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                            for p in processed}
+                    _topic_ends[self.job] = ends
+                    for partition, lag in _lag(processed, ends).items():
+                        LAG.labels(self.job, str(partition)).set(lag)
+            except Exception:  # noqa: BLE001 - Kafka briefly away: keep the last values
+                pass
+            time.sleep(self.interval)
 
 
 def serve_metrics(port: int) -> None:

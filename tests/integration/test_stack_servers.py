@@ -50,6 +50,21 @@ def test_cassandra_minute_counts_are_absolute_upserts(cassandra_session):
     assert read_minute_counts(cassandra_session, video_id, minute.date())[0].views == 9
 
 
+def test_a_whole_day_of_one_video_is_written_in_partition_batches(cassandra_session):
+    from storage.minute_counts import (ROWS_PER_BATCH, MinuteCount, read_minute_counts,
+                                       upsert_minute_counts)
+
+    video_id = f"vid-{uuid.uuid4().hex[:8]}"
+    midnight = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
+    day = [MinuteCount(video_id, midnight + dt.timedelta(minutes=m), m + 1) for m in range(1440)]
+    # Another video's minutes interleaved: rows are grouped per partition, none lost.
+    other = [MinuteCount(video_id + "-b", row.minute, 2) for row in day[: ROWS_PER_BATCH + 1]]
+    interleaved = [row for pair in zip(day, other) for row in pair] + day[len(other):]
+    assert upsert_minute_counts(cassandra_session, interleaved) == len(day) + len(other)
+    assert read_minute_counts(cassandra_session, video_id, midnight.date()) == day
+    assert read_minute_counts(cassandra_session, video_id + "-b", midnight.date()) == other
+
+
 def test_migrations_are_recorded_and_reapplying_is_a_no_op(stack, cassandra_session):
     from storage.cassandra import apply_migrations, migration_files
 
@@ -108,7 +123,7 @@ def test_spark_dataframe_writer_upserts_minute_counts(spark, stack, cassandra_se
         [(video_id, "2026-11-25 23:59:00", 4), (video_id, "2026-11-26 00:00:00", 6)],
         "video_id string, minute string, views long",
     ).selectExpr("video_id", "to_timestamp(minute) AS minute", "views")
-    write_minute_counts(counts, stack)
+    assert write_minute_counts(counts, stack) == 2
     write_minute_counts(counts, stack)  # replaying a micro-batch changes nothing
     utc = dt.timezone.utc
     assert read_minute_counts(cassandra_session, video_id, dt.date(2026, 11, 25)) == [

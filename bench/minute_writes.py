@@ -1,0 +1,81 @@
+"""Cassandra write path of per-minute counts: one statement per row vs partition batches.
+
+Writes the same cells (Zipf-popular videos over one day, as a replayed day produces) into
+a scratch keyspace, twice each way, with the same session and concurrency, and prints
+rows/s of both and their ratio. ``upsert_minute_counts`` is the grouped path the
+counter and the batch layer use.
+
+    .venv/bin/python bench/minute_writes.py --cells 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+from storage.cassandra import apply_migrations, connect
+from storage.minute_counts import DEFAULT_CONCURRENCY, MinuteCount, upsert_minute_counts
+from storage.settings import Settings
+
+
+def day_of_cells(cells: int, videos: int, seed: int) -> list[MinuteCount]:
+    rng = random.Random(seed)
+    weights = [1 / rank for rank in range(1, videos + 1)]
+    midnight = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+    keys: set[tuple[int, int]] = set()
+    while len(keys) < cells:
+        for video in rng.choices(range(videos), weights, k=cells - len(keys)):
+            keys.add((video, rng.randrange(1440)))
+    return [MinuteCount(f"video-{video:06d}", midnight + dt.timedelta(minutes=minute), 1 + video % 7)
+            for video, minute in sorted(keys)]
+
+
+def one_row_per_statement(session, rows: list[MinuteCount]) -> None:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare("INSERT INTO speed_minute_views (video_id, day, minute, views, updated_at)"
+                                " VALUES (?, ?, ?, ?, toTimestamp(now()))")
+    execute_concurrent_with_args(session, statement, [(r.video_id, r.day, r.minute, r.views) for r in rows],
+                                 concurrency=DEFAULT_CONCURRENCY, raise_on_first_error=True)
+
+
+def rate(write, session, rows) -> float:
+    started = time.perf_counter()
+    write(session, rows)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=200_000)
+    parser.add_argument("--videos", type=int, default=20_000)
+    args = parser.parse_args()
+    settings = replace(Settings.from_env(), keyspace=f"bench_{uuid.uuid4().hex[:8]}")
+    apply_migrations(settings)
+    session = connect(settings)
+    try:
+        rows = day_of_cells(args.cells, args.videos, seed=1)
+        partitions = len({(row.video_id, row.day) for row in rows})
+        print(f"{len(rows):,} cells in {partitions:,} (video, day) partitions", flush=True)
+        results = {"one statement per row": [], "partition batches (upsert_minute_counts)": []}
+        for _ in range(2):
+            results["one statement per row"].append(rate(one_row_per_statement, session, rows))
+            results["partition batches (upsert_minute_counts)"].append(rate(upsert_minute_counts, session, rows))
+        best = {name: max(rates) for name, rates in results.items()}
+        for name, value in best.items():
+            print(f"{name:45s} {value:>10,.0f} rows/s (best of 2)")
+        per_row, grouped = best.values()
+        print(f"ratio grouped / per row: {grouped / per_row:.2f}")
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+        session.cluster.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
