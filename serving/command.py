@@ -1,0 +1,64 @@
+"""``viewcount serve [--host H] [--port P]``: the HTTP API under uvicorn.
+
+Cassandra comes from the usual environment (``Settings.from_env``), the limits from
+``serving.limits``. The server starts even while Cassandra is down: ``/healthz`` answers
+503 and reads answer 503 until it is back. ``--workers N`` runs N processes on the one
+listening socket (one Python process uses at most one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from storage.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the port, each with its own Cassandra session (default 1)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from serving.limits import Limits
+    from storage.settings import Settings
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    Settings.from_env(), Limits.from_env()  # bad settings: one error here, not one per worker
+    listening = _listen(args.host, args.port)
+    config = uvicorn.Config("serving.main:app_from_env", factory=True, workers=args.workers,
+                            access_log=args.access_log, log_level="info")
+    server = uvicorn.Server(config)
+    print(f"viewcount serve: listening on http://{args.host}:{listening.getsockname()[1]}"
+          f" ({args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr, flush=True)
+    try:
+        if args.workers == 1:
+            server.run(sockets=[listening])
+            return 0 if server.started else 1
+        Multiprocess(config, sockets=[listening]).run()
+        return 0
+    finally:
+        listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bound here rather than by uvicorn, so that a port in use is a one-line error."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return listening

@@ -1,0 +1,42 @@
+"""The FastAPI app: routers, error handlers, metrics. The store is injected."""
+
+from __future__ import annotations
+
+import sys
+
+from fastapi import FastAPI
+
+from serving import health, metrics, reconciliations, top, views
+from serving.errors import install_error_handlers
+from serving.limits import Limits
+from serving.metrics import ApiMetrics, MetricsMiddleware
+from serving.store import StoreUnavailable, ViewStore
+from storage.settings import Settings
+
+
+def create_app(store: ViewStore) -> FastAPI:
+    app = FastAPI(
+        title="viewcount",
+        description="Billing-grade video view counts: final days from the promoted batch, "
+        "provisional days from the speed layer. Times RFC 3339 UTC; ranges [start, end).",
+        version="1",
+    )
+    app.state.store = store
+    app.state.metrics = ApiMetrics()
+    app.state.metrics.watch_cache(store.cache)
+    for module in (views, top, reconciliations, health, metrics):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``viewcount serve`` worker process: its own store, from the environment."""
+    store = ViewStore(Settings.from_env(), Limits.from_env())
+    try:
+        store.connect()  # connect and prepare before the first request
+    except StoreUnavailable as error:
+        print(f"viewcount serve: warning: {error}; /healthz answers 503 until it is up",
+              file=sys.stderr, flush=True)
+    return create_app(store)

@@ -1,0 +1,87 @@
+"""Prometheus metrics of the API: requests by route and status, latency histograms, and
+the promoted-partition cache. Each app has its own registry, served on ``/metrics``.
+
+Routes are labelled by their template (``/v1/videos/{video_id}/views``), never by the
+raw path, so a client cannot grow the label set; paths that match no route share one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+UNMATCHED = "<unmatched>"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25,
+                   0.5, 1.0, 2.5, 5.0)
+
+router = APIRouter(tags=["operations"])
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "viewcount_http_requests", "HTTP requests answered", ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "viewcount_http_request_duration_seconds", "time to answer a request",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def watch_cache(self, cache) -> None:
+        self.registry.register(_CacheCollector(cache))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+
+class _CacheCollector:
+    def __init__(self, cache) -> None:
+        self.cache = cache
+
+    def collect(self):
+        lookups = CounterMetricFamily(
+            "viewcount_serving_cache_lookups", "promoted-partition cache lookups", labels=["result"])
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily("viewcount_serving_cache_entries", "partitions cached", len(self.cache))
+
+
+class MetricsMiddleware:
+    """Pure ASGI (no per-request task as BaseHTTPMiddleware makes): times every request."""
+
+    def __init__(self, app, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def remember_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_text(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

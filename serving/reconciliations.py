@@ -1,0 +1,31 @@
+"""``/v1/reconciliations/{day}``: the nightly reconciliation summary of a day.
+
+The reconcile layer writes the summaries; until it has written one for a day (or exists
+at all) the answer is 404 "no reconciliation for day". ``ViewStore.reconciliation`` is
+the one place that knows where summaries are stored. The summary is answered as the
+reconciler wrote it (it owns that shape); the model documents it in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from serving.dependencies import Store
+from serving.errors import NotFound
+from serving.models import ERRORS, Error, ReconciliationSummary
+from serving.ranges import parse_day
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
+
+
+@router.get(
+    "/{day}", response_model=ReconciliationSummary,
+    responses={**ERRORS, 404: {"model": Error, "description": "no reconciliation for day"}},
+)
+async def reconciliation(day: str, store: Store) -> JSONResponse:
+    asked = parse_day(day)
+    summary = await store.reconciliation(asked)
+    if summary is None:
+        raise NotFound(f"no reconciliation for day {asked.isoformat()}")
+    return JSONResponse(summary)

@@ -1,0 +1,58 @@
+"""``/v1/videos/{video_id}/views``: a video's views over a range, merged per UTC day.
+
+Each day of the range comes whole from one source: the promoted batch version when the
+day has one (final), else the speed table (provisional, listed in ``provisional_days``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from serving.dependencies import Store
+from serving.models import ERRORS, MinutelyViews, MinutePoint, RangeViews
+from serving.ranges import MinuteRange, check_video_id, format_time, minute_range
+from serving.store import DayMinutes
+
+router = APIRouter(prefix="/v1/videos", tags=["views"])
+
+VideoId = Annotated[str, Path(description="1 to 64 characters of [A-Za-z0-9_-]")]
+Start = Annotated[str, Query(description="RFC 3339, any offset; minutes starting at or after it count")]
+End = Annotated[str, Query(description="RFC 3339, any offset; minutes starting before it count")]
+
+
+async def _read(store: Store, video_id: str, start: str, end: str) -> tuple[MinuteRange, list[DayMinutes]]:
+    check_video_id(video_id)
+    counted = minute_range(start, end, store.limits.max_range_days)
+    return counted, await store.day_minutes(video_id, counted.days())
+
+
+@router.get("/{video_id}/views", response_model=RangeViews, responses=ERRORS)
+async def range_views(video_id: VideoId, start: Start, end: End, store: Store) -> RangeViews:
+    counted, days = await _read(store, video_id, start, end)
+    batch_views = sum(views for day in days if day.final for _, views in day.minutes)
+    speed_views = sum(views for day in days if not day.final for _, views in day.minutes)
+    provisional = [day.day.isoformat() for day in days if not day.final]
+    return RangeViews(
+        video_id=video_id,
+        start=format_time(counted.start),
+        end=format_time(counted.end),
+        views=batch_views + speed_views,
+        batch_views=batch_views,
+        speed_views=speed_views,
+        final=not provisional,
+        provisional_days=provisional,
+    )
+
+
+@router.get("/{video_id}/views/minutely", response_model=MinutelyViews, responses=ERRORS)
+async def minutely_views(video_id: VideoId, start: Start, end: End, store: Store) -> MinutelyViews:
+    _, days = await _read(store, video_id, start, end)
+    points = [
+        MinutePoint(minute=format_time(minute), views=views, source=day.source)
+        for day in days
+        for minute, views in day.minutes
+        if views > 0
+    ]
+    return MinutelyViews(video_id=video_id, points=points)

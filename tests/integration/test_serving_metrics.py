@@ -1,0 +1,51 @@
+"""/metrics: Prometheus text with request counts by route template and status, latency
+histograms, and the cache of promoted partitions."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_serving_fixtures import api, base_url, store  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.integration
+
+DAY = "start=2026-11-25T00:00:00Z&end=2026-11-26T00:00:00Z"
+ROUTE = "/v1/videos/{video_id}/views"
+
+
+def samples(text: str) -> dict[tuple, float]:
+    """(sample name, frozenset of label pairs) -> value."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(metrics, name: str, **labels) -> float:
+    return metrics[(name, frozenset(labels.items()))]
+
+
+def test_metrics_count_requests_by_route_and_status_and_time_them(api):
+    for video_id in ("a", "b", "c"):
+        assert api.get(f"/v1/videos/{video_id}/views?{DAY}").status_code == 200
+    assert api.get(f"/v1/videos/bad.id/views?{DAY}").status_code == 400
+    assert api.get("/no/such/path/123").status_code == 404
+
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    metrics = samples(response.text)
+    requests = "viewcount_http_requests_total"
+    assert value(metrics, requests, method="GET", route=ROUTE, status="200") == 3
+    assert value(metrics, requests, method="GET", route=ROUTE, status="400") == 1
+    assert value(metrics, requests, method="GET", route="<unmatched>", status="404") == 1
+    latency = "viewcount_http_request_duration_seconds"
+    assert value(metrics, latency + "_count", method="GET", route=ROUTE) == 4
+    assert value(metrics, latency + "_bucket", method="GET", route=ROUTE, le="+Inf") == 4
+    assert value(metrics, latency + "_bucket", method="GET", route=ROUTE, le="5.0") == 4
+    assert value(metrics, latency + "_sum", method="GET", route=ROUTE) > 0
+    assert value(metrics, "viewcount_serving_cache_lookups_total", result="miss") >= 0
+    assert value(metrics, "viewcount_serving_cache_entries") >= 0
+    assert not any("/v1/videos/a/" in str(labels) for _, labels in metrics)  # no raw paths
