@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -13,12 +12,13 @@ from typing import TYPE_CHECKING, Callable
 from speed_layer.kafka_source import SourceOptions
 from storage.errors import UserError
 from storage.settings import Settings
+from storage.spark import DEFAULT_MASTER
+from storage.spark import submit_entry as spark_submit_entry
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
-DEFAULT_MASTER = "local[2]"
 METRICS_PORTS = {"counter": 9108, "archiver": 9109}
 TRIGGER_SECONDS = {"counter": 1.0, "archiver": 30.0}
 DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour)s?\s*$")
@@ -92,12 +92,9 @@ def source_from_args(args: argparse.Namespace) -> SourceOptions:
 
 
 def session(app_name: str, settings: Settings, args: argparse.Namespace) -> "SparkSession":
-    from storage.spark import build_session
+    from storage.spark import build_session, job_master
 
-    under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
-    master = args.master or (None if under_spark_submit else
-                             os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER))
-    return build_session(app_name, settings, master=master,
+    return build_session(app_name, settings, master=job_master(args.master),
                          extra_conf={"spark.driver.memory": "2g"})
 
 
@@ -162,12 +159,5 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
     return 1 if failed else 0
 
 
-def submit_entry(module, argv: list[str] | None = None) -> int:
-    """A job module's spark-submit entry: its own arguments, user errors on one line."""
-    parser = argparse.ArgumentParser(prog=module.__file__, description=module.__doc__.splitlines()[0])
-    module.add_arguments(parser)
-    try:
-        return module.run(parser.parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+# One spark-submit entry for every job module (shared with the batch layer).
+submit_entry = spark_submit_entry

@@ -84,3 +84,30 @@ def build_session(
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+# Job plumbing shared by every spark-submit entry point (speed and batch layers).
+DEFAULT_MASTER = "local[2]"
+
+
+def job_master(requested: str | None) -> str | None:
+    """The master a job asked for; under spark-submit None, so its --master decides;
+    otherwise VIEWCOUNT_SPARK_MASTER or local[2]."""
+    if requested:
+        return requested
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # set by spark-submit for the Python driver
+        return None
+    return os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER)
+
+
+def submit_entry(module, argv: list[str] | None = None) -> int:
+    """A job module's spark-submit entry: its own arguments, user errors on one line."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=module.__file__, description=module.__doc__.splitlines()[0])
+    module.add_arguments(parser)
+    try:
+        return module.run(parser.parse_args(argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code

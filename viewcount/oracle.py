@@ -280,6 +280,17 @@ def views(records: Iterable[tuple[bytes | None, int]]) -> dict[tuple[str, int], 
     return ViewCounter().add_all(records).views()
 
 
+MS_PER_DAY = 86_400_000
+
+
+def day_views(records: Iterable[tuple[bytes | None, int]], day_start_ms: int,
+              cutoff_ms: int) -> dict[tuple[str, int], int]:
+    """The batch of one UTC day: views(video, minute) for the minutes of the day starting
+    at ``day_start_ms``, from the records that arrived (Kafka timestamp) before ``cutoff_ms``."""
+    counted = views((value, timestamp_ms) for value, timestamp_ms in records if timestamp_ms < cutoff_ms)
+    return {cell: n for cell, n in counted.items() if day_start_ms <= cell[1] < day_start_ms + MS_PER_DAY}
+
+
 def read_counts(path: str | Path) -> dict[tuple[str, int], int]:
     """A ``counts.parquet`` written by ``viewcount produce``, as ``views()`` returns counts."""
     import pyarrow as pa

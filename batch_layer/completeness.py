@@ -1,0 +1,214 @@
+"""Proof that the archive holds every record a day's batch must read, from Cassandra alone.
+
+The archiver records, per arrival hour, Kafka partition and archiver batch, the first and
+last offset it wrote and how many records (``archive_hours``), and how far it has read
+(``archive_progress``). Per Kafka partition, the batch of day D is complete when the
+offsets of the window's hours, together with the last offset archived before the window
+and the first archived after it, form one unbroken run:
+
+- before: the window's first offset follows the last offset archived in an earlier hour
+  (or is 0 when no earlier hour of the partition is found within ``LOOKAROUND_DAYS``);
+- inside: every row holds ``last - first + 1`` records and each row starts where the
+  previous one ended (no holes between batches or hours);
+- after: the first offset archived in an hour after the cutoff follows the window's last
+  one. When no later hour holds the partition yet, the archive must reach the topic's end
+  offset instead: now is past the cutoff, so whatever arrives later arrives after it.
+
+This relies on Kafka timestamps that do not go down within a partition (LogAppendTime
+topics, or producers that stamp records with their send time, like ``viewcount produce``
+run day after day): a record stamped earlier than one before it would show as a hole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storage.archive import HourCompleteness
+from storage.errors import UserError
+
+from batch_layer.window import BatchWindow, Hour
+
+# How far before and after the window to look for a partition's neighbouring offsets.
+LOOKAROUND_DAYS = 7
+# A refusal names this many gaps on its one line, then says how many more there are.
+GAPS_NAMED = 10
+
+
+class ArchiveIncomplete(UserError):
+    """The archive cannot be proven complete for the day; --allow-gaps accepts it."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class PartitionSpan:
+    """What the window's rows hold for one Kafka partition."""
+
+    first: int
+    last: int
+    records: int
+
+
+@dataclass
+class Completeness:
+    spans: dict[int, PartitionSpan] = field(default_factory=dict)  # partitions with rows in the window
+    partitions: list[int] = field(default_factory=list)  # every partition checked
+    hour_rows: int = 0
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(span.records for span in self.spans.values())
+
+    def summary(self) -> str:
+        offsets = ", ".join(f"p{p} {s.first}-{s.last}" for p, s in sorted(self.spans.items()))
+        return (f"{len(self.partitions)} partitions, {self.records:,} archived records in "
+                f"{self.hour_rows:,} hour rows (offsets {offsets or 'none'})")
+
+
+def _label(row: HourCompleteness) -> str:
+    return f"{row.arrival_date}T{row.arrival_hour:02d} batch {row.batch_id}"
+
+
+def _hour(row: HourCompleteness) -> Hour:
+    return row.arrival_date, row.arrival_hour
+
+
+class _Rows:
+    """archive_hours rows by date, read once each, with per-partition lookups."""
+
+    def __init__(self, read_date: Callable[[dt.date], list[HourCompleteness]]):
+        self._read_date = read_date
+        self._by_date: dict[dt.date, list[HourCompleteness]] = {}
+
+    def of(self, date: dt.date) -> list[HourCompleteness]:
+        if date not in self._by_date:
+            self._by_date[date] = self._read_date(date)
+        return self._by_date[date]
+
+    def last_before(self, partition: int, first_hour: Hour) -> int:
+        """Last offset archived in an hour before ``first_hour``; -1 when none is found."""
+        for days_back in range(LOOKAROUND_DAYS + 1):
+            date = first_hour[0] - dt.timedelta(days=days_back)
+            offsets = [row.last_offset for row in self.of(date)
+                       if row.kafka_partition == partition and _hour(row) < first_hour]
+            if offsets:
+                return max(offsets)
+        return -1
+
+    def first_after(self, partition: int, last_hour: Hour) -> int | None:
+        """First offset archived in an hour after ``last_hour``; None when none is found."""
+        for days_on in range(LOOKAROUND_DAYS + 1):
+            date = last_hour[0] + dt.timedelta(days=days_on)
+            offsets = [row.first_offset for row in self.of(date)
+                       if row.kafka_partition == partition and _hour(row) > last_hour]
+            if offsets:
+                return min(offsets)
+        return None
+
+
+def _walk(partition: int, rows: list[HourCompleteness], expected: int) -> tuple[list[str], int]:
+    """Gaps inside the window's rows of one partition, and the next offset expected."""
+    gaps, previous = [], "the last hour archived before the window"
+    for row in sorted(rows, key=lambda row: (row.first_offset, row.last_offset)):
+        if row.first_offset > expected:
+            gaps.append(f"partition {partition}: offsets {expected}-{row.first_offset - 1} missing "
+                        f"(between {previous} and {_label(row)})")
+        elif row.first_offset < expected:
+            gaps.append(f"partition {partition}: offsets {row.first_offset}-{expected - 1} archived twice "
+                        f"({_label(row)})")
+        if row.records != row.last_offset - row.first_offset + 1:
+            gaps.append(f"partition {partition}: {row.last_offset - row.first_offset + 1 - row.records} offsets "
+                        f"missing inside {row.first_offset}-{row.last_offset} ({_label(row)})")
+        expected, previous = max(expected, row.last_offset + 1), _label(row)
+    return gaps, expected
+
+
+def _end_gaps(partition: int, expected: int, first_after: int | None, committed: int | None,
+              kafka_ends: Callable[[], dict[int, int]]) -> list[str]:
+    """Whether the archive goes on, unbroken, past the cutoff."""
+    where = f"partition {partition}"
+    if first_after is not None:
+        if first_after > expected:
+            return [f"{where}: offsets {expected}-{first_after - 1} missing (before the first hour after the cutoff)"]
+        if first_after < expected:
+            return [f"{where}: offset {first_after} arrived after the cutoff but before offset {expected - 1} "
+                    "of the window (timestamps out of offset order)"]
+        return []
+    if committed is not None and committed > expected:
+        return [f"{where}: offsets {expected}-{committed - 1} archived but in no archive hour"]
+    end = kafka_ends().get(partition, 0)
+    if end > expected:
+        return [f"{where}: archived up to offset {expected - 1} but Kafka's end offset is {end}: "
+                "the archiver has not reached the cutoff yet"]
+    if end < expected:
+        return [f"{where}: Kafka's end offset {end} is below the archived offset {expected - 1}"]
+    return []
+
+
+def check_completeness(
+    window: BatchWindow,
+    read_date: Callable[[dt.date], list[HourCompleteness]],
+    committed: dict[int, int],
+    kafka_ends: Callable[[], dict[int, int]],
+) -> Completeness:
+    """Per partition, the window's offset spans and every gap in them, as readable lines.
+
+    ``read_date`` returns a date's archive_hours rows; ``committed`` is the archiver's
+    committed end offset per partition; ``kafka_ends`` (called only when needed) the
+    topic's end offsets.
+    """
+    rows, hours = _Rows(read_date), window.hours()
+    in_window = defaultdict(list)
+    for date in window.dates():
+        for row in rows.of(date):
+            if _hour(row) in hours:
+                in_window[row.kafka_partition].append(row)
+    result = Completeness(hour_rows=sum(len(partition_rows) for partition_rows in in_window.values()))
+    result.partitions = sorted(set(committed) | set(in_window))
+    for partition in result.partitions:
+        partition_rows = in_window.get(partition, [])
+        gaps, expected = _walk(partition, partition_rows, rows.last_before(partition, hours[0]) + 1)
+        gaps += _end_gaps(partition, expected, rows.first_after(partition, hours[-1]),
+                          committed.get(partition), kafka_ends)
+        result.gaps.extend(gaps)
+        if partition_rows:
+            result.spans[partition] = PartitionSpan(
+                min(row.first_offset for row in partition_rows),
+                max(row.last_offset for row in partition_rows),
+                sum(row.records for row in partition_rows))
+    return result
+
+
+def refusal(day: dt.date, gaps: list[str]) -> ArchiveIncomplete:
+    """The one-line error for an archive with gaps."""
+    named = "; ".join(gaps[:GAPS_NAMED])
+    more = f"; and {len(gaps) - GAPS_NAMED} more" if len(gaps) > GAPS_NAMED else ""
+    return ArchiveIncomplete(f"archive of {day} is incomplete: {named}{more} "
+                             "(run the archiver to catch up, or pass --allow-gaps to count what is there)")
+
+
+def file_gaps(spans: dict[int, PartitionSpan], read: dict[int, tuple[int, int | None, int | None]],
+              records_read: int) -> list[str]:
+    """Where the archive files of the window's hours disagree with its archive_hours rows.
+
+    ``read`` is (records, first offset, last offset) per partition as found in the files,
+    ``records_read`` all records found. Rows can only prove what the files hold if the two
+    agree: a deleted or extra file shows here, not in ``check_completeness``.
+    """
+    gaps = []
+    for partition in sorted(set(spans) | set(read)):
+        span = spans.get(partition, PartitionSpan(-1, -1, 0))
+        records, first, last = read.get(partition, (0, None, None))
+        rows_say = f"{span.records} ({span.first}-{span.last})" if span.records else "none"
+        if records != span.records or (records and (first, last) != (span.first, span.last)):
+            files_hold = f"{records} ({first}-{last})" if records else "none"
+            gaps.append(f"partition {partition}: the archive files hold {files_hold} records of the window's "
+                        f"hours where archive_hours lists {rows_say}")
+    unattributed = records_read - sum(records for records, _, _ in read.values())
+    if unattributed:
+        gaps.append(f"{unattributed} archived records of Kafka partitions that archive_hours does not list")
+    return gaps

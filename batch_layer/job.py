@@ -1,0 +1,201 @@
+"""Recompute one UTC day from the raw archive into a new batch version (``viewcount batch``).
+
+Stages, each reported on one stderr line: prove the archive complete for the day's
+arrival window from Cassandra alone (before Spark starts); read the window's archive
+hours from S3 and check the files against what the archiver recorded; count with the
+speed layer's rules; claim a version (or find the one with the same input, which a rerun
+rewrites); write the minute counts as Parquet and to Cassandra, the top videos, and mark
+the version complete. Promotion is a separate step (``batch_layer.promotion``).
+
+spark-submit entry point: ``spark-submit ... batch_layer/job.py --date YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from storage.errors import UserError
+from storage.settings import Settings
+
+from batch_layer.window import DEFAULT_GRACE, BatchWindow, parse_day, parse_grace
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import DataFrame, SparkSession
+
+    from batch_layer.completeness import Completeness
+    from batch_layer.recompute import DayCounts
+    from storage.batch_results import BatchStats, BatchVersion, VersionClaim
+
+# Local batch runs shuffle once per day, not once per second like the speed layer:
+# start from more partitions and let adaptive execution merge the small ones.
+DEFAULT_SHUFFLE_PARTITIONS = "16"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD",
+                        help="the UTC day to recompute; it must be over, grace included")
+    parser.add_argument("--grace", type=parse_grace, default=DEFAULT_GRACE, metavar="DURATION",
+                        help="count arrivals until D+1 00:00 UTC plus this, e.g. 1h, 90m, 1h30m (default: 1h)")
+    parser.add_argument("--allow-gaps", action="store_true",
+                        help="count what the archive holds even where offsets are missing, "
+                             "and record the gaps in the version")
+    parser.add_argument("--archive", metavar="URI", help="archive root (default: s3a://<bucket>/archive/<topic>)")
+    parser.add_argument("--output", metavar="URI",
+                        help="Parquet root; a version goes to <root>/day=D/version=N (default: s3a://<bucket>/batch)")
+    parser.add_argument("--master", metavar="URL",
+                        help="Spark master (default: VIEWCOUNT_SPARK_MASTER or local[2]; under spark-submit, its --master)")
+
+
+def _say(day: dt.date, text: str) -> None:
+    print(f"batch {day}: {text}", file=sys.stderr, flush=True)
+
+
+def _checked_archive(session: "Session", settings: Settings, window: BatchWindow,
+                     allow_gaps: bool) -> "Completeness":
+    from batch_layer.completeness import check_completeness, refusal
+    from storage.archive import read_committed_offsets, read_hours
+    from storage.topics import partition_offsets
+
+    topic = settings.views_topic
+    completeness = check_completeness(
+        window,
+        lambda date: read_hours(session, topic, [date]),
+        read_committed_offsets(session, topic),
+        lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
+    )
+    if completeness.gaps and not allow_gaps:
+        raise refusal(window.day, completeness.gaps)
+    verdict = f"{len(completeness.gaps)} gaps accepted (--allow-gaps)" if completeness.gaps else "ok"
+    _say(window.day, f"completeness {verdict}: {completeness.summary()}")
+    return completeness
+
+
+def _session(settings: Settings, master: str | None) -> "SparkSession":
+    from storage.spark import build_session, job_master
+
+    partitions = os.environ.get("VIEWCOUNT_BATCH_SHUFFLE_PARTITIONS", DEFAULT_SHUFFLE_PARTITIONS)
+    return build_session("viewcount-batch", settings, master=job_master(master),
+                         extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": partitions})
+
+
+def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness",
+           allow_gaps: bool) -> "DayCounts":
+    """The day's counts, computed and persisted; the archive files checked on the way."""
+    from batch_layer.completeness import file_gaps, refusal
+    from batch_layer.recompute import count_day, existing_hour_paths, read_archive
+
+    hours = window.hours()
+    paths = existing_hour_paths(spark, root, hours)
+    records = read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
+    day_counts = count_day(records, window, tuple(completeness.partitions))
+    day_counts.counts.persist()
+    day_counts.counts.count()  # one pass over the archive: counts, and every observation
+    gaps = file_gaps(completeness.spans, day_counts.records_by_partition(), day_counts.records_read())
+    if gaps and not allow_gaps:
+        raise refusal(window.day, gaps)
+    completeness.gaps.extend(gaps)
+    return day_counts
+
+
+def _report_input(day: dt.date, day_counts: "DayCounts", stats: "BatchStats") -> None:
+    _say(day, f"read {stats.events_read:,} events that arrived in the window "
+              f"({day_counts.records_read():,} archived records in its hours)")
+    invalid = ", ".join(f"{reason} {count:,}" for reason, count in stats.invalid.items() if count)
+    _say(day, f"invalid per reason: {invalid or 'none'} (total {sum(stats.invalid.values()):,})")
+    _say(day, f"duplicates removed {stats.duplicates_removed:,}; valid events of other days "
+              f"{stats.other_days:,}; past cutoff {stats.past_cutoff:,} (not counted)")
+
+
+def _claim(session: "Session", window: BatchWindow, completeness: "Completeness",
+           allow_gaps: bool) -> tuple["VersionClaim", "BatchVersion | None"]:
+    """The version to write, and the existing version with the same input it rewrites."""
+    from batch_layer.versions import input_fingerprint, next_version, reusable_version, rules_version
+    from storage.batch_results import VersionClaim, claim_version, read_versions
+
+    claim = VersionClaim(
+        day=window.day, version=0, input_fingerprint=input_fingerprint(window, completeness, rules_version()),
+        cutoff=window.cutoff, allow_gaps=allow_gaps, gaps=list(completeness.gaps),
+        input_offsets={p: (span.first, span.last) for p, span in completeness.spans.items()},
+    )
+    existing = read_versions(session, window.day)
+    same_input = reusable_version(existing, claim.input_fingerprint)
+    if same_input is not None:
+        return replace(claim, version=same_input.version), same_input
+    version = next_version(existing)
+    while not claim_version(session, replace(claim, version=version)):
+        version += 1  # another run took this number since we read the versions
+    return replace(claim, version=version), None
+
+
+def _publish(counts: "DataFrame", session: "Session", settings: Settings, claim: "VersionClaim",
+             stats: "BatchStats", output: str, was_complete: bool) -> str:
+    """Parquet, then Cassandra rows, then 'complete': a reader never sees a complete
+    version whose rows are still being written. Rewriting a complete version upserts the
+    same values; its Parquet is kept, since overwriting removes the files under a reader."""
+    from batch_layer.recompute import top_videos_by_views
+    from storage.batch_results import complete_version, write_batch_minute_views, write_top_videos
+
+    parquet_uri = f"{output}/day={claim.day}/version={claim.version}"
+    if not was_complete:
+        counts.write.mode("overwrite").parquet(parquet_uri)
+    write_batch_minute_views(counts, settings, claim.day, claim.version)
+    write_top_videos(session, claim.day, claim.version, top_videos_by_views(counts))
+    complete_version(session, claim, stats, parquet_uri)
+    return parquet_uri
+
+
+def recompute_day(settings: Settings, window: BatchWindow, args: argparse.Namespace) -> "VersionClaim":
+    """Every stage for one day; returns the version written."""
+    from batch_layer.recompute import day_stats
+    from storage.archive import archive_path
+    from storage.batch_results import COMPLETE
+    from storage.cassandra import connect
+
+    started = time.monotonic()
+    session, spark = connect(settings), None
+    try:
+        completeness = _checked_archive(session, settings, window, args.allow_gaps)
+        spark = _session(settings, args.master)
+        day_counts = _count(spark, args.archive or archive_path(settings), window, completeness, args.allow_gaps)
+        stats = day_stats(day_counts)
+        _report_input(window.day, day_counts, stats)
+        claim, same_input = _claim(session, window, completeness, args.allow_gaps)
+        output = args.output or f"s3a://{settings.s3_bucket}/batch"
+        was_complete = same_input is not None and same_input.status == COMPLETE
+        uri = _publish(day_counts.counts, session, settings, claim, stats, output, was_complete)
+        what = "rewrote version" if same_input else "wrote version"
+        _say(window.day, f"{what} {claim.version}: {stats.cells:,} cells, {stats.total_views:,} views, "
+                         f"{stats.videos:,} videos in {time.monotonic() - started:.1f} s ({uri})")
+        return claim
+    finally:
+        session.cluster.shutdown()
+        if spark is not None:
+            spark.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    window = BatchWindow(args.date, args.grace)
+    if not window.is_over(dt.datetime.now(dt.timezone.utc)):
+        raise UserError(f"day {window.day} is not over yet: arrivals count until its cutoff "
+                        f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ} (midnight + grace), which is still ahead")
+    _say(window.day, window.describe())
+    recompute_day(settings, window, args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from storage.spark import submit_entry
+
+    return submit_entry(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

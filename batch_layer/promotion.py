@@ -1,0 +1,70 @@
+"""Make one day's batch version the one serving uses, or roll back (``viewcount promote``).
+
+No Spark: a promotion reads the day's versions, checks the chosen one is complete, and
+switches with one single-row write to ``batch_promotions`` (the history row goes with it
+in the same logged batch). Serving reads that row once per day, so a reader sees the
+old version or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from storage.errors import UserError
+from storage.settings import Settings
+
+from batch_layer.window import parse_day
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD", help="the UTC day")
+    parser.add_argument("--version", type=_positive_int, metavar="N",
+                        help="the complete version to serve; an earlier one is a rollback "
+                             "(default: the newest complete version)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number (1, 2, ...)")
+    return int(text)
+
+
+def chosen_version(day, versions, requested: int | None) -> int:
+    """The version to promote, or a UserError saying why there is none."""
+    from storage.batch_results import COMPLETE
+
+    if not versions:
+        raise UserError(f"day {day} has no batch version: run `viewcount batch --date {day}` first")
+    complete = sorted(v.version for v in versions if v.status == COMPLETE)
+    known = ", ".join(f"{v.version} ({v.status})" for v in sorted(versions, key=lambda v: v.version))
+    if requested is None:
+        if not complete:
+            raise UserError(f"day {day} has no complete batch version (versions: {known})")
+        return complete[-1]
+    if requested not in {v.version for v in versions}:
+        raise UserError(f"day {day} has no version {requested} (versions: {known})")
+    if requested not in complete:
+        raise UserError(f"version {requested} of {day} is not complete, it cannot be served (versions: {known})")
+    return requested
+
+
+def run(args: argparse.Namespace) -> int:
+    from storage.batch_results import promote, read_promotion, read_versions
+    from storage.cassandra import connect
+
+    session = connect(Settings.from_env())
+    try:
+        version = chosen_version(args.date, read_versions(session, args.date), args.version)
+        current = read_promotion(session, args.date)
+        previous = current.version if current else None
+        if previous == version:
+            print(f"day {args.date}: version {version} is already promoted; nothing changed")
+            return 0
+        promote(session, args.date, version, previous)
+    finally:
+        session.cluster.shutdown()
+    action = "rolled back to" if previous is not None and version < previous else "promoted"
+    print(f"day {args.date}: {action} version {version} (previous: "
+          f"{'none' if previous is None else f'version {previous}'})")
+    return 0
+

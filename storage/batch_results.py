@@ -1,0 +1,178 @@
+"""Typed reads and writes of the batch layer's tables (migration 0004).
+
+A day's batch writes a *version*: a ``batch_versions`` row claimed as 'running' (a
+lightweight transaction, so two runs never share a number), its per-minute counts and top
+videos, then the row again as 'complete' with its statistics. Promotion switches serving
+to one complete version with a single-row write. Importing this module never imports
+Spark: promotion and serving use it without a SparkSession.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Iterable
+
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import DataFrame
+
+RUNNING = "running"
+COMPLETE = "complete"
+DEFAULT_CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class BatchVersion:
+    day: dt.date
+    version: int
+    status: str
+    input_fingerprint: str
+    completed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one batch read, rejected and counted (the statistics columns of batch_versions)."""
+
+    events_read: int
+    invalid: dict[str, int]
+    duplicates_removed: int
+    past_cutoff: int
+    other_days: int
+    cells: int
+    total_views: int
+    videos: int
+
+
+@dataclass(frozen=True)
+class VersionClaim:
+    """A new version's identity and the input it was computed from."""
+
+    day: dt.date
+    version: int
+    input_fingerprint: str
+    cutoff: dt.datetime
+    allow_gaps: bool
+    gaps: list[str] = field(default_factory=list)
+    input_offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    day: dt.date
+    version: int
+    previous_version: int | None
+    promoted_at: dt.datetime
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def read_versions(session: "Session", day: dt.date) -> list[BatchVersion]:
+    """Every version of a day, newest first."""
+    rows = session.execute(session.prepare(
+        "SELECT version, status, input_fingerprint, completed_at FROM batch_versions WHERE day = ?"), (day,))
+    return [BatchVersion(day, row.version, row.status, row.input_fingerprint, _utc(row.completed_at))
+            for row in rows]
+
+
+def claim_version(session: "Session", claim: VersionClaim) -> bool:
+    """Create the version's row as 'running'; False when that number is already taken."""
+    result = session.execute(session.prepare(
+        "INSERT INTO batch_versions (day, version, status, input_fingerprint, started_at, cutoff, allow_gaps,"
+        " gaps, input_offsets) VALUES (?, ?, ?, ?, toTimestamp(now()), ?, ?, ?, ?) IF NOT EXISTS"),
+        (claim.day, claim.version, RUNNING, claim.input_fingerprint, claim.cutoff, claim.allow_gaps,
+         claim.gaps, claim.input_offsets))
+    return result.was_applied
+
+
+def complete_version(session: "Session", claim: VersionClaim, stats: BatchStats, parquet_uri: str) -> None:
+    """Mark the version complete with its statistics (after every row of it is written)."""
+    session.execute(session.prepare(
+        "UPDATE batch_versions SET status = ?, completed_at = toTimestamp(now()), allow_gaps = ?, gaps = ?,"
+        " input_offsets = ?, events_read = ?, invalid = ?, duplicates_removed = ?, past_cutoff = ?,"
+        " other_days = ?, cells = ?, total_views = ?, videos = ?, parquet_uri = ? WHERE day = ? AND version = ?"),
+        (COMPLETE, claim.allow_gaps, claim.gaps, claim.input_offsets, stats.events_read, stats.invalid,
+         stats.duplicates_removed, stats.past_cutoff, stats.other_days, stats.cells, stats.total_views,
+         stats.videos, parquet_uri, claim.day, claim.version))
+
+
+def _write_minute_views(settings: Settings, day: dt.date, version: int, concurrency: int,
+                        rows: Iterable) -> None:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    from storage.cassandra import cached_session
+
+    session = cached_session(settings)
+    statement = session.prepare(
+        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)")
+    parameters = (
+        (row.video_id, day, version, dt.datetime.fromtimestamp(row.minute_ms / 1000, dt.timezone.utc), row.views)
+        for row in rows
+    )
+    results = execute_concurrent_with_args(session, statement, parameters, concurrency=concurrency,
+                                           raise_on_first_error=True, results_generator=True)
+    # Consumed as they come, so a large partition never holds every result at once.
+    deque(results, maxlen=0)
+
+
+def write_batch_minute_views(counts: "DataFrame", settings: Settings, day: dt.date, version: int,
+                             *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    """Write (video_id, minute, views) rows of one day as one version, from the executors:
+    prepared statements, at most ``concurrency`` in flight per task, absolute values."""
+    # Minutes travel as epoch millis: Python's conversion of Spark timestamps would apply
+    # the worker's local time zone.
+    counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views").foreachPartition(
+        partial(_write_minute_views, settings, day, version, concurrency))
+
+
+def write_top_videos(session: "Session", day: dt.date, version: int,
+                     ranked: list[tuple[int, str, int]]) -> None:
+    """(rank, video_id, views) rows of one version, rank 1 = most views."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare(
+        "INSERT INTO batch_top_videos (day, version, rank, video_id, views) VALUES (?, ?, ?, ?, ?)")
+    execute_concurrent_with_args(session, statement,
+                                 [(day, version, rank, video_id, views) for rank, video_id, views in ranked],
+                                 concurrency=DEFAULT_CONCURRENCY, raise_on_first_error=True)
+
+
+def read_promotion(session: "Session", day: dt.date) -> Promotion | None:
+    row = session.execute(session.prepare(
+        "SELECT version, previous_version, promoted_at FROM batch_promotions WHERE day = ?"), (day,)).one()
+    return Promotion(day, row.version, row.previous_version, _utc(row.promoted_at)) if row else None
+
+
+def promote(session: "Session", day: dt.date, version: int, previous: int | None) -> dt.datetime:
+    """Make ``version`` the day's served version; returns the promotion time.
+
+    Serving reads only the batch_promotions row, so the switch is that one row. A logged
+    batch adds the history row with it: both are applied or neither.
+    """
+    from cassandra.query import BatchStatement
+
+    now = dt.datetime.now(dt.timezone.utc)
+    promoted_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # Cassandra keeps milliseconds
+    batch = BatchStatement()
+    batch.add(session.prepare(
+        "INSERT INTO batch_promotions (day, version, previous_version, promoted_at) VALUES (?, ?, ?, ?)"),
+        (day, version, previous, promoted_at))
+    batch.add(session.prepare(
+        "INSERT INTO batch_promotion_history (day, promoted_at, version, previous_version) VALUES (?, ?, ?, ?)"),
+        (day, promoted_at, version, previous))
+    session.execute(batch)
+    return promoted_at
+
+
+def read_promotion_history(session: "Session", day: dt.date) -> list[Promotion]:
+    """Every promotion and rollback of a day, newest first."""
+    rows = session.execute(session.prepare(
+        "SELECT version, previous_version, promoted_at FROM batch_promotion_history WHERE day = ?"), (day,))
+    return [Promotion(day, row.version, row.previous_version, _utc(row.promoted_at)) for row in rows]

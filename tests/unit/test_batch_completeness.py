@@ -1,0 +1,142 @@
+"""Completeness of the archive for a day's window, proven from archive_hours rows alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from batch_layer.completeness import PartitionSpan, check_completeness, file_gaps, refusal
+from batch_layer.window import BatchWindow
+from storage.archive import HourCompleteness
+
+D = dt.date(2026, 11, 25)
+BEFORE, AFTER = D - dt.timedelta(days=1), D + dt.timedelta(days=1)
+WINDOW = BatchWindow(D)
+
+
+def row(date, hour, first, last, partition=0, batch=0, records=None) -> HourCompleteness:
+    return HourCompleteness(date, hour, partition, batch, first, last,
+                            last - first + 1 if records is None else records)
+
+
+def check(rows, committed=None, kafka_ends=None):
+    by_date = {}
+    for each in rows:
+        by_date.setdefault(each.arrival_date, []).append(each)
+    ends_asked = []
+
+    def ends():
+        ends_asked.append(True)
+        return kafka_ends or {}
+
+    result = check_completeness(WINDOW, lambda date: by_date.get(date, []), committed or {0: 0}, ends)
+    return result, bool(ends_asked)
+
+
+# Partition 0 from its first offset: the day before, the window (D-1 23h .. D+1 00h), after.
+CONTIGUOUS = [row(BEFORE, 10, 0, 99), row(BEFORE, 23, 100, 109), row(D, 0, 110, 199, batch=1),
+              row(D, 0, 200, 249, batch=2), row(D, 13, 250, 400, batch=3), row(AFTER, 0, 401, 450, batch=4),
+              row(AFTER, 1, 451, 460, batch=4)]
+
+
+def test_contiguous_offsets_from_before_to_after_the_window_are_complete():
+    result, asked_kafka = check(CONTIGUOUS, committed={0: 461})
+
+    assert result.gaps == []
+    assert result.spans == {0: PartitionSpan(100, 450, 351)}
+    assert result.partitions == [0] and result.hour_rows == 5
+    assert not asked_kafka  # the hour after the cutoff proves the archiver passed it
+
+
+def test_a_missing_row_between_batches_is_named_with_its_offsets_and_neighbours():
+    rows = [r for r in CONTIGUOUS if r.batch_id != 2]
+
+    result, _ = check(rows, committed={0: 461})
+
+    assert result.gaps == ["partition 0: offsets 200-249 missing (between 2026-11-25T00 batch 1 and "
+                           "2026-11-25T13 batch 3)"]
+
+
+def test_a_missing_first_hour_of_the_window_is_a_gap():
+    rows = [r for r in CONTIGUOUS if (r.arrival_date, r.arrival_hour) != (BEFORE, 23)]
+
+    assert check(rows, committed={0: 461})[0].gaps == [
+        "partition 0: offsets 100-109 missing (between the last hour archived before the window and "
+        "2026-11-25T00 batch 1)"]
+
+
+def test_an_archive_that_starts_in_the_window_must_start_at_offset_zero():
+    assert check(CONTIGUOUS[1:], committed={0: 461})[0].gaps == [
+        "partition 0: offsets 0-99 missing (between the last hour archived before the window and "
+        "2026-11-24T23 batch 0)"]
+
+
+def test_a_missing_last_hour_of_the_window_is_a_gap():
+    rows = [r for r in CONTIGUOUS if r.arrival_date != AFTER or r.arrival_hour != 0]
+
+    assert check(rows, committed={0: 461})[0].gaps == [
+        "partition 0: offsets 401-450 missing (before the first hour after the cutoff)"]
+
+
+def test_a_row_holding_fewer_records_than_its_offsets_span_is_a_gap():
+    rows = [r if r.batch_id != 3 else row(D, 13, 250, 400, batch=3, records=150) for r in CONTIGUOUS]
+
+    assert check(rows, committed={0: 461})[0].gaps == [
+        "partition 0: 1 offsets missing inside 250-400 (2026-11-25T13 batch 3)"]
+
+
+def test_without_a_later_hour_the_archive_must_reach_the_topic_end():
+    rows = CONTIGUOUS[:-2]
+
+    complete, asked_kafka = check(rows, committed={0: 401}, kafka_ends={0: 401})
+    behind, _ = check(rows, committed={0: 401}, kafka_ends={0: 500})
+
+    assert complete.gaps == [] and asked_kafka
+    assert behind.gaps == ["partition 0: archived up to offset 400 but Kafka's end offset is 500: "
+                           "the archiver has not reached the cutoff yet"]
+
+
+def test_committed_offsets_without_rows_after_the_window_are_a_gap():
+    result, _ = check(CONTIGUOUS[:-2], committed={0: 461}, kafka_ends={0: 461})
+
+    assert result.gaps == ["partition 0: offsets 401-460 archived but in no archive hour"]
+
+
+def test_a_partition_without_records_in_the_window_is_complete_when_its_neighbours_touch():
+    quiet = [row(BEFORE, 5, 0, 9, partition=1), row(AFTER, 7, 10, 19, partition=1)]
+
+    result, _ = check(CONTIGUOUS + quiet, committed={0: 461, 1: 20})
+
+    assert result.gaps == [] and 1 not in result.spans and result.partitions == [0, 1]
+
+
+def test_neighbours_are_looked_for_across_earlier_and_later_days():
+    rows = [row(D - dt.timedelta(days=3), 2, 0, 9), row(D, 5, 10, 19), row(D + dt.timedelta(days=4), 0, 20, 29)]
+
+    assert check(rows, committed={0: 30})[0].gaps == []
+
+
+def test_file_gaps_compare_what_the_files_hold_with_the_rows():
+    spans = {0: PartitionSpan(100, 450, 351), 1: PartitionSpan(0, 9, 10)}
+
+    assert file_gaps(spans, {0: (351, 100, 450), 1: (10, 0, 9)}, 361) == []
+    assert file_gaps(spans, {0: (301, 100, 450), 1: (10, 0, 9), 2: (0, None, None)}, 316) == [
+        "partition 0: the archive files hold 301 (100-450) records of the window's hours where "
+        "archive_hours lists 351 (100-450)",
+        "5 archived records of Kafka partitions that archive_hours does not list"]
+
+
+def test_the_refusal_is_one_line_naming_the_first_gaps():
+    gaps = [f"partition {p}: offsets 1-2 missing" for p in range(12)]
+
+    message = str(refusal(D, gaps))
+
+    assert "\n" not in message and "partition 9:" in message and "partition 10:" not in message
+    assert "and 2 more" in message and "--allow-gaps" in message
+
+
+def test_rows_before_the_window_on_its_first_date_are_before_it():
+    rows = [row(BEFORE, 22, 0, 9), row(BEFORE, 23, 10, 19), row(AFTER, 3, 20, 29)]
+
+    result, _ = check(rows, committed={0: 30})
+
+    assert result.gaps == [] and result.spans == {0: PartitionSpan(10, 19, 10)}

@@ -1,0 +1,114 @@
+"""Day D from archive rows: the counting rules, the window, the cutoff and the statistics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from batch_layer.recompute import (
+    ARCHIVE_SCHEMA,
+    count_day,
+    day_stats,
+    existing_hour_paths,
+    read_archive,
+    top_videos_by_views,
+)
+from batch_layer.window import BatchWindow
+from storage.archive import write_archive_batch
+from tests.unit.test_counting_support import view
+
+D = dt.date(2026, 11, 25)
+WINDOW = BatchWindow(D)
+UTC = dt.timezone.utc
+
+
+def at(day_offset: int, hour: int, minute: int, second: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, 25, hour, minute, second, tzinfo=UTC) + dt.timedelta(days=day_offset)
+
+
+# (partition, offset, Kafka timestamp, value)
+RECORDS = [
+    (0, 0, at(-1, 23, 50), view("e0", "v3", "2026-11-25T00:00:30Z")),  # arrived before the window
+    (0, 1, at(-1, 23, 57), view("e0", "v3", "2026-11-25T00:01:00Z")),  # 4 min ahead of arrival: counts
+    (0, 2, at(-1, 23, 58), view("e5", "v3", "2026-11-24T23:57:00Z")),  # the day before
+    (1, 0, at(0, 10, 0), view("e1", "v1", "2026-11-25T10:00:05Z")),
+    (1, 1, at(0, 10, 0, 1), view("e1", "v1", "2026-11-25T10:00:05Z")),  # re-sent: one view
+    (1, 2, at(0, 10, 0, 2), b'{"event_id": "e6"'),  # bad_json
+    (1, 3, at(1, 0, 30), view("e4", "v1", "2026-11-25T23:59:30Z")),  # late, within grace: counts
+    (1, 4, at(1, 0, 40), view("e7", "v1", "2026-11-26T00:39:00Z")),  # the day after
+    (1, 5, at(1, 1, 0), view("e9", "v1", "2026-11-25T23:59:40Z")),  # at the cutoff: not counted
+    (1, 6, at(0, 12, 0), view("e2", "v2", "2026-11-25T12:00:00Z")),
+    (1, 7, at(0, 12, 0, 1), view("e3", "v2", "2026-11-25T12:00:59.999Z")),
+]
+
+
+def archive_rows(spark, records=RECORDS):
+    return spark.createDataFrame([("views", p, o, ts, b"k", value) for p, o, ts, value in records], ARCHIVE_SCHEMA)
+
+
+def minute(day_offset: int, hour: int, minute_: int) -> dt.datetime:
+    return at(day_offset, hour, minute_)
+
+
+def test_count_day_counts_the_minutes_of_the_day_from_arrivals_before_the_cutoff(spark):
+    result = count_day(archive_rows(spark), WINDOW, (0, 1, 2))
+
+    expected = spark.createDataFrame(
+        [("v3", minute(0, 0, 1), 1), ("v1", minute(0, 10, 0), 1), ("v1", minute(0, 23, 59), 1),
+         ("v2", minute(0, 12, 0), 2)],
+        "video_id string, minute timestamp, views long")
+    assertDataFrameEqual(result.counts, expected)
+
+
+def test_statistics_and_archive_tallies_come_from_the_same_pass(spark):
+    result = count_day(archive_rows(spark), WINDOW, (0, 1, 2))
+    result.counts.persist()
+    result.counts.count()
+
+    stats = day_stats(result)
+
+    assert result.records_read() == 11
+    assert result.records_by_partition() == {0: (3, 0, 2), 1: (8, 0, 7), 2: (0, None, None)}
+    assert (stats.events_read, stats.past_cutoff, stats.other_days) == (9, 1, 2)
+    assert stats.invalid["bad_json"] == 1 and sum(stats.invalid.values()) == 1
+    assert (stats.duplicates_removed, stats.cells, stats.total_views, stats.videos) == (1, 4, 5, 3)
+
+
+def test_top_videos_rank_by_views_then_video_id(spark):
+    counts = spark.createDataFrame(
+        [("b", minute(0, 1, 0), 2), ("a", minute(0, 2, 0), 1), ("a", minute(0, 3, 0), 1), ("c", minute(0, 1, 0), 5),
+         ("d", minute(0, 1, 0), 1)],
+        "video_id string, minute timestamp, views long")
+
+    assert top_videos_by_views(counts) == [(1, "c", 5), (2, "a", 2), (3, "b", 2), (4, "d", 1)]
+    assert top_videos_by_views(counts, limit=2) == [(1, "c", 5), (2, "a", 2)]
+
+
+def test_an_empty_day_counts_nothing(spark):
+    nothing_archived = count_day(read_archive(spark, "file:///nowhere", []), WINDOW, (0,))
+    nothing_in_window = count_day(archive_rows(spark, RECORDS[:1]), WINDOW, (0,))
+
+    for result in (nothing_archived, nothing_in_window):
+        result.counts.persist()
+        result.counts.count()
+        stats = day_stats(result)
+        assert (stats.events_read, stats.cells, stats.total_views, stats.videos) == (0, 0, 0, 0)
+    assert nothing_archived.records_by_partition() == {0: (0, None, None)}
+    assert nothing_in_window.records_by_partition() == {0: (1, 0, 0)}
+
+
+def test_reads_only_the_archive_hours_asked_for_in_the_archivers_layout(spark, tmp_path):
+    root = f"file://{tmp_path}/archive"
+    rows = archive_rows(spark).withColumns({
+        "arrival_date": F.to_date("kafka_timestamp"), "arrival_hour": F.hour("kafka_timestamp")})
+    write_archive_batch(rows, root, batch_id=7)
+
+    paths = existing_hour_paths(spark, root, WINDOW.hours())
+    records = read_archive(spark, root, list(paths.values()))
+
+    assert sorted(paths) == [(dt.date(2026, 11, 24), 23), (D, 10), (D, 12), (dt.date(2026, 11, 26), 0)]
+    assert sorted(paths) == sorted(set(paths) & set(WINDOW.hours()))
+    assert records.count() == 10  # every record but the one at 01:00 the day after
+    assert records.columns == list(ARCHIVE_SCHEMA.names)
