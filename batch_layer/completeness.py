@@ -17,6 +17,8 @@ and the first archived after it, form one unbroken run:
 This relies on Kafka timestamps that do not go down within a partition (LogAppendTime
 topics, or producers that stamp records with their send time, like ``viewcount produce``
 run day after day): a record stamped earlier than one before it would show as a hole.
+The rows prove the files only if the two agree, so ``file_gaps`` then compares them with
+what the files of the window's hours hold (a file deleted with its row left in place).
 """
 
 from __future__ import annotations
@@ -191,24 +193,20 @@ def refusal(day: dt.date, gaps: list[str]) -> ArchiveIncomplete:
                              "(run the archiver to catch up, or pass --allow-gaps to count what is there)")
 
 
-def file_gaps(spans: dict[int, PartitionSpan], read: dict[int, tuple[int, int | None, int | None]],
-              records_read: int) -> list[str]:
+def file_gaps(spans: dict[int, PartitionSpan], read: dict[int, tuple[int, int, int]]) -> list[str]:
     """Where the archive files of the window's hours disagree with its archive_hours rows.
 
-    ``read`` is (records, first offset, last offset) per partition as found in the files,
-    ``records_read`` all records found. Rows can only prove what the files hold if the two
-    agree: a deleted or extra file shows here, not in ``check_completeness``.
+    ``read`` is (records, first offset, last offset) per Kafka partition as found in the
+    files. Rows can only prove what the files hold if the two agree: a deleted or extra
+    file shows here, not in ``check_completeness``.
     """
     gaps = []
     for partition in sorted(set(spans) | set(read)):
         span = spans.get(partition, PartitionSpan(-1, -1, 0))
-        records, first, last = read.get(partition, (0, None, None))
-        rows_say = f"{span.records} ({span.first}-{span.last})" if span.records else "none"
-        if records != span.records or (records and (first, last) != (span.first, span.last)):
+        records, first, last = read.get(partition, (0, -1, -1))
+        if (records, first, last) != (span.records, span.first, span.last):
+            rows_say = f"{span.records} ({span.first}-{span.last})" if span.records else "none"
             files_hold = f"{records} ({first}-{last})" if records else "none"
             gaps.append(f"partition {partition}: the archive files hold {files_hold} records of the window's "
                         f"hours where archive_hours lists {rows_say}")
-    unattributed = records_read - sum(records for records, _, _ in read.values())
-    if unattributed:
-        gaps.append(f"{unattributed} archived records of Kafka partitions that archive_hours does not list")
     return gaps

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from batch_layer.completeness import Completeness
-    from batch_layer.recompute import DayCounts
+    from batch_layer.recompute import ArchiveTallies
     from storage.batch_results import BatchStats, BatchVersion, VersionClaim
 
 # Local batch runs shuffle once per day, not once per second like the speed layer:
@@ -86,27 +86,29 @@ def _session(settings: Settings, master: str | None) -> "SparkSession":
 
 
 def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness",
-           allow_gaps: bool) -> "DayCounts":
-    """The day's counts, computed and persisted; the archive files checked on the way."""
+           allow_gaps: bool) -> tuple["DataFrame", "DataFrame", "ArchiveTallies"]:
+    """The window's parsed events and the day's counts, both cached, once the archive
+    files are checked against archive_hours (a cheap pass: no value bytes are read)."""
     from batch_layer.completeness import file_gaps, refusal
-    from batch_layer.recompute import count_day, existing_hour_paths, read_archive
+    from batch_layer.recompute import count_day, events_in_window, existing_hour_paths, read_archive, tally_archive
 
     hours = window.hours()
     paths = existing_hour_paths(spark, root, hours)
     records = read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
-    day_counts = count_day(records, window, tuple(completeness.partitions))
-    day_counts.counts.persist()
-    day_counts.counts.count()  # one pass over the archive: counts, and every observation
-    gaps = file_gaps(completeness.spans, day_counts.records_by_partition(), day_counts.records_read())
+    tallies = tally_archive(records, window)
+    gaps = file_gaps(completeness.spans, tallies.by_partition)
     if gaps and not allow_gaps:
         raise refusal(window.day, gaps)
     completeness.gaps.extend(gaps)
-    return day_counts
+    events = events_in_window(records, window).persist()  # read by the counts and the statistics
+    counts = events.transform(count_day(window)).persist()
+    counts.count()
+    return events, counts, tallies
 
 
-def _report_input(day: dt.date, day_counts: "DayCounts", stats: "BatchStats") -> None:
+def _report_input(day: dt.date, stats: "BatchStats", tallies: "ArchiveTallies") -> None:
     _say(day, f"read {stats.events_read:,} events that arrived in the window "
-              f"({day_counts.records_read():,} archived records in its hours)")
+              f"({tallies.records:,} archived records in its hours)")
     invalid = ", ".join(f"{reason} {count:,}" for reason, count in stats.invalid.items() if count)
     _say(day, f"invalid per reason: {invalid or 'none'} (total {sum(stats.invalid.values()):,})")
     _say(day, f"duplicates removed {stats.duplicates_removed:,}; valid events of other days "
@@ -163,13 +165,15 @@ def recompute_day(settings: Settings, window: BatchWindow, args: argparse.Namesp
     try:
         completeness = _checked_archive(session, settings, window, args.allow_gaps)
         spark = _session(settings, args.master)
-        day_counts = _count(spark, args.archive or archive_path(settings), window, completeness, args.allow_gaps)
-        stats = day_stats(day_counts)
-        _report_input(window.day, day_counts, stats)
+        events, counts, tallies = _count(spark, args.archive or archive_path(settings), window, completeness,
+                                         args.allow_gaps)
+        stats = day_stats(events, counts, tallies, window)
+        events.unpersist()
+        _report_input(window.day, stats, tallies)
         claim, same_input = _claim(session, window, completeness, args.allow_gaps)
         output = args.output or f"s3a://{settings.s3_bucket}/batch"
         was_complete = same_input is not None and same_input.status == COMPLETE
-        uri = _publish(day_counts.counts, session, settings, claim, stats, output, was_complete)
+        uri = _publish(counts, session, settings, claim, stats, output, was_complete)
         what = "rewrote version" if same_input else "wrote version"
         _say(window.day, f"{what} {claim.version}: {stats.cells:,} cells, {stats.total_views:,} views, "
                          f"{stats.videos:,} videos in {time.monotonic() - started:.1f} s ({uri})")

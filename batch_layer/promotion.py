@@ -2,13 +2,15 @@
 
 No Spark: a promotion reads the day's versions, checks the chosen one is complete, and
 switches with one single-row write to ``batch_promotions`` (the history row goes with it
-in the same logged batch). Serving reads that row once per day, so a reader sees the
-old version or the new one, never a mix.
+in the same logged batch). Serving picks a day's version from that row, so a reader sees
+the old version or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from dataclasses import dataclass
 
 from storage.errors import UserError
 from storage.settings import Settings
@@ -48,23 +50,44 @@ def chosen_version(day, versions, requested: int | None) -> int:
     return requested
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class Outcome:
+    day: dt.date
+    version: int
+    previous: int | None
+    changed: bool  # False when the version was already the promoted one
+
+    def line(self) -> str:
+        if not self.changed:
+            return f"day {self.day}: version {self.version} is already promoted; nothing changed"
+        action = "rolled back to" if self.previous is not None and self.version < self.previous else "promoted"
+        previous = "none" if self.previous is None else f"version {self.previous}"
+        return f"day {self.day}: {action} version {self.version} (previous: {previous})"
+
+
+def promote_version(day: dt.date, requested: int | None = None, settings: Settings | None = None) -> Outcome:
+    """Serve ``requested`` (default: the newest complete version) for ``day``."""
     from storage.batch_results import promote, read_promotion, read_versions
     from storage.cassandra import connect
 
-    session = connect(Settings.from_env())
+    session = connect(settings or Settings.from_env())
     try:
-        version = chosen_version(args.date, read_versions(session, args.date), args.version)
-        current = read_promotion(session, args.date)
+        version = chosen_version(day, read_versions(session, day), requested)
+        current = read_promotion(session, day)
         previous = current.version if current else None
         if previous == version:
-            print(f"day {args.date}: version {version} is already promoted; nothing changed")
-            return 0
-        promote(session, args.date, version, previous)
+            return Outcome(day, version, previous, changed=False)
+        promote(session, day, version, previous)
+        return Outcome(day, version, previous, changed=True)
     finally:
         session.cluster.shutdown()
-    action = "rolled back to" if previous is not None and version < previous else "promoted"
-    print(f"day {args.date}: {action} version {version} (previous: "
-          f"{'none' if previous is None else f'version {previous}'})")
-    return 0
 
+
+def promote_newest(day: dt.date, settings: Settings | None = None) -> int:
+    """Promote the day's newest complete version (the nightly DAG's last step); returns it."""
+    return promote_version(day, None, settings).version
+
+
+def run(args: argparse.Namespace) -> int:
+    print(promote_version(args.date, args.version).line())
+    return 0

@@ -1,19 +1,27 @@
 """Day D recomputed from archived Kafka records with the speed layer's counting rules.
 
-``count_day`` is the whole computation: the window's arrivals, ``parse_events`` on each
-record's Kafka timestamp, ``valid_events``, the minutes of D, ``drop_duplicate_events``
-over the whole day and ``count_per_minute``, all from ``counting``. What a report needs
-about the input (records per Kafka partition, invalid per reason, ...) is gathered by
-``observe`` while that one pass runs, so nothing is read twice. The steps only a batch
-may take (sort, limit) are here, named for what they give: ``top_videos_by_views``.
+Three steps, all built from ``counting``:
+
+- ``tally_archive``: records and offsets per Kafka partition, from the narrow Kafka
+  coordinates only (Parquet reads no value bytes), to check the files against
+  archive_hours before anything costly runs;
+- ``events_in_window``: ``parse_events`` on the arrivals in [start, cutoff), each with
+  its own Kafka timestamp; the caller caches the result, since both the counts and the
+  statistics read it (cheaper than parsing twice, and than ``observe``, which measured
+  at twice the CPU of the whole count);
+- ``count_day``: ``valid_events``, the minutes of D, ``drop_duplicate_events`` over the
+  whole day, ``count_per_minute``.
+
+The steps only a batch may take (sort, limit) are here, named for what they give:
+``top_videos_by_views``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -63,122 +71,85 @@ def read_archive(spark: SparkSession, root: str, paths: list[str]) -> DataFrame:
 
 
 @dataclass(frozen=True)
-class Observed:
-    """Metrics gathered by ``observe`` on ``rows`` while another action runs."""
+class ArchiveTallies:
+    """What the archive files of the window's hours hold."""
 
-    observation: Observation
-    rows: DataFrame
-    metrics: tuple[Column, ...]
+    by_partition: dict[int, tuple[int, int, int]]  # Kafka partition: (records, first, last offset)
+    before_window: int  # records of the first hour that arrived before the window starts
+    past_cutoff: int  # records of the last hour that arrived at or after the cutoff
 
-    @cached_property
-    def values(self) -> dict:
-        """The metrics, once an action on a descendant of ``rows`` has run.
-
-        When adaptive execution finds a shuffle empty it replaces the rest of the plan,
-        and the metrics observed below it are lost with it (a day whose every record is
-        invalid, say). Only then they are computed again, by their own pass over ``rows``.
-        """
-        from py4j.protocol import Py4JJavaError
-
-        try:
-            return self.observation.get
-        except Py4JJavaError:
-            return self.rows.agg(*self.metrics).first().asDict()
-
-    def observe(self) -> DataFrame:
-        return self.rows.observe(self.observation, *self.metrics)
+    @property
+    def records(self) -> int:
+        return sum(records for records, _, _ in self.by_partition.values())
 
 
-@dataclass(frozen=True)
-class DayCounts:
-    """views(video, minute) of day D, and what was observed while computing them."""
-
-    counts: DataFrame  # video_id, minute, views
-    partitions: tuple[int, ...]
-    archive: Observed  # on the archive rows read
-    parsed: Observed  # on the parsed events that arrived in the window
-
-    def records_by_partition(self) -> dict[int, tuple[int, int | None, int | None]]:
-        """(records, first offset, last offset) read per Kafka partition named up front."""
-        metrics = self.archive.values
-        return {p: (metrics[f"records_{p}"], metrics[f"first_{p}"], metrics[f"last_{p}"]) for p in self.partitions}
-
-    def records_read(self) -> int:
-        return self.archive.values["records"]
-
-
-def _archive_metrics(window: BatchWindow, partitions: tuple[int, ...]) -> list[Column]:
-    partition, offset, arrival = F.col("partition"), F.col("offset"), F.col("kafka_timestamp")
-    per_partition = []
-    for p in partitions:
-        per_partition += [
-            F.count_if(partition == p).alias(f"records_{p}"),
-            F.min(F.when(partition == p, offset)).alias(f"first_{p}"),
-            F.max(F.when(partition == p, offset)).alias(f"last_{p}"),
-        ]
-    return [
+def tally_archive(records: DataFrame, window: BatchWindow) -> ArchiveTallies:
+    """Records and offsets per Kafka partition; only the Kafka coordinates are read."""
+    arrival = F.col("kafka_timestamp")
+    rows = records.groupBy("partition").agg(
         F.count(F.lit(1)).alias("records"),
+        F.min("offset").alias("first"),
+        F.max("offset").alias("last"),
         F.count_if(arrival < F.lit(window.start)).alias("before_window"),
         F.count_if(arrival >= F.lit(window.cutoff)).alias("past_cutoff"),
-        *per_partition,
-    ]
+    ).collect()
+    return ArchiveTallies(
+        by_partition={row.partition: (row.records, row.first, row.last) for row in rows},
+        before_window=sum(row.before_window for row in rows),
+        past_cutoff=sum(row.past_cutoff for row in rows),
+    )
+
+
+def events_in_window(records: DataFrame, window: BatchWindow) -> DataFrame:
+    """Parsed events (video_id, event_id, event_time, reason) of the window's arrivals."""
+    arrival = F.col("kafka_timestamp")
+    is_in_window = (arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))
+    return (
+        records.filter(is_in_window)
+        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
+        .transform(parse_events())
+        .select("video_id", "event_id", "event_time", "reason")
+    )
 
 
 def _is_in_day(window: BatchWindow) -> Column:
     return (F.col("event_time") >= F.lit(window.day_start)) & (F.col("event_time") < F.lit(window.day_end))
 
 
-def _parsed_metrics(window: BatchWindow) -> list[Column]:
+def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
+    """views(video, minute) for the minutes of D: ``events.transform(count_day(window))``."""
+
+    def count(events: DataFrame) -> DataFrame:
+        return (
+            events.transform(valid_events)
+            .filter(_is_in_day(window))
+            .transform(drop_duplicate_events)
+            .transform(count_per_minute)
+        )
+
+    return count
+
+
+def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, window: BatchWindow) -> BatchStats:
+    """The batch's statistics: one aggregate over the events, one over the counts."""
     is_valid = F.col("reason").isNull()
-    return [
+    read = events.agg(
         F.count(F.lit(1)).alias("events_read"),
         F.count_if(is_valid & ~_is_in_day(window)).alias("other_days"),
         F.count_if(is_valid & _is_in_day(window)).alias("valid_in_day"),
         *[F.count_if(F.col("reason") == reason).alias(reason) for reason in REASONS],
-    ]
-
-
-def count_day(records: DataFrame, window: BatchWindow, partitions: tuple[int, ...] = ()) -> DayCounts:
-    """views(video, minute) for the minutes of D from archive rows (ARCHIVE_SCHEMA).
-
-    Counts the records that arrived in [window.start, window.cutoff). ``partitions``
-    names the Kafka partitions whose records are tallied one by one for the archive check.
-    """
-    arrival = F.col("kafka_timestamp")
-    is_in_window = (arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))
-    archive = Observed(Observation("archive"), records, tuple(_archive_metrics(window, partitions)))
-    parsed = Observed(
-        Observation("parsed"),
-        archive.observe()
-        .filter(is_in_window)
-        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
-        .transform(parse_events()),
-        tuple(_parsed_metrics(window)),
-    )
-    counts = (
-        parsed.observe()
-        .transform(valid_events)
-        .filter(_is_in_day(window))
-        .transform(drop_duplicate_events)
-        .transform(count_per_minute)
-    )
-    return DayCounts(counts, tuple(partitions), archive, parsed)
-
-
-def day_stats(day_counts: DayCounts) -> BatchStats:
-    """The batch's statistics; ``day_counts.counts`` must have been computed (persisted)."""
-    totals = day_counts.counts.agg(
+    ).first()
+    totals = counts.agg(
         F.count(F.lit(1)).alias("cells"),
         F.coalesce(F.sum("views"), F.lit(0)).alias("views"),
         F.count_distinct("video_id").alias("videos"),
     ).first()
-    archive, parsed = day_counts.archive.values, day_counts.parsed.values
     return BatchStats(
-        events_read=parsed["events_read"],
-        invalid={reason: parsed[reason] for reason in REASONS},
-        duplicates_removed=parsed["valid_in_day"] - totals.views,
-        past_cutoff=archive["past_cutoff"],
-        other_days=parsed["other_days"],
+        events_read=read.events_read,
+        invalid={reason: read[reason] for reason in REASONS},
+        duplicates_removed=read.valid_in_day - totals.views,
+        past_cutoff=tallies.past_cutoff,
+        other_days=read.other_days,
         cells=totals.cells,
         total_views=totals.views,
         videos=totals.videos,

@@ -18,6 +18,7 @@ from tests.integration.test_batch_support import (
     MS_PER_HOUR,
     day_start_ms,
     delete_archive_batch_hour,
+    delete_prefix,
     expected_stats,
     expected_top,
     expected_views,
@@ -48,6 +49,7 @@ class Dataset:
 
 @pytest.fixture(scope="module")
 def dataset(stack, tmp_path_factory):
+    from storage.archive import archive_path
     from storage.cassandra import connect
 
     tmp = tmp_path_factory.mktemp("batch")
@@ -65,6 +67,8 @@ def dataset(stack, tmp_path_factory):
             yield Dataset(settings, env, topic_records(settings), output, first_run, session)
         finally:
             session.cluster.shutdown()
+            delete_prefix(settings, output)
+            delete_prefix(settings, archive_path(settings))
 
 
 def test_version_1_equals_the_oracle_with_grace_arrivals_in_and_later_ones_out(dataset):

@@ -133,5 +133,15 @@ def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) 
     return rows
 
 
+def delete_prefix(settings, uri: str) -> None:
+    """Remove every object under an s3a:// prefix (what a test wrote)."""
+    from storage.s3 import client
+
+    bucket, _, prefix = uri.removeprefix("s3a://").partition("/")
+    s3 = client(settings)
+    while objects := s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", []):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": item["Key"]} for item in objects]})
+
+
 def _ms(minute: dt.datetime) -> int:
     return int(minute.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)

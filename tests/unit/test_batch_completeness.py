@@ -118,11 +118,12 @@ def test_neighbours_are_looked_for_across_earlier_and_later_days():
 def test_file_gaps_compare_what_the_files_hold_with_the_rows():
     spans = {0: PartitionSpan(100, 450, 351), 1: PartitionSpan(0, 9, 10)}
 
-    assert file_gaps(spans, {0: (351, 100, 450), 1: (10, 0, 9)}, 361) == []
-    assert file_gaps(spans, {0: (301, 100, 450), 1: (10, 0, 9), 2: (0, None, None)}, 316) == [
+    assert file_gaps(spans, {0: (351, 100, 450), 1: (10, 0, 9)}) == []
+    assert file_gaps(spans, {0: (301, 100, 450), 2: (5, 0, 4)}) == [
         "partition 0: the archive files hold 301 (100-450) records of the window's hours where "
         "archive_hours lists 351 (100-450)",
-        "5 archived records of Kafka partitions that archive_hours does not list"]
+        "partition 1: the archive files hold none records of the window's hours where archive_hours lists 10 (0-9)",
+        "partition 2: the archive files hold 5 (0-4) records of the window's hours where archive_hours lists none"]
 
 
 def test_the_refusal_is_one_line_naming_the_first_gaps():

@@ -11,8 +11,10 @@ from batch_layer.recompute import (
     ARCHIVE_SCHEMA,
     count_day,
     day_stats,
+    events_in_window,
     existing_hour_paths,
     read_archive,
+    tally_archive,
     top_videos_by_views,
 )
 from batch_layer.window import BatchWindow
@@ -53,24 +55,24 @@ def minute(day_offset: int, hour: int, minute_: int) -> dt.datetime:
 
 
 def test_count_day_counts_the_minutes_of_the_day_from_arrivals_before_the_cutoff(spark):
-    result = count_day(archive_rows(spark), WINDOW, (0, 1, 2))
+    counts = events_in_window(archive_rows(spark), WINDOW).transform(count_day(WINDOW))
 
     expected = spark.createDataFrame(
         [("v3", minute(0, 0, 1), 1), ("v1", minute(0, 10, 0), 1), ("v1", minute(0, 23, 59), 1),
          ("v2", minute(0, 12, 0), 2)],
         "video_id string, minute timestamp, views long")
-    assertDataFrameEqual(result.counts, expected)
+    assertDataFrameEqual(counts, expected)
 
 
-def test_statistics_and_archive_tallies_come_from_the_same_pass(spark):
-    result = count_day(archive_rows(spark), WINDOW, (0, 1, 2))
-    result.counts.persist()
-    result.counts.count()
+def test_tallies_and_statistics_describe_what_was_read_and_rejected(spark):
+    records = archive_rows(spark)
+    events = events_in_window(records, WINDOW)
 
-    stats = day_stats(result)
+    tallies = tally_archive(records, WINDOW)
+    stats = day_stats(events, events.transform(count_day(WINDOW)), tallies, WINDOW)
 
-    assert result.records_read() == 11
-    assert result.records_by_partition() == {0: (3, 0, 2), 1: (8, 0, 7), 2: (0, None, None)}
+    assert tallies.by_partition == {0: (3, 0, 2), 1: (8, 0, 7)}
+    assert (tallies.records, tallies.before_window, tallies.past_cutoff) == (11, 1, 1)
     assert (stats.events_read, stats.past_cutoff, stats.other_days) == (9, 1, 2)
     assert stats.invalid["bad_json"] == 1 and sum(stats.invalid.values()) == 1
     assert (stats.duplicates_removed, stats.cells, stats.total_views, stats.videos) == (1, 4, 5, 3)
@@ -87,16 +89,10 @@ def test_top_videos_rank_by_views_then_video_id(spark):
 
 
 def test_an_empty_day_counts_nothing(spark):
-    nothing_archived = count_day(read_archive(spark, "file:///nowhere", []), WINDOW, (0,))
-    nothing_in_window = count_day(archive_rows(spark, RECORDS[:1]), WINDOW, (0,))
-
-    for result in (nothing_archived, nothing_in_window):
-        result.counts.persist()
-        result.counts.count()
-        stats = day_stats(result)
+    for records in (read_archive(spark, "file:///nowhere", []), archive_rows(spark, RECORDS[:1])):
+        events = events_in_window(records, WINDOW)
+        stats = day_stats(events, events.transform(count_day(WINDOW)), tally_archive(records, WINDOW), WINDOW)
         assert (stats.events_read, stats.cells, stats.total_views, stats.videos) == (0, 0, 0, 0)
-    assert nothing_archived.records_by_partition() == {0: (0, None, None)}
-    assert nothing_in_window.records_by_partition() == {0: (1, 0, 0)}
 
 
 def test_reads_only_the_archive_hours_asked_for_in_the_archivers_layout(spark, tmp_path):

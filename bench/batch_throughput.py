@@ -1,0 +1,198 @@
+"""Batch layer throughput: one day recomputed from a synthetic archive, beside DuckDB.
+
+Writes N archive records (the archiver's columns and ``arrival_date/arrival_hour/batch_id``
+layout) as Parquet with DuckDB: one UTC day of Zipf-popular views, a share of re-sent
+events (same bytes, later arrival) and a share of invalid records. Then, in the same run,
+times:
+
+- ours: ``batch_layer.recompute`` exactly as ``viewcount batch`` runs it (the window's
+  hour folders, the archive tallies, the cached parsed events, ``count_day``, the
+  persisted counts, ``day_stats``, top videos) on a local SparkSession; no Cassandra or
+  S3 writes;
+- DuckDB: the same count in SQL over the same files (JSON parse, validity filter,
+  distinct event_id per video-minute, count), with as many threads as Spark has cores.
+
+Both must agree on cells and views; the script prints both times and their ratio
+(DuckDB runs before and after ours, and its mean time counts), and the CPU seconds each
+used, which a shared machine's load disturbs less than wall time.
+
+    .venv/bin/python bench/batch_throughput.py --events 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DAY = dt.date(2026, 11, 20)
+VIDEOS = 10_000
+CORES = 2
+
+# One SQL statement writes the archive. Record i arrives at i/N of the day; every 50th
+# re-sends the view of an earlier record (same event), every 200th is invalid (one of
+# four reasons in turn). Video popularity is Zipf-like (the cube of a uniform draw).
+ARCHIVE_SQL = """
+COPY (
+  WITH records AS (
+    SELECT i,
+           CASE WHEN hash(i) % 50 = 0 AND i > 1000 THEN i - 1 - hash(i + 7) % 1000 ELSE i END AS view,
+           TIMESTAMPTZ '{day} 00:00:00+00' + to_microseconds((i * 86400000000 // {events})::BIGINT) AS arrival
+    FROM range({events}) AS t(i)
+  ), views AS (
+    SELECT i, arrival, view,
+           'v' || (floor({videos} * pow((hash(view) % 1000003) / 1000003.0, 3)))::BIGINT AS video_id,
+           printf('%016x-%016x', hash(view), hash(view + {events})) AS event_id,
+           TIMESTAMPTZ '{day} 00:00:00+00'
+             + to_microseconds((view * 86400000000 // {events})::BIGINT - (hash(view) % 3000000)::BIGINT) AS event_time
+    FROM records
+  )
+  SELECT 'views' AS topic, (hash(video_id) % 6)::INTEGER AS "partition", i AS "offset",
+         arrival AS kafka_timestamp, 0 AS timestamp_type, encode(video_id) AS key,
+         encode(CASE
+           WHEN i % 200 = 1 THEN '{{"event_id":"' || event_id || '","video_id":"' || video_id || '"'
+           WHEN i % 800 = 3 THEN '{{"video_id":"' || video_id || '","event_time":"2026-11-20T10:00:00Z"}}'
+           WHEN i % 800 = 203 THEN '{{"event_id":"' || event_id || '","video_id":"bad id!","event_time":1}}'
+           WHEN i % 800 = 403 THEN '{{"event_id":"' || event_id || '","video_id":"' || video_id
+                                    || '","event_time":"2099-01-01T00:00:00Z"}}'
+           WHEN view % 4 = 0 THEN '{{"event_id":"' || event_id || '","video_id":"' || video_id
+                                    || '","event_time":' || epoch_ms(event_time) || ',"user_id":"u' || view % 99991 || '"}}'
+           ELSE '{{"event_id":"' || event_id || '","video_id":"' || video_id || '","event_time":"'
+                || strftime(event_time, '%Y-%m-%dT%H:%M:%S.%gZ') || '","user_id":"u' || view % 99991 || '"}}'
+         END) AS value,
+         []::STRUCT(key VARCHAR, value BLOB)[] AS headers,
+         CAST(arrival AS DATE) AS arrival_date, hour(arrival) AS arrival_hour,
+         (hour(arrival) * 6 + minute(arrival) // 10) AS batch_id
+  FROM views
+) TO '{path}' (FORMAT parquet, PARTITION_BY (arrival_date, arrival_hour, batch_id), OVERWRITE_OR_IGNORE)
+"""
+
+# The counting rules in DuckDB's dialect, for this data: strict enough for what the
+# generator writes (objects, string ids, RFC 3339 or epoch-ms times), not a second
+# implementation of every rule.
+DUCKDB_COUNT_SQL = """
+WITH parsed AS (
+  SELECT kafka_timestamp, json_extract_string(doc, '$.event_id') AS event_id,
+         json_extract_string(doc, '$.video_id') AS video_id,
+         CASE json_type(doc, '$.event_time')
+           WHEN 'UBIGINT' THEN make_timestamptz(json_extract(doc, '$.event_time')::BIGINT * 1000)
+           WHEN 'BIGINT' THEN make_timestamptz(json_extract(doc, '$.event_time')::BIGINT * 1000)
+           WHEN 'VARCHAR' THEN TRY_CAST(json_extract_string(doc, '$.event_time') AS TIMESTAMPTZ)
+         END AS event_time
+  FROM (SELECT kafka_timestamp, CASE WHEN json_valid(decode(value)) THEN decode(value)::JSON END AS doc
+        FROM read_parquet('{path}/**/*.parquet')
+        WHERE kafka_timestamp >= TIMESTAMPTZ '{start}' AND kafka_timestamp < TIMESTAMPTZ '{cutoff}')
+), valid AS (
+  SELECT * FROM parsed
+  WHERE length(event_id) BETWEEN 1 AND 64 AND regexp_full_match(video_id, '[A-Za-z0-9_-]{{1,64}}')
+    AND event_time <= kafka_timestamp + INTERVAL 5 MINUTE
+    AND event_time >= TIMESTAMPTZ '{day_start}' AND event_time < TIMESTAMPTZ '{day_end}'
+)
+SELECT count(*) AS cells, sum(views)::BIGINT AS views FROM (
+  SELECT video_id, time_bucket(INTERVAL 1 MINUTE, event_time) AS minute, count(DISTINCT event_id) AS views
+  FROM valid GROUP BY ALL)
+"""
+
+
+def write_archive(path: Path, events: int) -> float:
+    import duckdb
+
+    started = time.perf_counter()
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute(ARCHIVE_SQL.format(day=DAY, events=events, videos=VIDEOS, path=path))
+    return time.perf_counter() - started
+
+
+def _jvm_cpu_seconds(spark) -> float | None:
+    """CPU time of the Spark JVM (driver and local executors), from /proc; None elsewhere."""
+    stat = Path(f"/proc/{spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()}/stat")
+    if not stat.exists():
+        return None
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_batch(path: Path) -> tuple[float, float | None, int, int]:
+    from batch_layer.recompute import (
+        count_day, day_stats, events_in_window, existing_hour_paths, read_archive, tally_archive, top_videos_by_views)
+    from batch_layer.window import BatchWindow
+    from storage.spark import build_session
+
+    spark = build_session("bench-batch", master=f"local[{CORES}]", with_connectors=False,
+                          extra_conf={"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "16"})
+    try:
+        window, root = BatchWindow(DAY), f"file://{path}"
+        started, cpu_started = time.perf_counter(), _jvm_cpu_seconds(spark)
+        paths = existing_hour_paths(spark, root, window.hours())
+        records = read_archive(spark, root, list(paths.values()))
+        tallies = tally_archive(records, window)  # what the job checks against archive_hours
+        events = events_in_window(records, window).persist()
+        counts = events.transform(count_day(window)).persist()
+        counts.count()
+        stats = day_stats(events, counts, tallies, window)
+        top_videos_by_views(counts)
+        cpu = None if cpu_started is None else _jvm_cpu_seconds(spark) - cpu_started
+        return time.perf_counter() - started, cpu, stats.cells, stats.total_views
+    finally:
+        spark.stop()
+
+
+def time_duckdb(path: Path) -> tuple[float, float, int, int]:
+    import duckdb
+
+    from batch_layer.window import BatchWindow
+
+    window = BatchWindow(DAY)
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {CORES}")
+    connection.execute("SET TimeZone = 'UTC'")
+    started, cpu_started = time.perf_counter(), time.process_time()  # DuckDB runs in this process
+    cells, views = connection.execute(DUCKDB_COUNT_SQL.format(
+        path=path, start=window.start, cutoff=window.cutoff, day_start=window.day_start,
+        day_end=window.day_end)).fetchone()
+    return time.perf_counter() - started, time.process_time() - cpu_started, cells, views
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000_000, help="archive records (default: %(default)s)")
+    parser.add_argument("--dir", type=Path, help="where the archive goes (default: a temporary folder, removed)")
+    parser.add_argument("--reuse", action="store_true", help="use the archive already in --dir")
+    args = parser.parse_args(argv)
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    path = folder / "archive"
+    try:
+        if not args.reuse:
+            shutil.rmtree(path, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            print(f"writing {args.events:,} archive records to {path} ...", file=sys.stderr)
+            print(f"archive written in {write_archive(path, args.events):.1f} s", file=sys.stderr)
+        # DuckDB before and after ours: on a shared machine the load drifts during a run.
+        duck_before, duck_cpu, duck_cells, duck_views = time_duckdb(path)
+        ours_seconds, ours_cpu, cells, views = time_batch(path)
+        duck_after, _, _, _ = time_duckdb(path)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    agree = (cells, views) == (duck_cells, duck_views)
+    print(f"records: {args.events:,}; cells {cells:,}, views {views:,} "
+          f"({'same as DuckDB' if agree else f'DuckDB: {duck_cells:,} cells, {duck_views:,} views'})")
+    print(f"batch layer (Spark local[{CORES}]): {ours_seconds:.1f} s ({args.events / ours_seconds:,.0f} records/s)")
+    duck_seconds = (duck_before + duck_after) / 2
+    print(f"DuckDB ({CORES} threads):          {duck_seconds:.1f} s ({args.events / duck_seconds:,.0f} records/s; "
+          f"{duck_before:.1f} s before ours, {duck_after:.1f} s after)")
+    print(f"ratio batch / DuckDB: {ours_seconds / duck_seconds:.2f} (target <= 3)")
+    if ours_cpu is not None:  # CPU time drifts less than wall time on a shared machine
+        print(f"CPU seconds: batch layer {ours_cpu:.1f}, DuckDB {duck_cpu:.1f} (first run); "
+              f"ratio {ours_cpu / duck_cpu:.2f}")
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
