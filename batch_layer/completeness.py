@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from storage.archive import HourCompleteness
 from storage.errors import UserError
 
-from batch_layer.window import BatchWindow, Hour
+from counting.window import BatchWindow, Hour
 
 # How far before and after the window to look for a partition's neighbouring offsets.
 LOOKAROUND_DAYS = 7

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from storage.errors import UserError
 from storage.settings import Settings
 
-from batch_layer.window import DEFAULT_GRACE, BatchWindow, parse_day, parse_grace
+from counting.window import DEFAULT_GRACE, BatchWindow, parse_day, parse_grace
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -90,7 +90,8 @@ def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: 
     """The window's parsed events and the day's counts, both cached, once the archive
     files are checked against archive_hours (a cheap pass: no value bytes are read)."""
     from batch_layer.completeness import file_gaps, refusal
-    from batch_layer.recompute import count_day, events_in_window, existing_hour_paths, read_archive, tally_archive
+    from batch_layer.recompute import count_day, events_in_window, tally_archive
+    from storage.archive import existing_hour_paths, read_archive
 
     hours = window.hours()
     paths = existing_hour_paths(spark, root, hours)

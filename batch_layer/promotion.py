@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from storage.errors import UserError
 from storage.settings import Settings
 
-from batch_layer.window import parse_day
+from counting.window import parse_day
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

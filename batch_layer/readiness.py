@@ -10,7 +10,7 @@ import datetime as dt
 
 from storage.settings import Settings
 
-from batch_layer.window import DEFAULT_GRACE, BatchWindow
+from counting.window import DEFAULT_GRACE, BatchWindow
 
 
 def archive_gaps(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE, settings: Settings | None = None,

@@ -21,53 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from counting.events import parse_events, valid_events
 from counting.reasons import REASONS
 from counting.views import count_per_minute, drop_duplicate_events
 from storage.batch_results import BatchStats
 
-from batch_layer.window import BatchWindow, Hour
+from counting.window import BatchWindow
 
-# The archive columns counting needs (storage.archive writes these and more).
-ARCHIVE_SCHEMA = T.StructType([
-    T.StructField("topic", T.StringType()),
-    T.StructField("partition", T.IntegerType()),
-    T.StructField("offset", T.LongType()),
-    T.StructField("kafka_timestamp", T.TimestampType()),
-    T.StructField("key", T.BinaryType()),
-    T.StructField("value", T.BinaryType()),
-])
 TOP_VIDEOS = 1_000
-
-
-def existing_hour_paths(spark: SparkSession, root: str, hours: list[Hour]) -> dict[Hour, str]:
-    """The archive folders of these hours that exist (an hour without arrivals has none).
-
-    One listing per arrival date through Hadoop's FileSystem, which serves s3a:// and
-    local paths alike."""
-    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
-    found = {}
-    for date in sorted({date for date, _ in hours}):
-        date_path = jvm.org.apache.hadoop.fs.Path(f"{root}/arrival_date={date}")
-        filesystem = date_path.getFileSystem(conf)
-        if not filesystem.exists(date_path):
-            continue
-        names = {status.getPath().getName() for status in filesystem.listStatus(date_path)}
-        for hour_date, hour in hours:
-            if hour_date == date and f"arrival_hour={hour}" in names:
-                found[(date, hour)] = f"{root}/arrival_date={date}/arrival_hour={hour}"
-    return found
-
-
-def read_archive(spark: SparkSession, root: str, paths: list[str]) -> DataFrame:
-    """The archived records under these hour folders (every batch_id in them)."""
-    if not paths:
-        return spark.createDataFrame([], ARCHIVE_SCHEMA)
-    return spark.read.schema(ARCHIVE_SCHEMA).option("basePath", root).parquet(*paths).select(*ARCHIVE_SCHEMA.names)
 
 
 @dataclass(frozen=True)

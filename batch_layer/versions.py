@@ -16,7 +16,7 @@ import json
 from storage.batch_results import COMPLETE, BatchVersion
 
 from batch_layer.completeness import Completeness
-from batch_layer.window import BatchWindow
+from counting.window import BatchWindow
 
 
 def rules_version() -> str:

@@ -120,8 +120,9 @@ def _jvm_cpu_seconds(spark) -> float | None:
 
 def time_batch(path: Path) -> tuple[float, float | None, int, int]:
     from batch_layer.recompute import (
-        count_day, day_stats, events_in_window, existing_hour_paths, read_archive, tally_archive, top_videos_by_views)
-    from batch_layer.window import BatchWindow
+        count_day, day_stats, events_in_window, tally_archive, top_videos_by_views)
+    from storage.archive import existing_hour_paths, read_archive
+    from counting.window import BatchWindow
     from storage.spark import build_session
 
     spark = build_session("bench-batch", master=f"local[{CORES}]", with_connectors=False,
@@ -146,7 +147,7 @@ def time_batch(path: Path) -> tuple[float, float | None, int, int]:
 def time_duckdb(path: Path) -> tuple[float, float, int, int]:
     import duckdb
 
-    from batch_layer.window import BatchWindow
+    from counting.window import BatchWindow
 
     window = BatchWindow(DAY)
     connection = duckdb.connect()

@@ -19,9 +19,13 @@ from storage.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 PARTITION_COLUMNS = ("arrival_date", "arrival_hour", "batch_id")
+# The archive columns counting needs (the archiver writes these and more), as
+# (name, Spark SQL type); ``archive_schema()`` builds the StructType.
+ARCHIVE_COLUMNS = (("topic", "string"), ("partition", "int"), ("offset", "bigint"),
+                   ("kafka_timestamp", "timestamp"), ("key", "binary"), ("value", "binary"))
 
 
 def archive_path(settings: Settings) -> str:
@@ -103,3 +107,39 @@ def write_committed_offsets(session: "Session", topic: str, end_offsets: dict[in
 def read_committed_offsets(session: "Session", topic: str) -> dict[int, int]:
     return {row.kafka_partition: row.committed_end_offset for row in session.execute(
         "SELECT kafka_partition, committed_end_offset FROM archive_progress WHERE topic = %s", (topic,))}
+
+
+def archive_schema():
+    from pyspark.sql.types import StructType
+
+    return StructType.fromDDL(", ".join(f"`{name}` {kind}" for name, kind in ARCHIVE_COLUMNS))
+
+
+Hour = tuple[dt.date, int]  # an archive partition: (arrival_date, arrival_hour)
+
+
+def existing_hour_paths(spark: "SparkSession", root: str, hours: list[Hour]) -> dict[Hour, str]:
+    """The archive folders of these hours that exist (an hour without arrivals has none).
+
+    One listing per arrival date through Hadoop's FileSystem, which serves s3a:// and
+    local paths alike."""
+    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    found = {}
+    for date in sorted({date for date, _ in hours}):
+        date_path = jvm.org.apache.hadoop.fs.Path(f"{root}/arrival_date={date}")
+        filesystem = date_path.getFileSystem(conf)
+        if not filesystem.exists(date_path):
+            continue
+        names = {status.getPath().getName() for status in filesystem.listStatus(date_path)}
+        for hour_date, hour in hours:
+            if hour_date == date and f"arrival_hour={hour}" in names:
+                found[(date, hour)] = f"{root}/arrival_date={date}/arrival_hour={hour}"
+    return found
+
+
+def read_archive(spark: "SparkSession", root: str, paths: list[str]) -> "DataFrame":
+    """The archived records under these hour folders (every batch_id in them)."""
+    schema = archive_schema()
+    if not paths:
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).option("basePath", root).parquet(*paths).select(*schema.names)

@@ -10,7 +10,6 @@ Spark: promotion and serving use it without a SparkSession.
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Iterable
@@ -28,11 +27,20 @@ DEFAULT_CONCURRENCY = 64
 
 @dataclass(frozen=True)
 class BatchVersion:
+    """One version's row of batch_versions: its identity, what it read and where its
+    counts are (the reconciler reads the cutoff, the Parquet output and the gaps)."""
+
     day: dt.date
     version: int
     status: str
     input_fingerprint: str
     completed_at: dt.datetime | None = None
+    cutoff: dt.datetime | None = None
+    parquet_uri: str | None = None
+    allow_gaps: bool = False
+    gaps: tuple[str, ...] = ()
+    input_offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
+    total_views: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,11 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 def read_versions(session: "Session", day: dt.date) -> list[BatchVersion]:
     """Every version of a day, newest first."""
     rows = session.execute(session.prepare(
-        "SELECT version, status, input_fingerprint, completed_at FROM batch_versions WHERE day = ?"), (day,))
-    return [BatchVersion(day, row.version, row.status, row.input_fingerprint, _utc(row.completed_at))
+        "SELECT version, status, input_fingerprint, completed_at, cutoff, parquet_uri, allow_gaps, gaps,"
+        " input_offsets, total_views FROM batch_versions WHERE day = ?"), (day,))
+    return [BatchVersion(day, row.version, row.status, row.input_fingerprint, _utc(row.completed_at),
+                         _utc(row.cutoff), row.parquet_uri, bool(row.allow_gaps), tuple(row.gaps or ()),
+                         {p: tuple(span) for p, span in (row.input_offsets or {}).items()}, row.total_views)
             for row in rows]
 
 
@@ -105,27 +116,23 @@ def complete_version(session: "Session", claim: VersionClaim, stats: BatchStats,
 
 def _write_minute_views(settings: Settings, day: dt.date, version: int, concurrency: int,
                         rows: Iterable) -> None:
-    from cassandra.concurrent import execute_concurrent_with_args
-
     from storage.cassandra import cached_session
+    from storage.minute_counts import write_partition_grouped
 
-    session = cached_session(settings)
-    statement = session.prepare(
-        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)")
-    parameters = (
-        (row.video_id, day, version, dt.datetime.fromtimestamp(row.minute_ms / 1000, dt.timezone.utc), row.views)
-        for row in rows
+    write_partition_grouped(
+        cached_session(settings),
+        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)",
+        ((row.video_id, day, version, dt.datetime.fromtimestamp(row.minute_ms / 1000, dt.timezone.utc), row.views)
+         for row in rows),
+        key_columns=3, concurrency=concurrency,
     )
-    results = execute_concurrent_with_args(session, statement, parameters, concurrency=concurrency,
-                                           raise_on_first_error=True, results_generator=True)
-    # Consumed as they come, so a large partition never holds every result at once.
-    deque(results, maxlen=0)
 
 
 def write_batch_minute_views(counts: "DataFrame", settings: Settings, day: dt.date, version: int,
                              *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
     """Write (video_id, minute, views) rows of one day as one version, from the executors:
-    prepared statements, at most ``concurrency`` in flight per task, absolute values."""
+    prepared statements grouped per partition, at most ``concurrency`` in flight per task,
+    absolute values."""
     # Minutes travel as epoch millis: Python's conversion of Spark timestamps would apply
     # the worker's local time zone.
     counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views").foreachPartition(

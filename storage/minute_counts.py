@@ -45,16 +45,16 @@ def _chunks(rows: list, size: int) -> Iterator[list]:
         yield rows[start:start + size]
 
 
-def _grouped_statements(prepared, rows: Iterable[MinuteCount], rows_per_batch: int) -> Iterator:
-    """One statement per (video, day) partition and up to ``rows_per_batch`` minutes: an
-    unlogged batch to a single partition is applied by Cassandra as one mutation, and it
-    saves the client a round trip per row (for a replay of a day, most rows share a
-    partition with others)."""
+def _grouped_statements(prepared, rows: Iterable[tuple], key_columns: int, rows_per_batch: int) -> Iterator:
+    """One statement per partition (the first ``key_columns`` values of a row) and up to
+    ``rows_per_batch`` rows: an unlogged batch to a single partition is applied by
+    Cassandra as one mutation, and it saves the client a round trip per row (for a day's
+    replay or a batch version, most rows share a partition with others)."""
     from cassandra.query import BatchStatement, BatchType
 
     by_partition: dict[tuple, list] = defaultdict(list)
-    for row in rows:
-        by_partition[(row.video_id, row.day)].append((row.video_id, row.day, _utc(row.minute), row.views))
+    for values in rows:
+        by_partition[values[:key_columns]].append(values)
     for group in by_partition.values():
         for chunk in _chunks(group, rows_per_batch):
             if len(chunk) == 1:
@@ -66,6 +66,18 @@ def _grouped_statements(prepared, rows: Iterable[MinuteCount], rows_per_batch: i
             yield batch, None
 
 
+def write_partition_grouped(session: "Session", statement: str, rows: Iterable[tuple], *, key_columns: int,
+                            concurrency: int = DEFAULT_CONCURRENCY, rows_per_batch: int = ROWS_PER_BATCH) -> int:
+    """Execute an INSERT for every row of values, grouped per partition, at most
+    ``concurrency`` requests in flight; returns the rows written. Raises on any failure."""
+    from cassandra.concurrent import execute_concurrent
+
+    rows = list(rows)
+    execute_concurrent(session, _grouped_statements(session.prepare(statement), rows, key_columns, rows_per_batch),
+                       concurrency=concurrency, raise_on_first_error=True)
+    return len(rows)
+
+
 def upsert_minute_counts(
     session: "Session",
     rows: Iterable[MinuteCount],
@@ -75,18 +87,12 @@ def upsert_minute_counts(
     rows_per_batch: int = ROWS_PER_BATCH,
 ) -> int:
     """Upsert absolute counts; returns the number of rows written. Raises on any failure."""
-    from cassandra.concurrent import execute_concurrent
-
-    statement = session.prepare(
-        f"INSERT INTO {table} (video_id, day, minute, views, updated_at)"
-        " VALUES (?, ?, ?, ?, toTimestamp(now()))"
+    return write_partition_grouped(
+        session,
+        f"INSERT INTO {table} (video_id, day, minute, views, updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))",
+        ((row.video_id, row.day, _utc(row.minute), row.views) for row in rows),
+        key_columns=2, concurrency=concurrency, rows_per_batch=rows_per_batch,
     )
-    rows = list(rows)
-    execute_concurrent(
-        session, _grouped_statements(statement, rows, rows_per_batch),
-        concurrency=concurrency, raise_on_first_error=True,
-    )
-    return len(rows)
 
 
 def _from_epoch_millis(millis: int) -> dt.datetime:

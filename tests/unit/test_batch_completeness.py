@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from batch_layer.completeness import PartitionSpan, check_completeness, file_gaps, refusal
-from batch_layer.window import BatchWindow
+from counting.window import BatchWindow
 from storage.archive import HourCompleteness
 
 D = dt.date(2026, 11, 25)

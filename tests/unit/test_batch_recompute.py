@@ -8,16 +8,14 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from batch_layer.recompute import (
-    ARCHIVE_SCHEMA,
     count_day,
     day_stats,
     events_in_window,
-    existing_hour_paths,
-    read_archive,
     tally_archive,
     top_videos_by_views,
 )
-from batch_layer.window import BatchWindow
+from counting.window import BatchWindow
+from storage.archive import archive_schema, existing_hour_paths, read_archive
 from storage.archive import write_archive_batch
 from tests.unit.test_counting_support import view
 
@@ -47,7 +45,7 @@ RECORDS = [
 
 
 def archive_rows(spark, records=RECORDS):
-    return spark.createDataFrame([("views", p, o, ts, b"k", value) for p, o, ts, value in records], ARCHIVE_SCHEMA)
+    return spark.createDataFrame([("views", p, o, ts, b"k", value) for p, o, ts, value in records], archive_schema())
 
 
 def minute(day_offset: int, hour: int, minute_: int) -> dt.datetime:
@@ -107,4 +105,4 @@ def test_reads_only_the_archive_hours_asked_for_in_the_archivers_layout(spark, t
     assert sorted(paths) == [(dt.date(2026, 11, 24), 23), (D, 10), (D, 12), (dt.date(2026, 11, 26), 0)]
     assert sorted(paths) == sorted(set(paths) & set(WINDOW.hours()))
     assert records.count() == 10  # every record but the one at 01:00 the day after
-    assert records.columns == list(ARCHIVE_SCHEMA.names)
+    assert records.columns == list(archive_schema().names)

@@ -9,7 +9,7 @@ import pytest
 from batch_layer.completeness import Completeness, PartitionSpan
 from batch_layer.promotion import chosen_version
 from batch_layer.versions import input_fingerprint, next_version, reusable_version, rules_version
-from batch_layer.window import BatchWindow
+from counting.window import BatchWindow
 from storage.batch_results import COMPLETE, RUNNING, BatchVersion
 from storage.errors import UserError
 

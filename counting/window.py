@@ -92,6 +92,12 @@ class BatchWindow:
     def dates(self) -> list[dt.date]:
         return sorted({date for date, _ in self.hours()})
 
+    @classmethod
+    def with_cutoff(cls, day: dt.date, cutoff: dt.datetime) -> "BatchWindow":
+        """The window of a batch that recorded this cutoff."""
+        day_end = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+        return cls(day, cutoff - day_end)
+
     def is_over(self, now: dt.datetime) -> bool:
         """True once no arrival that counts for D can still come (now is past the cutoff)."""
         return now >= self.cutoff

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from batch_layer.window import BatchWindow, parse_day, parse_grace
+from counting.window import BatchWindow, parse_day, parse_grace
 
 D = dt.date(2026, 11, 25)
 UTC = dt.timezone.utc
