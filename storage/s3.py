@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.settings import Settings
@@ -32,3 +33,21 @@ def ensure_bucket(settings: Settings) -> bool:
         return False
     s3.create_bucket(Bucket=settings.s3_bucket)
     return True
+
+
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".css": "text/css",
+                 ".js": "application/javascript", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def upload_folder(settings: Settings, folder: Path, prefix: str) -> int:
+    """Upload every file under ``folder`` to ``s3://<bucket>/<prefix>/...`` (same relative
+    paths, overwriting); returns the number of files."""
+    s3 = client(settings)
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+            content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+            s3.upload_file(str(path), settings.s3_bucket, key, ExtraArgs={"ContentType": content_type})
+            count += 1
+    return count

@@ -60,12 +60,6 @@ def test_bad_arguments_get_one_line_and_exit_2(args):
     assert "error" in result.stderr
 
 
-def test_commands_of_later_layers_say_they_are_not_built_yet():
-    result = run_cli("reconcile", "--date", "2026-11-25")
-    assert result.returncode == 1
-    assert "not built yet" in result.stderr
-
-
 def test_init_on_running_servers_is_idempotent(stack):
     result = run_cli("stack", "init")
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,119 @@
+"""The reconcile comparison (speed vs batch cells, full outer) beside DuckDB on the same files.
+
+Writes two Parquet sets of N cells each with DuckDB (100,000 videos x N/100,000 minutes;
+the speed side lacks every 5,003rd cell, has +1 on every 3,001st and 1,000 cells the
+batch lacks: a few thousand divergent cells), then times, in the same run:
+
+- ours: ``reconcile.compare.divergent_cells`` on a local SparkSession configured like
+  ``viewcount reconcile`` (the divergent cells persisted and counted, the day's totals
+  observed in the same pass), twice (the first run pays the JVM's warm-up);
+- DuckDB: the same full outer join of the same files, the divergent cells into a table
+  and the same totals (two queries).
+
+Both must agree on the divergent cells and the totals.
+
+    .venv/bin/python bench/reconcile_compare.py --cells 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+VIDEOS = 100_000
+CELLS_SQL = """
+SELECT 'video-' || lpad(CAST(i % {videos} AS VARCHAR), 6, '0') AS video_id,
+       TIMESTAMPTZ '2026-11-20 00:00:00+00' + to_minutes(CAST(i // {videos} AS BIGINT)) AS minute,
+       CAST(1 + hash(i) % 50 AS BIGINT) + {bump} AS views
+FROM range({start}, {end}) t(i) {where}
+"""
+TOTALS_SQL = """
+SELECT count(*), count(*) FILTER (WHERE delta <> 0), sum(speed), sum(batch), sum(abs(delta)) FROM (
+  SELECT coalesce(s.views, 0) AS speed, coalesce(b.views, 0) AS batch, coalesce(s.views, 0) - coalesce(b.views, 0)
+         AS delta FROM read_parquet('{speed}') s FULL OUTER JOIN read_parquet('{batch}') b USING (video_id, minute))
+"""
+DIVERGENT_SQL = """
+CREATE OR REPLACE TEMP TABLE divergent AS
+SELECT video_id, minute, coalesce(s.views, 0) AS speed, coalesce(b.views, 0) AS batch,
+       coalesce(s.views, 0) - coalesce(b.views, 0) AS delta
+FROM read_parquet('{speed}') s FULL OUTER JOIN read_parquet('{batch}') b USING (video_id, minute)
+WHERE coalesce(s.views, 0) <> coalesce(b.views, 0)
+"""
+
+
+def write_cells(folder: Path, cells: int) -> tuple[str, str]:
+    speed, batch = folder / "speed.parquet", folder / "batch.parquet"
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    both = CELLS_SQL.format(videos=VIDEOS, start=0, end=cells, bump="{bump}", where="{where}")
+    con.execute(f"COPY ({both.format(bump='0', where='')}) TO '{batch}' (FORMAT parquet)")
+    speed_cells = both.format(bump="CASE WHEN i % 3001 = 0 THEN 1 ELSE 0 END", where="WHERE i % 5003 <> 0")
+    speed_only = CELLS_SQL.format(videos=VIDEOS, start=cells, end=cells + 1000, bump="0", where="")
+    con.execute(f"COPY ({speed_cells} UNION ALL {speed_only}) TO '{speed}' (FORMAT parquet)")
+    con.close()
+    return str(speed), str(batch)
+
+
+def time_ours(spark, speed: str, batch: str) -> tuple[float, tuple]:
+    from reconcile.compare import divergent_cells
+
+    started = time.perf_counter()
+    divergent, totals = divergent_cells(spark.read.parquet(speed), spark.read.parquet(batch))
+    elapsed = time.perf_counter() - started
+    divergent.unpersist()
+    return elapsed, (totals.cells_compared, totals.cells_divergent, totals.views_speed, totals.views_batch,
+                     totals.abs_delta_views)
+
+
+def time_duckdb(speed: str, batch: str) -> tuple[float, tuple]:
+    con = duckdb.connect()
+    started = time.perf_counter()
+    con.execute(DIVERGENT_SQL.format(speed=speed, batch=batch))
+    totals = con.execute(TOTALS_SQL.format(speed=speed, batch=batch)).fetchone()
+    elapsed = time.perf_counter() - started
+    assert con.execute("SELECT count(*) FROM divergent").fetchone()[0] == totals[1]
+    con.close()
+    return elapsed, tuple(int(value) for value in totals)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=10_000_000, help="cells per side (default: %(default)s)")
+    parser.add_argument("--dir", type=Path, help="where the Parquet files go (default: a temporary folder)")
+    args = parser.parse_args()
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        started = time.perf_counter()
+        speed, batch = write_cells(folder, args.cells)
+        print(f"wrote 2 x {args.cells:,} cells in {time.perf_counter() - started:.1f} s ({folder})", flush=True)
+        from reconcile.command import _spark
+        from storage.settings import Settings
+
+        started = time.perf_counter()
+        spark = _spark(Settings.from_env(), None)
+        print(f"Spark session started in {time.perf_counter() - started:.1f} s (not counted)", flush=True)
+        runs = [time_ours(spark, speed, batch) for _ in range(2)]
+        spark.stop()
+        reference = time_duckdb(speed, batch)
+        assert all(result == reference[1] for _, result in runs), (runs, reference)
+        compared, divergent = reference[1][:2]
+        print(f"cells compared {compared:,}, divergent {divergent:,}; results identical")
+        for number, (seconds, _) in enumerate(runs, start=1):
+            print(f"reconcile comparison run {number}: {seconds:6.1f} s  ({compared / seconds:,.0f} cells/s)")
+        print(f"DuckDB full outer join:     {reference[0]:6.1f} s  ({compared / reference[0]:,.0f} cells/s)")
+        print(f"ratio (ours run 2 / DuckDB): {runs[1][0] / reference[0]:.1f}x")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

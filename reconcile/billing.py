@@ -1,0 +1,53 @@
+"""What a divergence costs, and whether the day passes the billing gate.
+
+- The catalog (``video_catalog``) says which videos are billable and their rate per 1,000
+  views. A video missing from it is treated as billable at rate 0: it is not known to be
+  free, so it can fail the gate, but its money is not guessed (``videos_not_in_catalog``
+  counts such videos among the divergent ones).
+- Tolerance (``reconcile.tolerances``): a cell is within it when |delta| <= abs + rel x
+  batch; billable videos default to exact, non-billable ones to 10 views and 1%.
+- ``billing_cells_divergent``: billable cells beyond tolerance, whatever the cause;
+  ``money_at_risk``: the sum over them of |delta| x rate / 1000.
+- The gate fails when a billable cell beyond tolerance has a cause other than ``late``.
+  ``late`` is accepted by design: the speed layer drops events behind its watermark, the
+  batch counts them, and the batch is what becomes authoritative (and billed). Every other
+  cause means one of the two numbers is wrong for a reason the design does not allow.
+  Non-billable cells beyond their tolerance never fail the gate (no money depends on them);
+  they are counted in ``nonbillable_cells_beyond_tolerance`` and shown in the report.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from reconcile.causes import LATE
+from reconcile.tolerances import Tolerances
+
+ACCEPTED_CAUSES = (LATE,)
+MONEY_TYPE = "decimal(38, 9)"
+
+
+def _beyond(delta: Column, batch: Column, absolute: float, relative: float) -> Column:
+    return F.abs(delta) > F.lit(absolute) + F.lit(relative) * batch
+
+
+def bill(classified: DataFrame, catalog: DataFrame, tolerances: Tolerances) -> DataFrame:
+    """Classified divergent cells with billable, rate_per_1000, in_catalog,
+    beyond_tolerance, fails_gate and money (|delta| x rate / 1000 on billing cells, else 0)."""
+    rates = catalog.select("video_id", "billable", "rate_per_1000", F.lit(True).alias("in_catalog"))
+    joined = classified.join(rates, on="video_id", how="left")
+    billable = F.coalesce("billable", F.lit(True))
+    delta, batch = F.col("delta"), F.col("batch")
+    beyond = F.when(billable, _beyond(delta, batch, tolerances.billable_abs, tolerances.billable_rel)).otherwise(
+        _beyond(delta, batch, tolerances.nonbillable_abs, tolerances.nonbillable_rel))
+    is_billing_cell = billable & beyond
+    money = F.when(is_billing_cell, F.abs(delta).cast(MONEY_TYPE) * F.coalesce("rate_per_1000", F.lit(0)).cast(
+        MONEY_TYPE) / F.lit(1000)).otherwise(F.lit(0).cast(MONEY_TYPE))
+    return joined.withColumns({
+        "billable": billable,
+        "in_catalog": F.coalesce("in_catalog", F.lit(False)),
+        "beyond_tolerance": beyond,
+        "fails_gate": is_billing_cell & ~F.col("cause").isin(*ACCEPTED_CAUSES),
+        "money": money.cast(MONEY_TYPE),
+    })

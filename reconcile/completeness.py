@@ -1,0 +1,137 @@
+"""Archive vs Kafka: per partition, which offsets of the batch's arrival window are not in
+the archive files.
+
+Kafka's offsets for the window are asked of Kafka itself (``offsets_for_times``: the first
+offset stamped at or after the window's start, and at or after its cutoff), so the check
+does not trust the archiver's own bookkeeping. The archived offsets are those of the
+archive files of the window's hours, arrival inside the window. Per partition a cheap
+aggregate (count, min, max) proves most partitions complete; only a partition whose
+numbers do not add up has its offsets walked to list the gaps. The ``archive_hours`` rows
+are reported beside them, since a file deleted after the archiver wrote it shows only here.
+
+Like the batch layer's check, this relies on Kafka timestamps that do not go down within
+a partition (LogAppendTime, or producers stamping their send time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from storage.settings import Settings
+
+from counting.window import BatchWindow as ArrivalWindow
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Offsets first..last (inclusive) of a partition that Kafka has and the archive lacks."""
+
+    partition: int
+    first_offset: int
+    last_offset: int
+
+    @property
+    def records(self) -> int:
+        return self.last_offset - self.first_offset + 1
+
+
+@dataclass
+class PartitionCompleteness:
+    partition: int
+    kafka_first: int  # first offset of the window
+    kafka_end: int  # one past its last offset
+    archived: int  # distinct offsets of the window in the archive files
+    archive_hours_records: int  # what archive_hours says the archiver wrote in the window's hours
+    gaps: list[Gap] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values["gaps"] = [gap_dict(gap) for gap in self.gaps]
+        return values
+
+
+def gap_dict(gap: Gap) -> dict:
+    return {"partition": gap.partition, "first_offset": gap.first_offset, "last_offset": gap.last_offset,
+            "records": gap.records}
+
+
+def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int, tuple[int, int]]:
+    """[first, end) offsets per partition of the records Kafka stamped inside the window."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.views_topic
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-reconcile",
+                         "enable.auto.commit": False})
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+
+        def offsets_at(instant) -> dict[int, int]:
+            millis = int(instant.timestamp() * 1000)
+            found = consumer.offsets_for_times([TopicPartition(topic, p, millis) for p in partitions], timeout=10)
+            # -1: no record stamped that late, so the window ends at the partition's end.
+            return {tp.partition: tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(
+                TopicPartition(topic, tp.partition), timeout=10)[1] for tp in found}
+
+        starts, ends = offsets_at(window.start), offsets_at(window.cutoff)
+        return {p: (starts[p], ends[p]) for p in partitions}
+    finally:
+        consumer.close()
+
+
+def archive_hours_records(session: "Session", topic: str, window: ArrivalWindow) -> dict[int, int]:
+    """Records per partition that archive_hours lists for the window's hours."""
+    from storage.archive import read_hours
+
+    hours = set(window.hours())
+    totals: dict[int, int] = {}
+    for row in read_hours(session, topic, sorted({date for date, _ in hours})):
+        if (row.arrival_date, row.arrival_hour) in hours:
+            totals[row.kafka_partition] = totals.get(row.kafka_partition, 0) + row.records
+    return totals
+
+
+def _walk_partition(archived: DataFrame, partition: int, first: int, end: int) -> tuple[list[Gap], int]:
+    """The holes in [first, end) of one partition's archived offsets, and how many distinct
+    offsets of that range are archived."""
+    offsets = (archived.filter((F.col("partition") == partition) & F.col("offset").between(first, end - 1))
+               .select("partition", "offset").distinct().persist())
+    try:
+        archived_count, last = offsets.agg(F.count(F.lit(1)), F.max("offset")).first()
+        after_previous = offsets.withColumn("previous", F.lag("offset").over(
+            Window.partitionBy("partition").orderBy("offset")))
+        jumps = after_previous.filter(F.col("previous").isNull() | (F.col("offset") - F.col("previous") > 1))
+        gaps = []
+        for row in sorted(jumps.collect(), key=lambda row: row.offset):
+            previous = first - 1 if row.previous is None else row.previous
+            if row.offset > previous + 1:
+                gaps.append(Gap(partition, previous + 1, row.offset - 1))
+        last = first - 1 if last is None else last
+        if last < end - 1:
+            gaps.append(Gap(partition, last + 1, end - 1))
+        return gaps, archived_count
+    finally:
+        offsets.unpersist()
+
+
+def check_archive(archived: DataFrame, kafka: dict[int, tuple[int, int]],
+                  hours_records: dict[int, int]) -> list[PartitionCompleteness]:
+    """Per partition, the window's archived offsets against Kafka's; ``archived`` holds
+    (partition, offset) of the archive rows that arrived inside the window."""
+    stats = {row.partition: row for row in archived.groupBy("partition").agg(
+        F.count(F.lit(1)).alias("rows"), F.min("offset").alias("first"), F.max("offset").alias("last")).collect()}
+    result = []
+    for partition, (first, end) in sorted(kafka.items()):
+        row = stats.get(partition)
+        rows = row.rows if row else 0
+        complete = rows == end - first and (rows == 0 or (row.first, row.last) == (first, end - 1))
+        gaps, archived_count = ([], rows) if complete else _walk_partition(archived, partition, first, end)
+        result.append(PartitionCompleteness(partition, first, end, archived_count,
+                                            hours_records.get(partition, 0), gaps))
+    return result

@@ -1,0 +1,87 @@
+"""Event-level evidence for day D: every occurrence of every countable event, with its
+Kafka coordinates, from the archive and from Kafka itself where the archive has gaps.
+
+An occurrence is one Kafka record that ``counting`` accepts (``parse_events`` on its
+Kafka timestamp, ``valid_events``), whose event_time falls in D and which arrived inside
+the batch's window: exactly the records the batch counts (before dedupe). The archive
+rows of the window's hours give most of them; the offsets the archive lacks
+(``reconcile.completeness``) are read back from Kafka with Spark's Kafka batch source,
+per partition from the first to the last missing offset, and kept only where they fall
+in a gap. ``in_archive`` tells the two apart.
+"""
+
+from __future__ import annotations
+
+import json
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from counting.event_time import event_minute
+from counting.events import parse_events, valid_events
+from storage.archive import archive_schema, existing_hour_paths, read_archive
+from storage.settings import Settings
+
+from reconcile.completeness import Gap
+from counting.window import BatchWindow as Window
+
+OCCURRENCE_COLUMNS = ("video_id", "minute", "event_id", "partition", "offset", "event_time_us", "in_archive")
+
+
+def _arrived_in(window: Window, arrival: Column) -> Column:
+    return (arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))
+
+
+def window_archive(spark: SparkSession, root: str, window: Window) -> DataFrame:
+    """Archive rows (archive_schema()) that arrived inside the window."""
+    hours = window.hours()
+    paths = existing_hour_paths(spark, root, hours)
+    rows = read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
+    return rows.filter(_arrived_in(window, F.col("kafka_timestamp")))
+
+
+def _in_gap(gaps: list[Gap]) -> Column:
+    condition = F.lit(False)
+    for gap in gaps:
+        condition = condition | ((F.col("partition") == gap.partition)
+                                 & F.col("offset").between(gap.first_offset, gap.last_offset))
+    return condition
+
+
+def gap_records(spark: SparkSession, settings: Settings, gaps: list[Gap]) -> DataFrame:
+    """The Kafka records at the gaps' offsets (archive_schema()), read with the batch source."""
+    if not gaps:
+        return spark.createDataFrame([], archive_schema())
+    topic, spans = settings.views_topic, {}
+    for gap in gaps:
+        first, end = spans.get(gap.partition, (gap.first_offset, gap.last_offset + 1))
+        spans[gap.partition] = (min(first, gap.first_offset), max(end, gap.last_offset + 1))
+    records = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("assign", json.dumps({topic: sorted(spans)}))
+        .option("startingOffsets", json.dumps({topic: {str(p): s[0] for p, s in spans.items()}}))
+        .option("endingOffsets", json.dumps({topic: {str(p): s[1] for p, s in spans.items()}}))
+        # Offsets Kafka no longer holds (retention) are skipped, not fatal: the cells they
+        # would explain then have no proof and are classified `other`.
+        .option("failOnDataLoss", "false")
+        .load()
+    )
+    return records.select("topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp"),
+                          "key", "value").filter(_in_gap(gaps))
+
+
+def _countable(records: DataFrame, window: Window, in_archive: bool) -> DataFrame:
+    is_in_day = (F.col("event_time") >= F.lit(window.day_start)) & (F.col("event_time") < F.lit(window.day_end))
+    return (
+        records.select("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"), "key", "value")
+        .transform(parse_events())
+        .transform(valid_events)
+        .filter(is_in_day & _arrived_in(window, F.col("kafka_timestamp")))
+        .select("video_id", event_minute(F.col("event_time")).alias("minute"), "event_id", "partition",
+                "offset", F.unix_micros("event_time").alias("event_time_us"), F.lit(in_archive).alias("in_archive"))
+    )
+
+
+def occurrences(archived: DataFrame, from_kafka: DataFrame, window: Window) -> DataFrame:
+    """OCCURRENCE_COLUMNS of every countable record of day D in the window."""
+    return _countable(archived, window, True).unionByName(_countable(from_kafka, window, False))

@@ -1,0 +1,154 @@
+"""One reconciliation of day D, stage by stage (each reported on one stderr line):
+
+1. snapshot the speed table's cells of D to Parquet (token-range scan);
+2. compare them with the batch version's Parquet, full outer, per (video, minute);
+3. check the archive of the batch's arrival window against Kafka's offsets;
+4. for the divergent cells only: gather every countable occurrence (archive, and Kafka at
+   the archive's gaps), find the speed micro-batch that consumed each, classify causes;
+5. bill: catalog rates, tolerances, the gate; the summary, the HTML report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from storage.batch_results import BatchVersion
+from storage.settings import Settings
+
+from reconcile.tolerances import Tolerances
+from counting.window import BatchWindow as Window
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+    from pyspark.sql import DataFrame, SparkSession
+
+    from reconcile.compare import Totals
+    from reconcile.completeness import PartitionCompleteness
+    from reconcile.summary import Figures
+
+
+@dataclass(frozen=True)
+class Outcome:
+    summary: dict
+    figures: "Figures"
+    totals: "Totals"
+
+
+def say(day: dt.date, text: str) -> None:
+    print(f"reconcile {day}: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where one reconciliation writes in S3: <prefix>/reconcile/day=D/speed.parquet and
+    <prefix>/reports/day=D/{summary.json,report.html}."""
+
+    bucket: str
+    prefix: str
+    day: dt.date
+
+    def key(self, folder: str, name: str) -> str:
+        return "/".join(part for part in (self.prefix, folder, f"day={self.day.isoformat()}", name) if part)
+
+    @property
+    def speed_snapshot(self) -> str:
+        return f"s3a://{self.bucket}/{self.key('reconcile', 'speed.parquet')}"
+
+    @property
+    def report_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key('reports', 'report.html')}"
+
+
+def _archive(spark: "SparkSession", settings: Settings, session: "Session", window: Window):
+    from storage.archive import archive_path
+
+    from reconcile.completeness import archive_hours_records, check_archive, kafka_window_offsets
+    from reconcile.evidence import window_archive
+
+    kafka = kafka_window_offsets(settings, window)
+    archived = window_archive(spark, archive_path(settings), window)
+    completeness = check_archive(archived.select("partition", "offset"), kafka,
+                                 archive_hours_records(session, settings.views_topic, window))
+    return kafka, archived, completeness
+
+
+def _classified(spark: "SparkSession", settings: Settings, session: "Session", window: Window,
+                divergent: "DataFrame", kafka: dict, archived: "DataFrame",
+                completeness: list["PartitionCompleteness"]) -> "DataFrame":
+    """The divergent cells with their cause, proven from the events behind them."""
+    from reconcile.causes import classify
+    from reconcile.consumption import CELL, cell_evidence, occurrence_status, ranges_frame
+    from reconcile.evidence import gap_records, occurrences
+    from reconcile.speed_log import consumed_ranges
+
+    ranges = consumed_ranges(session, kafka)
+    say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window")
+    gaps = [gap for partition in completeness for gap in partition.gaps]
+    cells = divergent.select(*CELL)
+    events = occurrences(archived, gap_records(spark, settings, gaps), window).join(
+        cells, on=list(CELL), how="left_semi")
+    evidence = cell_evidence(occurrence_status(events, ranges_frame(spark, ranges)))
+    return classify(divergent, evidence)
+
+
+def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session", version: BatchVersion,
+                  window: Window, tolerances: Tolerances, locations: Locations) -> Outcome:
+    from reconcile.billing import bill
+    from reconcile.compare import divergent_cells
+    from reconcile.speed_snapshot import read_catalog, snapshot_speed
+    from reconcile.summary import Figures, build_summary, figures_of
+
+    day, started = window.day, time.monotonic()
+    speed_uri = snapshot_speed(spark, settings, day, locations.speed_snapshot)
+    say(day, f"speed snapshot written to {speed_uri} in {time.monotonic() - started:.1f} s")
+    divergent, totals = divergent_cells(spark.read.parquet(speed_uri), spark.read.parquet(version.parquet_uri))
+    say(day, f"compared {totals.cells_compared:,} cells with batch version {version.version}: "
+             f"{totals.cells_divergent:,} divergent ({time.monotonic() - started:.1f} s)")
+    kafka, archived, completeness = _archive(spark, settings, session, window)
+    gaps = sum(len(partition.gaps) for partition in completeness)
+    say(day, f"archive vs Kafka: {len(completeness)} partitions, {gaps:,} gaps ({time.monotonic() - started:.1f} s)")
+    figures = Figures()
+    if totals.cells_divergent:
+        classified = _classified(spark, settings, session, window, divergent, kafka, archived, completeness)
+        billed = bill(classified, read_catalog(spark, settings), tolerances).persist()
+        figures = figures_of(billed)
+        billed.unpersist()
+        causes = ", ".join(f"{name} {count:,}" for name, count in figures.causes.items() if count)
+        say(day, f"causes: {causes} ({time.monotonic() - started:.1f} s)")
+    divergent.unpersist()
+    extra = {
+        "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "window": {"start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "cutoff": window.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "speed_snapshot_uri": speed_uri,
+        "batch_parquet_uri": version.parquet_uri,
+        "batch_gaps_accepted": list(version.gaps),
+    }
+    summary = build_summary(day=day.isoformat(), version=version.version, totals=totals, figures=figures,
+                            tolerances=tolerances, archive=completeness, report_uri=locations.report_uri,
+                            extra=extra)
+    return Outcome(summary, figures, totals)
+
+
+def publish(settings: Settings, session: "Session", outcome: Outcome, locations: Locations) -> None:
+    """summary.json and report.html to S3, then the summary row to Cassandra (serving
+    reads the row: it appears only once the report it points at exists)."""
+    import json
+
+    from storage.reconciliations import write_summary
+    from storage.s3 import client
+
+    from reconcile.report import render
+
+    summary, day = outcome.summary, outcome.summary["day"]
+    html = render(summary, outcome.figures, outcome.totals.speed_by_hour, outcome.totals.batch_by_hour)
+    s3 = client(settings)
+    s3.put_object(Bucket=locations.bucket, Key=locations.key("reports", "summary.json"),
+                  ContentType="application/json", Body=json.dumps(summary, indent=1).encode())
+    s3.put_object(Bucket=locations.bucket, Key=locations.key("reports", "report.html"),
+                  ContentType="text/html; charset=utf-8", Body=html.encode())
+    write_summary(session, dt.date.fromisoformat(day), summary)

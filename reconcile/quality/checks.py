@@ -1,0 +1,97 @@
+"""The nightly run's data-quality gates for day D, with their inputs read from the stack.
+
+- ``validate_archive``: the raw records of D's arrival window (schema, no null Kafka
+  coordinates, no record twice) and, per Kafka partition, offsets without holes;
+- ``validate_batch``: the newest complete batch version of D (no null or duplicate keys,
+  counts >= 1, ids well formed) and its total against the distinct valid events of D,
+  recounted from the archive with ``counting``;
+- ``validate_reconciliation``: the summary's divergences and figures agree.
+
+Each returns a ``Quality`` whose Data Docs are published to S3 beside the day's report;
+``gate()`` raises ``QualityGateFailed`` when a critical expectation failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass
+
+from storage.errors import UserError
+from storage.settings import Settings
+
+from reconcile.quality import frames, suites
+from reconcile.quality.validate import QualityRun, SuiteResult
+
+
+class QualityGateFailed(UserError):
+    exit_code = 4
+
+
+@dataclass
+class Quality:
+    day: dt.date
+    results: list[SuiteResult]
+    docs_uri: str
+
+    @property
+    def blocking(self) -> list[SuiteResult]:
+        return [result for result in self.results if result.blocking]
+
+    def gate(self, raise_on_blocking: bool = True) -> str:
+        for result in self.results:
+            print(f"quality {self.day}: {result.line()}", file=sys.stderr, flush=True)
+        if self.blocking and raise_on_blocking:
+            failed = "; ".join(f"{r.suite}: {', '.join(r.critical_failed)}" for r in self.blocking)
+            raise QualityGateFailed(f"day {self.day} failed critical expectations ({failed}); "
+                                    f"see {self.docs_uri}")
+        return self.docs_uri
+
+
+def _run(day: dt.date, settings: Settings, checks) -> Quality:
+    run = QualityRun(day)
+    for frame, suite in checks:
+        run.validate(frame, suite)
+    return Quality(day, run.results, run.publish(settings))
+
+
+def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
+    from storage.spark import build_session
+
+    settings = settings or Settings.from_env()
+    spark = build_session("viewcount-quality", settings)
+    records = frames.window_records(spark, settings, day)
+    return _run(day, settings, [(records, suites.archive_records()),
+                                (frames.offsets_per_partition(records), suites.archive_offsets())])
+
+
+def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
+    from storage.spark import build_session
+
+    settings = settings or Settings.from_env()
+    spark = build_session("viewcount-quality", settings)
+    counts, totals = frames.batch_frames(spark, settings, day)
+    return _run(day, settings, [(counts, suites.batch_counts()), (totals, suites.batch_totals())])
+
+
+def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:
+    """The reconciliation summary stored for D (``viewcount reconcile`` writes it)."""
+    from storage.cassandra import connect
+    from storage.reconciliations import read_summary
+
+    settings = settings or Settings.from_env()
+    session = connect(settings)
+    try:
+        summary = read_summary(session, day)
+    finally:
+        session.cluster.shutdown()
+    if summary is None:
+        raise UserError(f"no reconciliation of {day}: run `viewcount reconcile --date {day}` first")
+    return validate_reconciliation(day, summary, settings)
+
+
+def validate_reconciliation(day: dt.date, summary: dict, settings: Settings | None = None) -> Quality:
+    settings = settings or Settings.from_env()
+    divergences, figures = frames.reconciliation_frames(summary)
+    return _run(day, settings, [(divergences, suites.reconciliation()),
+                                (figures, suites.reconciliation_summary())])

@@ -1,0 +1,95 @@
+"""The expectation suites: what must hold of the raw archive, a batch version and a
+reconciliation before day D may be promoted.
+
+Expectations marked ``critical`` stop the nightly run before promotion when they fail;
+the others are reported in the Data Docs only. Each suite runs on a DataFrame the caller
+prepares (``frames``): the raw records of the day's arrival window, per-partition offset
+spans, the batch's minute counts, and the reconciliation's divergences.
+"""
+
+from __future__ import annotations
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+CRITICAL = {"critical": True}
+
+ARCHIVE_COLUMNS = {
+    "topic": "StringType", "partition": "IntegerType", "offset": "LongType",
+    "kafka_timestamp": "TimestampType", "key": "BinaryType", "value": "BinaryType",
+}
+
+
+def archive_records() -> gx.ExpectationSuite:
+    suite = gx.ExpectationSuite(name="archive_records")
+    for column, type_name in ARCHIVE_COLUMNS.items():
+        suite.add_expectation(gxe.ExpectColumnToExist(column=column, meta=CRITICAL))
+        suite.add_expectation(gxe.ExpectColumnValuesToBeOfType(column=column, type_=type_name, meta=CRITICAL))
+    for column in ("topic", "partition", "offset", "kafka_timestamp"):
+        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=CRITICAL))
+    # A Kafka record archived twice would be counted twice by anything but a dedupe.
+    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["topic", "partition", "offset"],
+                                                              meta=CRITICAL))
+    return suite
+
+
+def archive_offsets() -> gx.ExpectationSuite:
+    """On one row per Kafka partition: the window's offsets have no hole and no repeat."""
+    suite = gx.ExpectationSuite(name="archive_offsets")
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="records", column_B="offset_span",
+                                                              meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="records", column_B="distinct_offsets",
+                                                              meta=CRITICAL))
+    return suite
+
+
+def batch_counts() -> gx.ExpectationSuite:
+    suite = gx.ExpectationSuite(name="batch_counts")
+    for column in ("video_id", "minute", "views"):
+        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="views", min_value=1, meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["video_id", "minute"], meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column="video_id", regex=r"^[A-Za-z0-9_-]{1,64}$",
+                                                             meta=CRITICAL))
+    return suite
+
+
+def batch_totals() -> gx.ExpectationSuite:
+    """On one row: the version's total views equal the distinct valid events of the day,
+    recounted from the archive independently of the batch's own statistics."""
+    suite = gx.ExpectationSuite(name="batch_totals")
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="total_views",
+                                                              column_B="distinct_valid_events", meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="total_views",
+                                                              column_B="recorded_total_views", meta=CRITICAL))
+    return suite
+
+
+def reconciliation() -> gx.ExpectationSuite:
+    """On the divergences: each one well formed, its delta what its sides say."""
+    suite = gx.ExpectationSuite(name="reconciliation")
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
+        column="cause", value_set=["late", "duplicate", "missing_in_speed", "missing_in_archive", "other"],
+        meta=CRITICAL))
+    for column in ("speed", "batch"):
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="delta", column_B="speed_minus_batch",
+                                                              meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(column="delta", value_set=[0], meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=["video_id", "minute"], meta=CRITICAL))
+    return suite
+
+
+def reconciliation_summary() -> gx.ExpectationSuite:
+    """On one row: the summary's figures agree with each other."""
+    suite = gx.ExpectationSuite(name="reconciliation_summary")
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["pass", "fail"], meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="cells_divergent", column_B="causes_total",
+                                                              meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="cells_compared", column_B="cells_divergent", or_equal=True, meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="money_at_risk", min_value=0, meta=CRITICAL))
+    # Divergences of opposite sign may cancel in the totals, never the other way round.
+    suite.add_expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="abs_delta_views", column_B="abs_total_difference", or_equal=True, meta=CRITICAL))
+    return suite

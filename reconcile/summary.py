@@ -1,0 +1,154 @@
+"""The reconciliation summary: DESIGN's public contract, plus a few extra fields.
+
+Contract fields (never renamed): day, status, cells_compared, cells_divergent,
+billing_cells_divergent, views_speed, views_batch, abs_delta_views, money_at_risk,
+causes{late, duplicate, missing_in_speed, missing_in_archive, other},
+divergences[{video_id, minute, speed, batch, delta, cause, billable}], report_uri.
+
+The divergences list is capped at MAX_DIVERGENCES cells, largest |delta| first (then
+video_id, minute), so a bad day cannot produce a JSON of gigabytes; ``divergences_total``
+says how many there were. Every count and total covers all cells, not only the listed ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from reconcile.billing import ACCEPTED_CAUSES
+from reconcile.tolerances import Tolerances
+from reconcile.causes import CAUSES
+from reconcile.compare import Totals
+from reconcile.completeness import PartitionCompleteness, gap_dict
+
+MAX_DIVERGENCES = 1_000
+MAX_GAPS_LISTED = 1_000
+TOP_VIDEOS = 20
+MINUTE_FORMAT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+EVIDENCE_FIELDS = ("archived_ids", "counted_ids", "late_ids", "unconsumed_ids", "gap_counted_ids", "repeats_total")
+
+
+@dataclass
+class Figures:
+    """What the billed divergent cells add up to (all cells, not only the listed ones)."""
+
+    causes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+    billing_cells_divergent: int = 0
+    money_at_risk: float = 0.0
+    failing_by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+    nonbillable_cells_beyond_tolerance: int = 0
+    videos_not_in_catalog: int = 0
+    divergences: list[dict] = field(default_factory=list)
+    by_hour: list[dict] = field(default_factory=list)  # hour, cause, cells, abs_delta
+    top_videos: list[dict] = field(default_factory=list)
+
+    @property
+    def failing_cells(self) -> int:
+        return sum(self.failing_by_cause.values())
+
+
+def _divergence(row) -> dict:
+    return {"video_id": row.video_id, "minute": row.minute_text, "speed": row.speed, "batch": row.batch,
+            "delta": row.delta, "cause": row.cause, "billable": row.billable,
+            "evidence": {name: row[name] for name in EVIDENCE_FIELDS}}
+
+
+def figures_of(billed: DataFrame) -> Figures:
+    """A few small aggregates over the billed divergent cells (persisted by the caller)."""
+    cause, billable, beyond = F.col("cause"), F.col("billable"), F.col("beyond_tolerance")
+    totals = billed.agg(
+        *[F.count_if(cause == name).alias(f"cause_{name}") for name in CAUSES],
+        *[F.count_if(F.col("fails_gate") & (cause == name)).alias(f"fails_{name}") for name in CAUSES],
+        F.count_if(billable & beyond).alias("billing_cells_divergent"),
+        F.coalesce(F.sum("money"), F.lit(0)).alias("money"),
+        F.count_if(~billable & beyond).alias("nonbillable_beyond"),
+        F.count_distinct(F.when(~F.col("in_catalog"), F.col("video_id"))).alias("not_in_catalog"),
+    ).first()
+    figures = Figures(
+        causes={name: totals[f"cause_{name}"] for name in CAUSES},
+        billing_cells_divergent=totals.billing_cells_divergent,
+        money_at_risk=round(float(totals.money), 6),
+        failing_by_cause={name: totals[f"fails_{name}"] for name in CAUSES},
+        nonbillable_cells_beyond_tolerance=totals.nonbillable_beyond,
+        videos_not_in_catalog=totals.not_in_catalog,
+    )
+    listed = (billed.orderBy(F.abs("delta").desc(), "video_id", "minute").limit(MAX_DIVERGENCES)
+              .withColumn("minute_text", F.date_format("minute", MINUTE_FORMAT)))
+    figures.divergences = [_divergence(row) for row in listed.collect()]
+    figures.by_hour = [row.asDict() for row in billed.groupBy(F.hour("minute").alias("hour"), "cause").agg(
+        F.count(F.lit(1)).alias("cells"), F.sum(F.abs("delta")).alias("abs_delta")).collect()]
+    figures.top_videos = [row.asDict() for row in billed.groupBy("video_id").agg(
+        F.count(F.lit(1)).alias("cells"), F.sum(F.abs("delta")).alias("abs_delta"),
+        F.sum("speed").alias("speed"), F.sum("batch").alias("batch"), F.max("billable").alias("billable"),
+        F.sum("money").cast("double").alias("money"), F.array_sort(F.collect_set("cause")).alias("causes"),
+    ).orderBy(F.col("abs_delta").desc(), "video_id").limit(TOP_VIDEOS).collect()]
+    return figures
+
+
+def gate_reason(figures: Figures, tolerances: Tolerances) -> str:
+    if figures.failing_cells:
+        causes = ", ".join(f"{name} {count:,}" for name, count in figures.failing_by_cause.items() if count)
+        return (f"{figures.failing_cells:,} billable cells diverge beyond tolerance (abs "
+                f"{tolerances.billable_abs:g}, rel {tolerances.billable_rel:g}) for causes not accepted: {causes}")
+    accepted = figures.billing_cells_divergent
+    return (f"no billable cell diverges beyond tolerance for a cause not accepted "
+            f"({accepted:,} billable cells diverge for accepted causes: {', '.join(ACCEPTED_CAUSES)})")
+
+
+def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, tolerances: Tolerances,
+                  archive: list[PartitionCompleteness], report_uri: str, extra: dict) -> dict:
+    """The contract dict, contract fields first."""
+    gaps = [gap_dict(gap) for partition in archive for gap in partition.gaps]
+    return {
+        "day": day,
+        "status": "fail" if figures.failing_cells else "pass",
+        "cells_compared": totals.cells_compared,
+        "cells_divergent": totals.cells_divergent,
+        "billing_cells_divergent": figures.billing_cells_divergent,
+        "views_speed": totals.views_speed,
+        "views_batch": totals.views_batch,
+        "abs_delta_views": totals.abs_delta_views,
+        "money_at_risk": figures.money_at_risk,
+        "causes": figures.causes,
+        "divergences": figures.divergences,
+        "report_uri": report_uri,
+        "batch_version": version,
+        "divergences_total": totals.cells_divergent,
+        "divergences_listed": len(figures.divergences),
+        "gate": {"failing_cells": figures.failing_cells, "failing_by_cause": figures.failing_by_cause,
+                 "accepted_causes": list(ACCEPTED_CAUSES), "reason": gate_reason(figures, tolerances)},
+        "tolerances": tolerances.as_dict(),
+        "nonbillable_cells_beyond_tolerance": figures.nonbillable_cells_beyond_tolerance,
+        "videos_not_in_catalog": figures.videos_not_in_catalog,
+        "archive_complete": not gaps,
+        "archive_gaps": gaps[:MAX_GAPS_LISTED],
+        "archive_gaps_total": len(gaps),
+        "archive": [partition.as_dict() | {"gaps": len(partition.gaps)} for partition in archive],
+        **extra,
+    }
+
+
+def human_text(summary: dict) -> str:
+    """The summary for a person at a terminal."""
+    causes = ", ".join(f"{name} {count:,}" for name, count in summary["causes"].items() if count) or "none"
+    lines = [
+        f"day {summary['day']} (batch version {summary['batch_version']}): {summary['status'].upper()}",
+        f"  cells compared {summary['cells_compared']:,}, divergent {summary['cells_divergent']:,} ({causes})",
+        f"  views speed {summary['views_speed']:,}, batch {summary['views_batch']:,}, "
+        f"|delta| {summary['abs_delta_views']:,}",
+        f"  billable cells divergent {summary['billing_cells_divergent']:,}, money at risk "
+        f"{summary['money_at_risk']:,.6f}",
+        f"  gate: {summary['gate']['reason']}",
+        f"  archive: {'complete' if summary['archive_complete'] else str(summary['archive_gaps_total']) + ' gaps'}",
+    ]
+    for divergence in summary["divergences"][:10]:
+        lines.append(f"    {divergence['video_id']} {divergence['minute']} speed {divergence['speed']:,} "
+                     f"batch {divergence['batch']:,} ({divergence['cause']}"
+                     f"{', billable' if divergence['billable'] else ''})")
+    if summary["divergences_total"] > 10:
+        lines.append(f"    ... and {summary['divergences_total'] - 10:,} more divergent cells (the JSON summary "
+                     f"lists the largest {summary['divergences_listed']:,})")
+    lines.append(f"  report: {summary['report_uri']}")
+    return "\n".join(lines)

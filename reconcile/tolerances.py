@@ -1,0 +1,65 @@
+"""How far a cell may diverge and still be within tolerance; no Spark, so the command line
+can check its flags before anything starts.
+
+A cell is within tolerance when |speed - batch| <= abs + rel x batch. Billable videos
+default to exact (0, 0), non-billable ones to 10 views and 1%. A flag wins over the
+environment variable VIEWCOUNT_RECONCILE_<NAME> (e.g. VIEWCOUNT_RECONCILE_NONBILLABLE_ABS),
+which wins over the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from storage.errors import UserError
+
+DEFAULTS = {"billable_abs": 0.0, "billable_rel": 0.0, "nonbillable_abs": 10.0, "nonbillable_rel": 0.01}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    billable_abs: float = DEFAULTS["billable_abs"]
+    billable_rel: float = DEFAULTS["billable_rel"]
+    nonbillable_abs: float = DEFAULTS["nonbillable_abs"]
+    nonbillable_rel: float = DEFAULTS["nonbillable_rel"]
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in DEFAULTS}
+
+
+def non_negative_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
+def add_tolerance_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, default in DEFAULTS.items():
+        kind, measure = name.split("_")
+        allowed = "views" if measure == "abs" else "times the batch count (0.01 = 1%%)"
+        parser.add_argument(f"--{kind}-{measure}-tolerance", dest=name, type=non_negative_number, metavar="X",
+                            help=f"a {kind} cell diverging by at most abs + rel x batch is within tolerance; "
+                                 f"{measure}: X {allowed} (env VIEWCOUNT_RECONCILE_{name.upper()}; "
+                                 f"default {default:g})")
+
+
+def tolerances_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Tolerances:
+    """Flags first, then VIEWCOUNT_RECONCILE_<NAME>, then the defaults."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, default in DEFAULTS.items():
+        given = getattr(args, name, None)
+        variable = f"VIEWCOUNT_RECONCILE_{name.upper()}"
+        if given is None and environ.get(variable):
+            try:
+                given = non_negative_number(environ[variable])
+            except argparse.ArgumentTypeError as error:
+                raise UserError(f"{variable}: {error}") from None
+        values[name] = default if given is None else given
+    return Tolerances(**values)

@@ -1,0 +1,47 @@
+"""Typed reads and writes of the video catalog (migration 0005): which videos are billable
+and at what rate per 1,000 views. Rows are upserted (a reload of the same file is a no-op);
+the reconciler reads the whole table by token ranges (``reconcile.speed_snapshot``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+CATALOG_TABLE = "video_catalog"
+CONCURRENCY = 64
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    video_id: str
+    billable: bool
+    rate_per_1000: Decimal
+    title: str | None = None
+
+
+def upsert_entries(session: "Session", entries: Iterable[CatalogEntry]) -> int:
+    """Write the entries (replacing earlier rows of the same videos); returns how many."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare(
+        f"INSERT INTO {CATALOG_TABLE} (video_id, title, billable, rate_per_1000, updated_at)"
+        " VALUES (?, ?, ?, ?, toTimestamp(now()))")
+    rows = [(e.video_id, e.title, e.billable, e.rate_per_1000) for e in entries]
+    execute_concurrent_with_args(session, statement, rows, concurrency=CONCURRENCY, raise_on_first_error=True)
+    return len(rows)
+
+
+def read_entries(session: "Session", video_ids: Iterable[str]) -> dict[str, CatalogEntry]:
+    """The catalog rows of these videos (absent videos are absent from the result)."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare(
+        f"SELECT video_id, title, billable, rate_per_1000 FROM {CATALOG_TABLE} WHERE video_id = ?")
+    results = execute_concurrent_with_args(session, statement, [(video,) for video in video_ids],
+                                           concurrency=CONCURRENCY, raise_on_first_error=True)
+    return {row.video_id: CatalogEntry(row.video_id, bool(row.billable), row.rate_per_1000 or Decimal(0), row.title)
+            for _, rows in results for row in rows}

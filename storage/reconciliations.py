@@ -1,0 +1,30 @@
+"""Typed reads and writes of reconciliations (migration 0005).
+
+``write_summary`` / ``read_summary`` store the day's summary JSON exactly as the public
+contract defines it; serving returns ``read_summary`` for GET /v1/reconciliations/{day}.
+Importing this module never imports Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+
+def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
+    """Store (replace) the day's reconciliation summary; ``summary`` is the contract dict."""
+    session.execute(session.prepare(
+        "INSERT INTO reconciliations (day, status, batch_version, summary, report_uri, created_at)"
+        " VALUES (?, ?, ?, ?, ?, toTimestamp(now()))"),
+        (day, summary["status"], summary.get("batch_version"), json.dumps(summary, sort_keys=False),
+         summary.get("report_uri")))
+
+
+def read_summary(session: "Session", day: dt.date) -> dict | None:
+    """The day's latest reconciliation summary, None when the day was never reconciled."""
+    row = session.execute(session.prepare("SELECT summary FROM reconciliations WHERE day = ?"), (day,)).one()
+    return json.loads(row.summary) if row and row.summary else None

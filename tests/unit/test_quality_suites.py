@@ -1,0 +1,77 @@
+"""The data-quality suites pass on good data and block on each kind of bad data
+(Great Expectations 1.x on a local SparkSession and on pandas; no S3: nothing published)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from reconcile.quality import frames, suites
+from reconcile.quality.validate import QualityRun
+
+DAY = dt.date(2026, 11, 20)
+
+
+@pytest.fixture()
+def run():
+    return QualityRun(DAY)
+
+
+def _archive(spark, offsets: list[tuple[int, int]]):
+    rows = [("views", partition, offset, dt.datetime(2026, 11, 20, 10), b"k", b"{}")
+            for partition, offset in offsets]
+    return spark.createDataFrame(
+        rows, "topic string, partition int, offset bigint, kafka_timestamp timestamp, key binary, value binary")
+
+
+def test_archive_suites_pass_on_contiguous_offsets_and_block_on_a_hole_or_a_repeat(spark, run):
+    good = _archive(spark, [(0, 5), (0, 6), (0, 7), (1, 0), (1, 1)])
+    assert run.validate(good, suites.archive_records()).success
+    assert run.validate(frames.offsets_per_partition(good), suites.archive_offsets()).success
+
+    hole = _archive(spark, [(0, 5), (0, 7), (1, 0)])
+    result = run.validate(frames.offsets_per_partition(hole), suites.archive_offsets())
+    assert result.blocking and any("offset_span" in failure for failure in result.critical_failed)
+
+    repeat = _archive(spark, [(0, 5), (0, 5), (0, 6)])
+    assert run.validate(repeat, suites.archive_records()).blocking
+
+
+def test_batch_counts_block_on_duplicate_keys_and_zero_views(spark, run):
+    minute = dt.datetime(2026, 11, 20, 10, 1)
+    schema = "video_id string, minute timestamp, views bigint"
+    good = spark.createDataFrame([("v-1", minute, 3), ("v-2", minute, 1)], schema)
+    assert run.validate(good, suites.batch_counts()).success
+    bad = spark.createDataFrame([("v-1", minute, 3), ("v-1", minute, 0)], schema)
+    result = run.validate(bad, suites.batch_counts())
+    assert result.blocking and len(result.critical_failed) == 2
+
+
+def _summary(**changes) -> dict:
+    summary = {
+        "day": str(DAY), "status": "fail", "cells_compared": 10, "cells_divergent": 2,
+        "views_speed": 9, "views_batch": 12, "abs_delta_views": 3, "money_at_risk": 0.5,
+        "causes": {"late": 1, "duplicate": 0, "missing_in_speed": 1, "missing_in_archive": 0, "other": 0},
+        "divergences": [
+            {"video_id": "v-1", "minute": "2026-11-20T10:01:00Z", "speed": 1, "batch": 2, "delta": -1,
+             "cause": "late", "billable": True},
+            {"video_id": "v-2", "minute": "2026-11-20T10:02:00Z", "speed": 0, "batch": 2, "delta": -2,
+             "cause": "missing_in_speed", "billable": False},
+        ],
+    }
+    return {**summary, **changes}
+
+
+def test_reconciliation_suites_pass_on_a_consistent_summary_and_block_on_inconsistent_figures(run):
+    divergences, figures = frames.reconciliation_frames(_summary())
+    assert run.validate(divergences, suites.reconciliation()).success
+    assert run.validate(figures, suites.reconciliation_summary()).success
+
+    _, figures = frames.reconciliation_frames(_summary(cells_divergent=3))
+    assert run.validate(figures, suites.reconciliation_summary()).blocking
+
+    wrong_delta = _summary()
+    wrong_delta["divergences"][0] = {**wrong_delta["divergences"][0], "delta": 1}
+    divergences, _ = frames.reconciliation_frames(wrong_delta)
+    assert run.validate(divergences, suites.reconciliation()).blocking

@@ -1,0 +1,87 @@
+"""Rates, tolerances and the gate; the summary's contract fields; the HTML report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from reconcile.billing import bill
+from reconcile.tolerances import Tolerances
+from reconcile.compare import Totals
+from reconcile.completeness import Gap, PartitionCompleteness
+from reconcile.report import render
+from reconcile.summary import build_summary, figures_of
+
+UTC = dt.timezone.utc
+M = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+CONTRACT = {"day", "status", "cells_compared", "cells_divergent", "billing_cells_divergent", "views_speed",
+            "views_batch", "abs_delta_views", "money_at_risk", "causes", "divergences", "report_uri"}
+EVIDENCE = dict(archived_ids=0, counted_ids=0, late_ids=0, unconsumed_ids=0, gap_counted_ids=0, repeats_total=0)
+# video, speed, batch, cause
+CELLS = [
+    ("paid", 90, 100, "late"),  # accepted by design
+    ("paid", 0, 4, "missing_in_speed"),  # fails: billable, beyond the exact tolerance
+    ("free", 200, 100, "duplicate"),  # non-billable, beyond 10 + 1%: reported, never fails
+    ("free", 105, 100, "other"),  # non-billable, within tolerance
+    ("unknown", 3, 2, "duplicate"),  # not in the catalog: billable at rate 0
+]
+
+
+def billed(spark, tolerances=Tolerances()):
+    rows = [(video, M + dt.timedelta(minutes=i), speed, batch, speed - batch, cause, *EVIDENCE.values())
+            for i, (video, speed, batch, cause) in enumerate(CELLS)]
+    classified = spark.createDataFrame(rows, "video_id string, minute timestamp, speed long, batch long, "
+                                             "delta long, cause string, " + ", ".join(f"{k} long" for k in EVIDENCE))
+    catalog = spark.createDataFrame([("paid", True, 2.5), ("free", False, 9.0)],
+                                    "video_id string, billable boolean, rate_per_1000 double").selectExpr(
+        "video_id", "billable", "cast(rate_per_1000 as decimal(18, 6)) as rate_per_1000")
+    return bill(classified, catalog, tolerances)
+
+
+def test_money_and_the_gate_come_from_billable_cells_beyond_tolerance(spark):
+    figures = figures_of(billed(spark))
+
+    assert figures.billing_cells_divergent == 3  # both paid cells and the unknown video
+    assert figures.money_at_risk == (10 + 4) * 2.5 / 1000
+    assert figures.failing_by_cause == {"late": 0, "duplicate": 1, "missing_in_speed": 1,
+                                        "missing_in_archive": 0, "other": 0}
+    assert (figures.nonbillable_cells_beyond_tolerance, figures.videos_not_in_catalog) == (1, 1)
+    assert figures.causes == {"late": 1, "duplicate": 2, "missing_in_speed": 1, "missing_in_archive": 0,
+                              "other": 1}
+    assert [d["video_id"] for d in figures.divergences] == ["free", "paid", "free", "paid", "unknown"]
+
+
+def test_a_billable_tolerance_lets_small_divergences_pass(spark):
+    figures = figures_of(billed(spark, Tolerances(billable_abs=4)))
+
+    assert figures.failing_cells == 0 and figures.billing_cells_divergent == 1  # only the late cell (10)
+    assert figures.money_at_risk == 10 * 2.5 / 1000
+
+
+def summary_of(spark):
+    figures = figures_of(billed(spark))
+    totals = Totals(10, 5, 398, 306, 126, [0] * 3 + [398] + [0] * 20, [0] * 3 + [306] + [0] * 20)
+    archive = [PartitionCompleteness(0, 0, 10, 8, 10, [Gap(0, 3, 4)])]
+    summary = build_summary(day="2026-11-20", version=2, totals=totals, figures=figures, tolerances=Tolerances(),
+                            archive=archive, report_uri="s3://b/reports/day=2026-11-20/report.html", extra={})
+    return summary, figures, totals
+
+
+def test_the_summary_has_every_contract_field_and_says_why_it_failed(spark):
+    summary, _, _ = summary_of(spark)
+
+    assert CONTRACT <= set(summary) and summary["status"] == "fail"
+    assert set(summary["divergences"][0]) >= {"video_id", "minute", "speed", "batch", "delta", "cause", "billable"}
+    assert summary["divergences"][0]["minute"] == "2026-11-20T03:02:00Z"
+    assert "2 billable cells diverge beyond tolerance" in summary["gate"]["reason"]
+    assert summary["archive_gaps"] == [{"partition": 0, "first_offset": 3, "last_offset": 4, "records": 2}]
+
+
+def test_the_report_is_one_self_contained_html_file(spark):
+    summary, figures, totals = summary_of(spark)
+
+    html = render(summary, figures, totals.speed_by_hour, totals.batch_by_hour)
+
+    assert html.startswith("<!doctype html>") and html.count("<svg") == 3
+    assert not re.search(r"(src|href)=|<script|@import|url\(", html)
+    assert "FAIL" in html and "missing_in_speed" in html and "first missing" in html

@@ -1,0 +1,55 @@
+"""The full outer comparison of speed and batch cells, and the archive against Kafka."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.testing import assertDataFrameEqual
+
+from reconcile.compare import divergent_cells
+from reconcile.completeness import Gap, check_archive
+
+UTC = dt.timezone.utc
+M1 = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+M2 = dt.datetime(2026, 11, 20, 17, 59, tzinfo=UTC)
+CELLS = "video_id string, minute timestamp, views long"
+
+
+def test_a_cell_on_one_side_only_is_compared_with_zero(spark):
+    speed = spark.createDataFrame([("v1", M1, 3), ("v2", M1, 1), ("v4", M2, 7)], CELLS)
+    batch = spark.createDataFrame([("v1", M1, 3), ("v3", M1, 2), ("v4", M2, 9)], CELLS)
+
+    divergent, totals = divergent_cells(speed, batch)
+
+    expected = spark.createDataFrame(
+        [("v2", M1, 1, 0, 1), ("v3", M1, 0, 2, -2), ("v4", M2, 7, 9, -2)],
+        "video_id string, minute timestamp, speed long, batch long, delta long")
+    assertDataFrameEqual(divergent, expected)
+    assert (totals.cells_compared, totals.cells_divergent) == (4, 3)
+    assert (totals.views_speed, totals.views_batch, totals.abs_delta_views) == (11, 14, 5)
+    assert (totals.speed_by_hour[3], totals.batch_by_hour[3], totals.speed_by_hour[17]) == (4, 5, 7)
+
+
+def test_empty_sides_compare_to_nothing(spark):
+    empty = spark.createDataFrame([], CELLS)
+
+    divergent, totals = divergent_cells(empty, empty)
+
+    assert divergent.count() == 0
+    assert (totals.cells_compared, totals.views_speed, totals.abs_delta_views) == (0, 0, 0)
+
+
+def test_archive_gaps_are_the_offsets_kafka_has_and_the_files_lack(spark):
+    archived = spark.createDataFrame(
+        [(0, offset) for offset in (0, 1, 2, 5, 6)] + [(1, offset) for offset in range(4)],
+        "partition int, offset long")
+    kafka = {0: (0, 9), 1: (0, 4), 2: (2, 4), 3: (0, 0)}
+
+    result = {p.partition: p for p in check_archive(archived, kafka, {0: 9, 1: 4})}
+
+    assert result[0].gaps == [Gap(0, 3, 4), Gap(0, 7, 8)]
+    assert (result[0].archived, result[0].archive_hours_records) == (5, 9)
+    assert (result[1].gaps, result[1].archived) == ([], 4)
+    assert (result[2].gaps, result[2].archived) == ([Gap(2, 2, 3)], 0)
+    assert (result[3].gaps, result[3].archived) == ([], 0)
+    assert result[0].as_dict()["gaps"][1] == {"partition": 0, "first_offset": 7, "last_offset": 8, "records": 2}

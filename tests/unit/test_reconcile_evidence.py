@@ -1,0 +1,99 @@
+"""Causes proven from occurrences and the speed micro-batch log, one cell per rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import functions as F
+
+from reconcile.causes import classify
+from reconcile.consumption import cell_evidence, occurrence_status, ranges_frame
+from reconcile.speed_log import ConsumedRange
+
+UTC = dt.timezone.utc
+M = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+M_US = int(M.timestamp() * 1_000_000)
+WATERMARK_MS = M_US // 1000 + 30_000  # batch 1 drops what is at or before M + 30 s
+OCCURRENCE_SCHEMA = ("video_id string, minute timestamp, event_id string, partition int, offset long, "
+                     "event_time_us long, in_archive boolean")
+
+
+def occurrence(video, event_id, partition, offset, seconds=0.0, in_archive=True):
+    return (video, M, event_id, partition, offset, M_US + int(seconds * 1_000_000), in_archive)
+
+
+OCCURRENCES = [
+    # A: a3 sits exactly on batch 1's watermark (late); a4 one microsecond after it (counted).
+    occurrence("A", "a1", 0, 0, 1), occurrence("A", "a2", 0, 1, 2),
+    occurrence("A", "a3", 0, 5, 30), occurrence("A", "a4", 0, 6, 30.000001),
+    occurrence("B", "b1", 1, 0), occurrence("B", "b2", 1, 1),  # counted; the speed row lost them
+    occurrence("C", "c1", 1, 7),  # beyond what speed has read (batch ends at 5)
+    occurrence("D", "d1", 2, 0), occurrence("D", "d2", 2, 1, in_archive=False),  # d2 only in Kafka
+    occurrence("E", "e1", 3, 0), occurrence("E", "e1", 3, 1), occurrence("E", "e2", 3, 2),  # e1 re-sent
+    occurrence("G", "g1", 0, 7, 10), occurrence("G", "g2", 0, 2),  # g1 late, g2 counted
+    occurrence("H", "h1", 1, 2),
+    # I: i1 twice in batch 0, again in batch 1 with i2: one repeat in each batch, two in all.
+    occurrence("I", "i1", 4, 0, 40), occurrence("I", "i1", 4, 1, 40), occurrence("I", "i1", 4, 2, 40),
+    occurrence("I", "i2", 4, 3, 41),
+]
+RANGES = [
+    ConsumedRange("q", 0, 0, 0, 3, 0), ConsumedRange("q", 1, 0, 3, 10, WATERMARK_MS),
+    ConsumedRange("q", 0, 1, 0, 5, 0), ConsumedRange("q", 0, 2, 0, 2, 0),
+    ConsumedRange("q", 0, 3, 0, 3, 0), ConsumedRange("q", 0, 4, 0, 2, 0),
+    ConsumedRange("q", 1, 4, 2, 2_500, WATERMARK_MS),  # spans three offset buckets
+]
+# video: (speed, batch, expected cause)
+CELLS = {
+    "A": (3, 4, "late"),
+    "B": (0, 2, "missing_in_speed"),
+    "C": (0, 1, "missing_in_speed"),
+    "D": (2, 1, "missing_in_archive"),
+    "E": (3, 2, "duplicate"),
+    "F": (5, 0, "other"),  # no event behind it at all
+    "G": (0, 2, "missing_in_speed"),  # partly late, but speed also lost a counted event
+    "H": (1, 2, "other"),  # the archive no longer holds what the batch counted
+    "I": (3, 2, "duplicate"),  # one batch replayed without dedupe state
+}
+
+
+def classified(spark, cells=CELLS):
+    divergent = spark.createDataFrame(
+        [(video, M, speed, batch, speed - batch) for video, (speed, batch, _) in cells.items()],
+        "video_id string, minute timestamp, speed long, batch long, delta long")
+    status = occurrence_status(spark.createDataFrame(OCCURRENCES, OCCURRENCE_SCHEMA), ranges_frame(spark, RANGES))
+    return classify(divergent, cell_evidence(status))
+
+
+def test_every_cell_gets_the_cause_its_evidence_proves(spark):
+    causes = {row.video_id: row.cause for row in classified(spark).collect()}
+
+    assert causes == {video: cause for video, (_, _, cause) in CELLS.items()}
+
+
+def test_evidence_tallies_distinct_ids(spark):
+    rows = {row.video_id: row for row in classified(spark).collect()}
+
+    a, d, e, i = rows["A"], rows["D"], rows["E"], rows["I"]
+    assert (a.archived_ids, a.counted_archived_ids, a.late_ids, a.unconsumed_ids) == (4, 3, 1, 0)
+    assert (d.archived_ids, d.counted_ids, d.gap_counted_ids) == (1, 2, 1)
+    assert (e.counted_ids, e.repeats_total, list(e.repeats_by_batch)) == (2, 1, [1])
+    assert (i.counted_ids, i.repeats_total, list(i.repeats_by_batch)) == (2, 2, [1])
+    assert rows["C"].unconsumed_ids == 1 and rows["F"].archived_ids == 0
+
+
+def test_an_excess_no_repeat_explains_is_not_a_duplicate(spark):
+    cells = {"I": (5, 2, None), "A": (2, 4, None)}  # 3 extra views of I; A lacks one more than was late
+
+    causes = {row.video_id: row.cause for row in classified(spark, cells).collect()}
+
+    assert causes == {"I": "other", "A": "missing_in_speed"}
+
+
+def test_an_occurrence_read_by_two_queries_counts_if_either_kept_it(spark):
+    ranges = [ConsumedRange("old", 0, 0, 0, 10, WATERMARK_MS), ConsumedRange("new", 0, 0, 0, 10, 0)]
+    occurrences = spark.createDataFrame([occurrence("A", "a1", 0, 0, 1)], OCCURRENCE_SCHEMA)
+
+    row = occurrence_status(occurrences, ranges_frame(spark, ranges)).select(
+        "consumed", "counted", F.col("counted_by.query_id").alias("by")).first()
+
+    assert (row.consumed, row.counted, row.by) == (True, True, "new")
