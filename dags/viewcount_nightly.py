@@ -1,7 +1,8 @@
 """`viewcount_nightly`: prove day D's numbers and make its batch authoritative.
 
-Wiring only: every step is a layer's entry point. Per logical day D (the data interval
-[D, D+1) of a daily schedule):
+Wiring only: every step is a layer's entry point. Per logical day D: the schedule is a
+daily data interval [D, D+1) in UTC, so the run for D is created at D+1 00:00 with logical
+date D (``ds``), and ``airflow dags test viewcount_nightly D`` runs the same tasks for D:
 
     archive_complete (sensor, through D+1 00:00 + grace)
       -> validate_archive (Great Expectations)
@@ -23,16 +24,22 @@ import sys
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import PokeReturnValue, dag, task
+from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
 
 PROJECT = Path(__file__).resolve().parent.parent
 SPARK_CONN_ID = os.environ.get("VIEWCOUNT_SPARK_CONN_ID", "viewcount_spark")
-DAY = "{{ data_interval_start | ds }}"
-DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(minutes=2)}
+DAY = "{{ ds }}"  # the logical day D; TaskFlow tasks get it as their ``ds`` argument
+# Retries cover transient failures (a server restarting, a lost connection); the delay can be
+# shortened for runs driven by hand or by tests.
+RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("VIEWCOUNT_DAG_RETRY_DELAY_SECONDS", "120")))
+DEFAULT_ARGS = {"retries": 2, "retry_delay": RETRY_DELAY}
 
 
-def _day(context_day: str) -> dt.date:
-    return dt.date.fromisoformat(context_day)
+def _day(ds: str | None) -> dt.date:
+    """Airflow passes the run's logical day to any task parameter named ``ds``."""
+    if not ds:
+        raise ValueError("the task was called without the run's logical day (ds)")
+    return dt.date.fromisoformat(ds)
 
 
 def _gated(quality) -> str:
@@ -57,7 +64,7 @@ def _connector_jars() -> str:
 
 @dag(
     dag_id="viewcount_nightly",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
@@ -69,19 +76,19 @@ def _connector_jars() -> str:
 )
 def viewcount_nightly():
     @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
-    def archive_complete(day: str = DAY) -> PokeReturnValue:
+    def archive_complete(ds: str | None = None) -> PokeReturnValue:
         from batch_layer.readiness import archive_gaps
 
-        gaps = archive_gaps(_day(day))
+        gaps = archive_gaps(_day(ds))
         if gaps:
-            print(f"archive of {day} not complete yet: {gaps}")
+            print(f"archive of {ds} not complete yet: {gaps}")
         return PokeReturnValue(is_done=not gaps)
 
     @task
-    def validate_archive(day: str = DAY) -> str:
+    def validate_archive(ds: str | None = None) -> str:
         from reconcile.quality.checks import validate_archive as run
 
-        return _gated(run(_day(day)))
+        return _gated(run(_day(ds)))
 
     batch = SparkSubmitOperator(
         task_id="batch",
@@ -95,23 +102,23 @@ def viewcount_nightly():
     )
 
     @task
-    def validate_batch(day: str = DAY) -> str:
+    def validate_batch(ds: str | None = None) -> str:
         from reconcile.quality.checks import validate_batch as run
 
-        return _gated(run(_day(day)))
+        return _gated(run(_day(ds)))
 
     @task
-    def reconcile(day: str = DAY) -> dict:
+    def reconcile(ds: str | None = None) -> dict:
         from reconcile.command import reconcile_for
 
-        summary = reconcile_for(_day(day))  # stored in Cassandra and S3; XCom gets ids only
+        summary = reconcile_for(_day(ds))  # stored in Cassandra and S3; XCom gets ids only
         return {"status": summary["status"], "report_uri": summary["report_uri"]}
 
     @task
-    def publish_report(reconciled: dict, day: str = DAY) -> dict:
+    def publish_report(reconciled: dict, ds: str | None = None) -> dict:
         from reconcile.quality.checks import validate_stored_reconciliation
 
-        quality = validate_stored_reconciliation(_day(day))
+        quality = validate_stored_reconciliation(_day(ds))
         print(f"report: {reconciled['report_uri']}; data docs: {quality.docs_uri}")
         return {**reconciled, "blocking": [result.suite for result in quality.blocking]}
 
@@ -125,10 +132,10 @@ def viewcount_nightly():
                                        f"{published['blocking'] or 'none'}; see {published['report_uri']}")
 
     @task
-    def promote(day: str = DAY) -> int:
+    def promote(ds: str | None = None) -> int:
         from batch_layer.promotion import promote_newest
 
-        return promote_newest(_day(day))
+        return promote_newest(_day(ds))
 
     reconciled = reconcile()
     published = publish_report(reconciled)

@@ -51,3 +51,24 @@ def upload_folder(settings: Settings, folder: Path, prefix: str) -> int:
             s3.upload_file(str(path), settings.s3_bucket, key, ExtraArgs={"ContentType": content_type})
             count += 1
     return count
+
+
+def delete_prefix(settings: Settings, prefix: str = "") -> int:
+    """Delete every object of the bucket whose key starts with ``prefix``; returns how many."""
+    s3 = client(settings)
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.s3_bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` (or ``s3a://``) -> (bucket, key)."""
+    scheme, _, rest = uri.partition("://")
+    bucket, _, key = rest.partition("/")
+    if scheme not in ("s3", "s3a") or not bucket or not key:
+        raise ValueError(f"not an S3 object URI: {uri!r}")
+    return bucket, key

@@ -48,10 +48,12 @@ class Quality:
         return self.docs_uri
 
 
-def _run(day: dt.date, settings: Settings, checks) -> Quality:
-    run = QualityRun(day)
-    for frame, suite in checks:
-        run.validate(frame, suite)
+def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
+    """``checks``: (frame, suite factory) pairs. Suites are built only once the run's Great
+    Expectations context exists: building one with no active context fails in a fresh process."""
+    run = QualityRun(day, stage)
+    for frame, make_suite in checks:
+        run.validate(frame, make_suite())
     return Quality(day, run.results, run.publish(settings))
 
 
@@ -61,8 +63,8 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
     records = frames.window_records(spark, settings, day)
-    return _run(day, settings, [(records, suites.archive_records()),
-                                (frames.offsets_per_partition(records), suites.archive_offsets())])
+    return _run(day, "archive", settings, [(records, suites.archive_records),
+                                (frames.offsets_per_partition(records), suites.archive_offsets)])
 
 
 def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
@@ -71,7 +73,7 @@ def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
     counts, totals = frames.batch_frames(spark, settings, day)
-    return _run(day, settings, [(counts, suites.batch_counts()), (totals, suites.batch_totals())])
+    return _run(day, "batch", settings, [(counts, suites.batch_counts), (totals, suites.batch_totals)])
 
 
 def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:
@@ -93,5 +95,5 @@ def validate_stored_reconciliation(day: dt.date, settings: Settings | None = Non
 def validate_reconciliation(day: dt.date, summary: dict, settings: Settings | None = None) -> Quality:
     settings = settings or Settings.from_env()
     divergences, figures = frames.reconciliation_frames(summary)
-    return _run(day, settings, [(divergences, suites.reconciliation()),
-                                (figures, suites.reconciliation_summary())])
+    return _run(day, "reconciliation", settings, [(divergences, suites.reconciliation),
+                                (figures, suites.reconciliation_summary)])

@@ -48,13 +48,15 @@ def distinct_valid_events(records: "DataFrame", day: dt.date) -> int:
     from pyspark.sql import functions as F
 
     from counting.events import parse_events, valid_events
+    from counting.event_time import event_minute
     from counting.views import DEDUPE_KEY
 
     start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
     in_day = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(start + dt.timedelta(days=1)))
     events = (records.select("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"),
                              "key", "value")
-              .transform(parse_events()).transform(valid_events).filter(in_day))
+              .transform(parse_events()).transform(valid_events).filter(in_day)
+              .withColumn("minute", event_minute(F.col("event_time"))))
     return events.agg(F.count_distinct(*DEDUPE_KEY).alias("events")).first().events
 
 

@@ -1,9 +1,11 @@
 """Run a suite on a DataFrame, say what failed, and publish Data Docs.
 
 Each run uses a Great Expectations file context in a fresh temporary folder (two nightly
-runs never share state); its Data Docs site is copied to S3 beside the day's report,
-``s3://<bucket>/reports/day=D/data_docs/``. A result is *blocking* when an expectation
-marked critical failed.
+runs never share state). Its Data Docs site is copied to S3 beside the day's report, one
+site per stage (``s3://<bucket>/reports/day=D/data_docs/<stage>/``: archive, batch,
+reconciliation; the nightly tasks may run on different workers), under one
+``data_docs/index.html`` that links the stages published so far. A result is *blocking*
+when an expectation marked critical failed.
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ def _describe(result) -> str:
 class QualityRun:
     """One context for the suites of one day; ``publish`` uploads its Data Docs."""
 
-    def __init__(self, day: dt.date):
+    def __init__(self, day: dt.date, stage: str = "checks"):
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.day = day
+        self.stage = stage
         self.folder = Path(tempfile.mkdtemp(prefix=f"viewcount-gx-{day}-"))
         self.context = gx.get_context(mode="file", project_root_dir=str(self.folder))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -96,9 +99,25 @@ class QualityRun:
         return self.folder / "gx" / "uncommitted" / "data_docs" / DOCS_SITE
 
     def publish(self, settings: Settings) -> str:
-        """Copy the Data Docs site to S3; returns the URI of its index page."""
-        from storage.s3 import upload_folder
+        """Replace the stage's Data Docs site in S3 with this run's, refresh the day's index of
+        stages; returns the URI of the stage's index page."""
+        from storage.s3 import client, delete_prefix, upload_folder
 
-        prefix = f"reports/day={self.day}/data_docs"
-        upload_folder(settings, self.docs_folder, prefix)
-        return f"s3://{settings.s3_bucket}/{prefix}/index.html"
+        root = f"reports/day={self.day}/data_docs"
+        delete_prefix(settings, f"{root}/{self.stage}/")  # no page of an earlier run stays behind
+        upload_folder(settings, self.docs_folder, f"{root}/{self.stage}")
+        s3 = client(settings)
+        listed = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=f"{root}/", Delimiter="/")
+        stages = sorted(entry["Prefix"][len(root) + 1:].rstrip("/") for entry in listed.get("CommonPrefixes", []))
+        s3.put_object(Bucket=settings.s3_bucket, Key=f"{root}/index.html", Body=stages_index(self.day, stages),
+                      ContentType="text/html; charset=utf-8")
+        return f"s3://{settings.s3_bucket}/{root}/{self.stage}/index.html"
+
+
+def stages_index(day: dt.date, stages: list[str]) -> bytes:
+    """The day's Data Docs entry page: a link to each stage's site."""
+    from html import escape
+
+    items = "".join(f'<li><a href="{escape(stage)}/index.html">{escape(stage)}</a></li>' for stage in stages)
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Data Docs {day}</title></head>"
+            f"<body><h1>Data quality of {day}</h1><ul>{items}</ul></body></html>").encode()

@@ -75,3 +75,13 @@ def test_reconciliation_suites_pass_on_a_consistent_summary_and_block_on_inconsi
     wrong_delta["divergences"][0] = {**wrong_delta["divergences"][0], "delta": 1}
     divergences, _ = frames.reconciliation_frames(wrong_delta)
     assert run.validate(divergences, suites.reconciliation()).blocking
+
+
+def test_distinct_valid_events_counts_each_valid_view_of_the_day_once(spark):
+    from tests.unit.test_batch_recompute import D, archive_rows
+
+    # Of RECORDS: e0 at 00:01 (its copy at 00:00:30 is over 5 minutes ahead of its arrival:
+    # invalid), e1 once though re-sent, e4, e9, e2, e3; not e5 (the day before), e7 (the day
+    # after) or the bad JSON. Arrival is not filtered here: window_records does that before.
+    assert frames.distinct_valid_events(archive_rows(spark), D) == 6
+    assert frames.distinct_valid_events(archive_rows(spark), D + dt.timedelta(days=1)) == 1  # e7
