@@ -23,6 +23,7 @@ COMMANDS = {
     "reconcile": ("reconcile.command", "reconcile one day: speed vs batch vs Kafka offsets"),
     "catalog": ("reconcile.catalog_command", "load or show the video catalog billing reads (CSV)"),
     "promote": ("batch_layer.promotion", "make one day's batch version authoritative for serving (or roll back)"),
+    "nightly": ("viewcount.nightly", "run the nightly Airflow DAG for a day (or a range), without a scheduler"),
     "serve": ("serving.command", "the HTTP API"),
     "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
 }

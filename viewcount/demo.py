@@ -1,39 +1,81 @@
-"""``viewcount demo``: the cycle so far, on generated data, with a line per step.
+"""``viewcount demo``: the whole cycle on generated data, with a line per step.
 
-stack up -> produce a past day of events (with its oracle) -> the speed-layer counter
-over what Kafka holds -> what landed: Kafka offsets, the dead-letter topic by reason, and
-the speed table checked cell by cell against the oracle. Grows with the later layers.
+stack up -> a billing catalog -> a past day of events (hot videos, duplicates, late and
+malformed records) with its oracle -> the speed-layer counter and archiver side by side
+-> the HTTP API answers from the speed table (provisional) -> the nightly DAG for that day
+(archive sensor, quality suites, batch, reconciliation, report, gate, promotion) -> the API
+answers again, now final from the promoted batch -> the reconciliation summary, and the
+report and Data Docs copied next to the run for opening in a browser.
+
+The demo keeps to its own keyspace, topics, bucket and checkpoints, and resets them first,
+so it is repeatable and never mixes with other data on the same stack.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
+import re
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
+from pathlib import Path
 
 from storage.settings import Settings
 from viewcount.errors import UserError
 
-STEPS = 4
+STEPS = 8
+DEMO_ENVIRONMENT = {
+    "VIEWCOUNT_KEYSPACE": "viewcount_demo",
+    "VIEWCOUNT_VIEWS_TOPIC": "demo.views",
+    "VIEWCOUNT_DLQ_TOPIC": "demo.views.dlq",
+    "VIEWCOUNT_S3_BUCKET": "viewcount-demo",
+}
+DEMO_VIDEOS = 2_000
+BILLABLE_SHARE = 0.3  # the hottest 30% of videos are billable in the demo catalog
+SHOWN_VIDEOS = 4
+
+
+def _latest_closed_day(now: dt.datetime | None = None) -> dt.date:
+    """The newest UTC day whose batch cutoff (next midnight + 1 h grace) has passed."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return (now - dt.timedelta(hours=25)).date()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from counting.window import parse_day
+
     parser.add_argument("--events", type=int, default=50_000, help="events to generate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default: %(default)s)")
-    parser.add_argument("--day", type=dt.date.fromisoformat,
-                        default=dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1),
-                        help="the UTC day to simulate (default: yesterday)")
+    parser.add_argument("--day", type=parse_day, default=_latest_closed_day(),
+                        help="the UTC day to simulate; its cutoff (next day 01:00) must have passed "
+                             "(default: the latest such day, %(default)s)")
 
 
-def _step(number: int, text: str) -> float:
-    print(f"[{number}/{STEPS}] {text}", file=sys.stderr, flush=True)
-    return time.monotonic()
+class Steps:
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.number = 0
+        self.started = self.began
 
+    def next(self, text: str) -> None:
+        if self.number:
+            self._done()
+        self.number += 1
+        self.started = time.monotonic()
+        print(f"[{self.number}/{STEPS}] {text}", file=sys.stderr, flush=True)
 
-def _done(started: float) -> None:
-    print(f"      done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    def _done(self) -> None:
+        print(f"      done in {time.monotonic() - self.started:.1f} s", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        self._done()
+        print(f"demo finished in {time.monotonic() - self.began:.0f} s", file=sys.stderr, flush=True)
 
 
 def _cli(*argv: str) -> None:
@@ -44,13 +86,31 @@ def _cli(*argv: str) -> None:
         raise UserError(f"`viewcount {' '.join(argv)}` exited with {status}")
 
 
-# The demo keeps to its own keyspace, topics and checkpoints, and resets them first, so
-# it is repeatable and never mixes with other data on the same stack.
-DEMO_ENVIRONMENT = {
-    "VIEWCOUNT_KEYSPACE": "viewcount_demo",
-    "VIEWCOUNT_VIEWS_TOPIC": "demo.views",
-    "VIEWCOUNT_DLQ_TOPIC": "demo.views.dlq",
-}
+def _together(logs: Path, *commands: tuple[str, ...]) -> None:
+    """CLI commands as separate processes at the same time (as in production); each must succeed."""
+    running = []
+    for args in commands:
+        log = logs / f"{args[0]}.log"
+        running.append((args, log, subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args],
+                                                    stdout=log.open("w"), stderr=subprocess.STDOUT)))
+    for args, log, process in running:
+        if process.wait() != 0:
+            raise UserError(f"`viewcount {' '.join(args)}` exited with {process.returncode}; see {log}")
+        print(f"      viewcount {args[0]}: {_batch_summary(log, counting=args[0] == 'speed')}", file=sys.stderr, flush=True)
+
+
+# The per-batch progress line of the counter and the archiver (not of the dead-letter query).
+BATCH_LINE = re.compile(r"\[(?:counter|archiver)\] batch \d+: ([\d,]+) rows in .*?late ([\d,]+), "
+                        r"duplicates ([\d,]+), invalid ([\d,]+)")
+
+
+def _batch_summary(log: Path, counting: bool) -> str:
+    """Micro-batches and what they read, summed from a streaming job's per-batch lines."""
+    batches = [[int(figure.replace(",", "")) for figure in found.groups()]
+               for found in BATCH_LINE.finditer(log.read_text(errors="replace"))]
+    rows, late, duplicates, invalid = (sum(column) for column in zip(*batches)) if batches else (0, 0, 0, 0)
+    counted = f", {duplicates:,} duplicates dropped, {late:,} late, {invalid:,} invalid" if counting else ""
+    return f"{len(batches)} micro-batches, {rows:,} records read{counted} (log: {log})"
 
 
 def _reset_demo_data(settings: Settings) -> None:
@@ -59,6 +119,7 @@ def _reset_demo_data(settings: Settings) -> None:
     from confluent_kafka.admin import AdminClient
 
     from storage.cassandra import connect
+    from storage.s3 import delete_prefix, ensure_bucket
 
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
@@ -68,67 +129,201 @@ def _reset_demo_data(settings: Settings) -> None:
     session = connect(settings, keyspace=False)
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
     session.cluster.shutdown()
+    if not ensure_bucket(settings):
+        delete_prefix(settings)
     shutil.rmtree(settings.run_dir / "demo", ignore_errors=True)
     while doomed and set(doomed) & set(admin.list_topics(timeout=10).topics):
         time.sleep(0.5)  # topic deletion completes asynchronously
 
 
-def run(args: argparse.Namespace) -> int:
-    import os
+def write_demo_catalog(path: Path, videos: int) -> int:
+    """The generator's videos as a billing catalog: the hottest share billable, at 2.50 per 1,000."""
+    from viewcount.produce.catalog import video_ids
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    billable = int(videos * BILLABLE_SHARE)
+    with path.open("w") as out:
+        out.write("video_id,billable,rate_per_1000,title\n")
+        for rank, video in enumerate(video_ids(videos)):
+            paid = rank < billable
+            out.write(f"{video},{str(paid).lower()},{'2.50' if paid else '0'},Demo video {rank + 1}\n")
+    return billable
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Api:
+    """``viewcount serve`` in the background on a free loopback port."""
+
+    def __init__(self, log: Path) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen([sys.executable, "-m", "viewcount.cli", "serve", "--port", str(self.port)],
+                                        stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise UserError(f"the API did not come up; see {log}") from None
+                time.sleep(0.5)
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
+            return json.load(response)
+
+    def views(self, video: str, day: dt.date) -> dict:
+        start = f"{day.isoformat()}T00:00:00Z"
+        end = f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z"
+        return self.get(f"/v1/videos/{video}/views?start={start}&end={end}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _oracle_day_totals(oracle_dir: Path, day: dt.date) -> Counter:
+    from viewcount import oracle
+
+    start = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
+    totals: Counter = Counter()
+    for (video, minute), views in oracle.read_counts(oracle_dir / "counts.parquet").items():
+        if start <= minute < start + 86_400_000:
+            totals[video] += views
+    return totals
+
+
+def _show_answers(api: Api, videos: list[str], day: dt.date, oracle_totals: Counter) -> None:
+    for video in videos:
+        answer = api.views(video, day)
+        kind = "final" if answer["final"] else f"provisional {answer['provisional_days']}"
+        print(f"      GET /v1/videos/{video}/views ({day}): {answer['views']:>6,} views, {kind}; "
+              f"oracle {oracle_totals[video]:,}", file=sys.stderr, flush=True)
+
+
+def _copy_reports(settings: Settings, day: dt.date, report_uri: str, folder: Path) -> list[Path]:
+    """The HTML report and the Data Docs index, copied from S3 for opening locally."""
+    from storage.s3 import client, split_uri
+
+    s3 = client(settings)
+    bucket, key = split_uri(report_uri)
+    copies = [(key, folder / "report.html")]
+    docs_prefix = key.rsplit("/", 1)[0] + "/data_docs/"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=docs_prefix).get("Contents", [])
+    copies += [(item["Key"], folder / "data_docs" / item["Key"][len(docs_prefix):]) for item in listed]
+    for source, target in copies:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, source, str(target))
+    return [target for _, target in copies]
+
+
+def run(args: argparse.Namespace) -> int:
     if args.events <= 0:
         raise UserError("--events must be positive")
-    began = time.monotonic()
+    from counting.window import BatchWindow
+
+    if not BatchWindow(args.day).is_over(dt.datetime.now(dt.timezone.utc)):
+        raise UserError(f"--day {args.day}: its cutoff has not passed yet; pick {_latest_closed_day()} or earlier")
     os.environ.update(DEMO_ENVIRONMENT)
     settings = Settings.from_env()
-    oracle_dir = settings.run_dir / "demo" / "oracle"
+    folder = settings.run_dir / "demo"
+    oracle_dir = folder / "oracle"
+    steps = Steps()
 
-    started = _step(1, "stack up: Kafka, Cassandra, MinIO on 127.0.0.1 (demo data reset)")
+    steps.next("stack up: Kafka, Cassandra, MinIO on 127.0.0.1 (demo data reset), billing catalog")
     _cli("stack", "up")
     _reset_demo_data(settings)
     _cli("stack", "init")
-    _done(started)
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    catalog = folder / "catalog.csv"
+    billable = write_demo_catalog(catalog, DEMO_VIDEOS)
+    _cli("catalog", "load", str(catalog))
+    print(f"      catalog: {DEMO_VIDEOS:,} videos, the {billable:,} hottest billable ({catalog})", file=sys.stderr)
 
-    started = _step(2, f"produce {args.events:,} events of {args.day} (seed {args.seed})")
-    _cli("produce", "--events", str(args.events), "--seed", str(args.seed), "--day",
-         args.day.isoformat(), "--oracle", str(oracle_dir))
-    _done(started)
+    steps.next(f"produce {args.events:,} events of {args.day} (seed {args.seed}): hot videos, duplicates, "
+               "late and malformed records")
+    _cli("produce", "--events", str(args.events), "--seed", str(args.seed), "--day", args.day.isoformat(),
+         "--videos", str(DEMO_VIDEOS), "--oracle", str(oracle_dir))
 
-    started = _step(3, "speed layer: count what Kafka holds (available-now)")
-    _cli("speed", "--available-now", "--metrics-port", "0",
-         "--checkpoint", str(settings.run_dir / "demo" / "checkpoints" / "counter"))
-    _done(started)
+    steps.next("speed layer: the counter and the archiver side by side over what Kafka holds")
+    checkpoints = folder / "checkpoints"
+    # Micro-batches of a tenth of the day each: the watermark advances between them, so the
+    # counter drops the records that arrive too late, as it does in production.
+    per_batch = str(max(1_000, args.events // 10))
+    _together(logs,
+              ("speed", "--available-now", "--metrics-port", "0", "--checkpoint", str(checkpoints / "counter"),
+               "--max-offsets-per-trigger", per_batch),
+              ("archive", "--available-now", "--metrics-port", "0", "--checkpoint", str(checkpoints / "archiver")))
+    _show_landed(settings)
 
-    started = _step(4, "what landed")
-    show_results(settings, oracle_dir, args.day)
-    _done(started)
-    print(f"demo finished in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    steps.next("serving before the nightly run: the day is provisional (speed table)")
+    oracle_totals = _oracle_day_totals(oracle_dir, args.day)
+    shown = [video for video, _ in oracle_totals.most_common(SHOWN_VIDEOS)]
+    api = Api(logs / "serve.log")
+    try:
+        _show_answers(api, shown, args.day, oracle_totals)
+
+        steps.next(f"the nightly DAG for {args.day}: sensor, quality, batch, reconcile, report, gate, promote")
+        _cli("nightly", "--date", args.day.isoformat())
+
+        steps.next("serving after promotion: the day is final (batch table)")
+        _show_answers(api, shown, args.day, oracle_totals)
+    finally:
+        api.stop()
+
+    steps.next("the reconciliation summary")
+    from storage.cassandra import connect
+    from storage.reconciliations import read_summary
+
+    session = connect(settings)
+    try:
+        summary = read_summary(session, args.day)
+    finally:
+        session.cluster.shutdown()
+    if summary is None:
+        raise UserError(f"no reconciliation stored for {args.day}")
+    _show_summary(summary)
+
+    steps.next("the report and the Data Docs")
+    copies = _copy_reports(settings, args.day, summary["report_uri"], folder / "report")
+    print(f"      report:    {summary['report_uri']}\n      locally:   {copies[0]}", file=sys.stderr)
+    docs = [path for path in copies if path.name == "index.html" and path.parent.name == "data_docs"]
+    if docs:
+        print(f"      data docs: {docs[0]} ({len(copies) - 1} files)", file=sys.stderr)
+    steps.finish()
     return 0
 
 
-def show_results(settings: Settings, oracle_dir, day: dt.date) -> None:
-    from viewcount import oracle
-    from viewcount.inspect import dead_letter_reasons, speed_counts_for, topic_end_offsets
+def _show_landed(settings: Settings) -> None:
+    from viewcount.inspect import dead_letter_reasons, topic_end_offsets
 
     offsets = topic_end_offsets(settings, settings.views_topic)
-    print(f"Kafka '{settings.views_topic}': {sum(offsets.values()):,} records in "
-          f"{len(offsets)} partitions {dict(sorted(offsets.items()))}")
     reasons = dead_letter_reasons(settings)
-    print(f"Kafka '{settings.dlq_topic}': {sum(reasons.values()):,} invalid records: "
-          + ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()))
+    print(f"      Kafka '{settings.views_topic}': {sum(offsets.values()):,} records; '{settings.dlq_topic}': "
+          f"{sum(reasons.values()):,} invalid (" + ", ".join(f"{r} {n}" for r, n in reasons.most_common()) + ")",
+          file=sys.stderr, flush=True)
 
-    day_start_ms = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
-    expected = {cell: views for cell, views in oracle.read_counts(oracle_dir / "counts.parquet").items()
-                if day_start_ms <= cell[1] < day_start_ms + 86_400_000}
-    actual = speed_counts_for(settings, {video for video, _ in expected}, day)
-    differing = {cell for cell in expected.keys() | actual.keys() if expected.get(cell) != actual.get(cell)}
-    print(f"Cassandra speed table, {day}: {sum(actual.values()):,} views in {len(actual):,} "
-          f"video-minutes; oracle: {sum(expected.values()):,} in {len(expected):,}; "
-          f"{len(differing):,} cells differ")
-    top = Counter()
-    for (video, _), views in actual.items():
-        top[video] += views
-    print("top videos: " + ", ".join(f"{video} {views:,}" for video, views in top.most_common(5)))
-    if differing:
-        print("cells that differ are late events the speed layer dropped behind its "
-              "watermark; the nightly batch (not built yet) counts them")
+
+def _show_summary(summary: dict) -> None:
+    causes = ", ".join(f"{cause} {count:,}" for cause, count in summary["causes"].items() if count) or "none"
+    lines = [
+        f"status {summary['status']}: {summary['cells_compared']:,} cells compared, "
+        f"{summary['cells_divergent']:,} divergent ({causes})",
+        f"views: speed {summary['views_speed']:,}, batch {summary['views_batch']:,}, "
+        f"|delta| {summary['abs_delta_views']:,}",
+        f"billing: {summary['billing_cells_divergent']:,} billable cells divergent, "
+        f"money at risk {summary['money_at_risk']:,.2f}",
+        f"gate: {summary.get('gate', {}).get('reason', '-')}",
+    ]
+    for line in lines:
+        print(f"      {line}", file=sys.stderr, flush=True)
