@@ -97,9 +97,9 @@ def parquet_cells(settings, uri: str) -> dict[tuple[str, int], int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from storage.s3 import client
+    from storage.s3 import client, split_uri
 
-    bucket, _, prefix = uri.removeprefix("s3a://").partition("/")
+    bucket, prefix = split_uri(uri)
     s3 = client(settings)
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
             if item["Key"].endswith(".parquet")]
@@ -113,7 +113,7 @@ def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) 
     """Delete one archiver batch's files and rows of one arrival hour; returns the rows."""
     from storage.archive import archive_path, read_hours
     from storage.cassandra import connect
-    from storage.s3 import client
+    from storage.s3 import client, split_uri
 
     session = connect(settings)
     try:
@@ -125,7 +125,7 @@ def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) 
                             (settings.views_topic, day, hour, row.kafka_partition, batch_id))
     finally:
         session.cluster.shutdown()
-    bucket, _, root = archive_path(settings).removeprefix("s3a://").partition("/")
+    bucket, root = split_uri(archive_path(settings))
     prefix = f"{root}/arrival_date={day}/arrival_hour={hour}/batch_id={batch_id}/"
     s3 = client(settings)
     for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
@@ -134,13 +134,12 @@ def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) 
 
 
 def delete_prefix(settings, uri: str) -> None:
-    """Remove every object under an s3a:// prefix (what a test wrote)."""
-    from storage.s3 import client
+    """Remove every object under an s3a:// prefix of the settings' bucket (what a test wrote)."""
+    from storage import s3
 
-    bucket, _, prefix = uri.removeprefix("s3a://").partition("/")
-    s3 = client(settings)
-    while objects := s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("Contents", []):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": item["Key"]} for item in objects]})
+    bucket, prefix = s3.split_uri(uri)
+    assert bucket == settings.s3_bucket, uri
+    s3.delete_prefix(settings, prefix.rstrip("/") + "/")
 
 
 def _ms(minute: dt.datetime) -> int:

@@ -73,9 +73,9 @@ def remove_archive_file(settings, day: dt.date, hour: int) -> set[tuple[int, int
     import pyarrow.parquet as pq
 
     from storage.archive import archive_path
-    from storage.s3 import client
+    from storage.s3 import client, split_uri
 
-    bucket, _, root = archive_path(settings).removeprefix("s3a://").partition("/")
+    bucket, root = split_uri(archive_path(settings))
     s3 = client(settings)
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}/arrival_date={day}/arrival_hour={hour}/")
     key = sorted(item["Key"] for item in listed["Contents"] if item["Key"].endswith(".parquet"))[0]
