@@ -87,14 +87,12 @@ def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int,
 
 def archive_hours_records(session: "Session", topic: str, window: ArrivalWindow) -> dict[int, int]:
     """Records per partition that archive_hours lists for the window's hours."""
-    from storage.archive import read_hours
+    from storage.archive import offsets_by_partition, read_hours
 
     hours = set(window.hours())
-    totals: dict[int, int] = {}
-    for row in read_hours(session, topic, sorted({date for date, _ in hours})):
-        if (row.arrival_date, row.arrival_hour) in hours:
-            totals[row.kafka_partition] = totals.get(row.kafka_partition, 0) + row.records
-    return totals
+    rows = read_hours(session, topic, sorted({date for date, _ in hours}))
+    spans = offsets_by_partition(row for row in rows if (row.arrival_date, row.arrival_hour) in hours)
+    return {partition: records for partition, (_, _, records) in spans.items()}
 
 
 def _walk_partition(archived: DataFrame, partition: int, first: int, end: int) -> tuple[list[Gap], int]:
@@ -124,8 +122,10 @@ def check_archive(archived: DataFrame, kafka: dict[int, tuple[int, int]],
                   hours_records: dict[int, int]) -> list[PartitionCompleteness]:
     """Per partition, the window's archived offsets against Kafka's; ``archived`` holds
     (partition, offset) of the archive rows that arrived inside the window."""
+    # Distinct offsets, not rows: a repeated offset must not make up for a missing one.
     stats = {row.partition: row for row in archived.groupBy("partition").agg(
-        F.count(F.lit(1)).alias("rows"), F.min("offset").alias("first"), F.max("offset").alias("last")).collect()}
+        F.count_distinct("offset").alias("rows"), F.min("offset").alias("first"),
+        F.max("offset").alias("last")).collect()}
     result = []
     for partition, (first, end) in sorted(kafka.items()):
         row = stats.get(partition)

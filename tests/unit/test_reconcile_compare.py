@@ -53,3 +53,12 @@ def test_archive_gaps_are_the_offsets_kafka_has_and_the_files_lack(spark):
     assert (result[2].gaps, result[2].archived) == ([Gap(2, 2, 3)], 0)
     assert (result[3].gaps, result[3].archived) == ([], 0)
     assert result[0].as_dict()["gaps"][1] == {"partition": 0, "first_offset": 7, "last_offset": 8, "records": 2}
+
+
+def test_a_repeated_offset_does_not_hide_a_missing_one(spark):
+    # Four rows for [0, 4) with the right first and last offsets, but offset 2 is missing.
+    archived = spark.createDataFrame([(0, offset) for offset in (0, 1, 1, 3)], "partition int, offset long")
+
+    [result] = check_archive(archived, {0: (0, 4)}, {0: 4})
+
+    assert (result.gaps, result.archived) == ([Gap(0, 2, 2)], 3)
