@@ -24,6 +24,7 @@ RFC3339 = re.compile(
 )
 LAST_YEAR = 9999  # so that the day after any day in a range is a valid date
 DAY_FORMAT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+SHOWN_CHARACTERS = 40  # of a bad input quoted in its error: an abuser's 60 KB is not echoed
 
 
 class BadRequest(ValueError):
@@ -60,6 +61,13 @@ class MinuteRange:
         return windows
 
 
+def shown(text: str) -> str:
+    """``text`` quoted for an error message, cut to its first ``SHOWN_CHARACTERS``."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
+
+
 def check_video_id(video_id: str) -> str:
     if not VIDEO_ID.fullmatch(video_id):
         raise BadRequest("video_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-'")
@@ -74,7 +82,7 @@ def parse_time(name: str, text: str) -> dt.datetime:
     """
     match = RFC3339.fullmatch(text)
     if not match:
-        raise BadRequest(f"{name} must be an RFC 3339 time such as 2026-11-25T13:45:00Z, got {text!r}")
+        raise BadRequest(f"{name} must be an RFC 3339 time such as 2026-11-25T13:45:00Z, got {shown(text)}")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     fraction = fraction or ""
     micros = int(fraction[:6].ljust(6, "0"))
@@ -90,13 +98,13 @@ def parse_time(name: str, text: str) -> dt.datetime:
         if fraction[6:].strip("0"):
             value += dt.timedelta(microseconds=1)
     except (ValueError, OverflowError):
-        raise BadRequest(f"{name} is not a valid time: {text!r}") from None
+        raise BadRequest(f"{name} is not a valid time: {shown(text)}") from None
     return value
 
 
 def parse_day(text: str) -> dt.date:
     if not DAY_FORMAT.fullmatch(text):
-        raise BadRequest(f"day must be YYYY-MM-DD, got {text!r}")
+        raise BadRequest(f"day must be YYYY-MM-DD, got {shown(text)}")
     try:
         return dt.date.fromisoformat(text)
     except ValueError:

@@ -114,3 +114,11 @@ def test_parse_day():
 def test_times_are_answered_in_utc_with_z():
     assert format_time(at("2026-11-25T13:45:00")) == "2026-11-25T13:45:00Z"
     assert format_time(parse_time("t", "2026-11-25T15:45:00+02:00")) == "2026-11-25T13:45:00Z"
+
+
+@pytest.mark.parametrize("refuse", [lambda text: parse_time("start", text), parse_day])
+def test_an_error_quotes_at_most_40_characters_of_a_huge_input(refuse):
+    with pytest.raises(BadRequest) as refused:
+        refuse("9" * 60_000)
+    message = str(refused.value)
+    assert len(message) < 200 and "'" + "9" * 40 + "'... (60000 characters)" in message
