@@ -8,7 +8,9 @@ reconciler wrote it (it owns that shape); the model documents it in the OpenAPI 
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from serving.dependencies import Store
@@ -23,7 +25,11 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
     "/{day}", response_model=ReconciliationSummary,
     responses={**ERRORS, 404: {"model": Error, "description": "no reconciliation for day"}},
 )
-async def reconciliation(day: str, store: Store) -> JSONResponse:
+async def reconciliation(
+    day: Annotated[str, Path(description="UTC day, YYYY-MM-DD", examples=["2026-11-25"],
+                             json_schema_extra={"format": "date"})],
+    store: Store,
+) -> JSONResponse:
     asked = parse_day(day)
     summary = await store.reconciliation(asked)
     if summary is None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 
 from serving.dependencies import Store
 from serving.errors import NotFound
+from serving.limits import TOP_ROWS_STORED
 from serving.models import ERRORS, Error, TopVideo, TopVideos
 from serving.ranges import BadRequest, parse_day
 
@@ -23,9 +24,12 @@ router = APIRouter(prefix="/v1", tags=["top"])
     responses={**ERRORS, 404: {"model": Error, "description": "the day is not final yet"}},
 )
 async def top_videos(
-    day: Annotated[str, Query(description="UTC day, YYYY-MM-DD")],
+    day: Annotated[str, Query(description="UTC day, YYYY-MM-DD", examples=["2026-11-25"],
+                              json_schema_extra={"format": "date"})],
     store: Store,
-    limit: Annotated[int | None, Query(description="how many videos (default 10)")] = None,
+    limit: Annotated[int | None, Query(
+        description="how many videos (default 10; at most VIEWCOUNT_MAX_TOP_LIMIT, default 1000)",
+        json_schema_extra={"minimum": 1, "maximum": TOP_ROWS_STORED})] = None,
 ) -> TopVideos:
     asked = parse_day(day)
     most = store.limits.max_top_limit

@@ -12,14 +12,24 @@ from fastapi import APIRouter, Path, Query
 
 from serving.dependencies import Store
 from serving.models import ERRORS, MinutelyViews, MinutePoint, RangeViews
-from serving.ranges import MinuteRange, check_video_id, format_time, minute_range
+from serving.ranges import VIDEO_ID, MinuteRange, check_video_id, format_time, minute_range
 from serving.store import DayMinutes
 
 router = APIRouter(prefix="/v1/videos", tags=["views"])
 
-VideoId = Annotated[str, Path(description="1 to 64 characters of [A-Za-z0-9_-]")]
-Start = Annotated[str, Query(description="RFC 3339, any offset; minutes starting at or after it count")]
-End = Annotated[str, Query(description="RFC 3339, any offset; minutes starting before it count")]
+# The constraints are documented in the schema (json_schema_extra) but checked by
+# serving.ranges, whose errors say what a client must fix; "end after start, at most
+# VIEWCOUNT_MAX_RANGE_DAYS" is beyond what OpenAPI can say.
+VideoId = Annotated[str, Path(
+    description="1 to 64 characters of [A-Za-z0-9_-]", examples=["video-42"],
+    json_schema_extra={"pattern": f"^{VIDEO_ID.pattern}$", "minLength": 1, "maxLength": 64})]
+Start = Annotated[str, Query(
+    description="RFC 3339, any offset; minutes starting at or after it count",
+    examples=["2026-11-25T00:00:00Z"], json_schema_extra={"format": "date-time"})]
+End = Annotated[str, Query(
+    description="RFC 3339, any offset; minutes starting before it count; "
+    "at most VIEWCOUNT_MAX_RANGE_DAYS (default 31) days after start",
+    examples=["2026-11-26T00:00:00Z"], json_schema_extra={"format": "date-time"})]
 
 
 async def _read(store: Store, video_id: str, start: str, end: str) -> tuple[MinuteRange, list[DayMinutes]]:

@@ -108,3 +108,29 @@ def test_a_real_server_fault_is_a_json_500_without_details(store):
         response = httpx.get(url + "/broken")
     assert_error(response, 500, "internal server error")
     assert "secret" not in response.text
+
+
+@pytest.mark.parametrize("url, character", [
+    ("/v1/videos/v/views?start=" + "9" * 60_000 + "&end=2026-11-26T00:00:00Z", "9"),
+    ("/v1/top?day=" + "2" * 60_000, "2"),
+    ("/v1/reconciliations/" + "2" * 60_000, "2"),
+])
+def test_a_huge_bad_input_is_not_echoed_back(api, url, character):
+    response = api.get(url)
+    assert_error(response, 400, repr(character * 40) + "... (60000 characters)")
+    assert len(response.content) < 300
+
+
+def test_the_schema_documents_the_errors_the_api_answers(api):
+    """400 ``{"error"}`` for bad input, never FastAPI's 422, which this API does not answer."""
+    schema = api.get("/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            assert "422" not in operation["responses"], path
+            if path.startswith("/v1/"):
+                error = operation["responses"]["400"]["content"]["application/json"]["schema"]
+                assert error == {"$ref": "#/components/schemas/Error"}, path
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    views = {p["name"]: p["schema"] for p in schema["paths"]["/v1/videos/{video_id}/views"]["get"]["parameters"]}
+    assert views["video_id"]["pattern"] == "^[A-Za-z0-9_-]{1,64}$"
+    assert views["start"]["format"] == views["end"]["format"] == "date-time"
