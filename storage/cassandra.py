@@ -46,7 +46,28 @@ def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Clust
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
         protocol_version=5,
+        **security_options(settings),
     )
+
+
+def security_options(settings: Settings) -> dict:
+    """``Cluster`` arguments for password authentication and TLS; none for the local stack.
+
+    With a CA the server's certificate must chain to it and name the address the driver
+    connects to (the contact points, then the addresses nodes advertise)."""
+    options = {}
+    if settings.cassandra_username:
+        from cassandra.auth import PlainTextAuthProvider
+
+        options["auth_provider"] = PlainTextAuthProvider(
+            username=settings.cassandra_username, password=settings.cassandra_password)
+    if settings.cassandra_ssl_ca:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+        context.load_verify_locations(cafile=settings.cassandra_ssl_ca)
+        options["ssl_context"] = context
+    return options
 
 
 def connect(settings: Settings, *, keyspace: bool = True) -> "Session":

@@ -22,6 +22,9 @@ def client(settings: Settings) -> "S3Client":
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=settings.aws_secret_access_key,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+        # The scheme of the endpoint decides TLS; an https endpoint is verified against
+        # AWS_CA_BUNDLE when set, else the system's CAs.
+        verify=settings.s3_ca_bundle or True,
     )
 
 

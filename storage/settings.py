@@ -4,6 +4,11 @@ Defaults point at the local stack that ``viewcount stack up`` starts. S3 credent
 from the standard AWS variables; when those are unset, the credentials the local stack
 generated for its MinIO (``<run dir>/credentials.env``) are used, so nothing secret ever
 lives in the repository.
+
+Production TLS and authentication (Kafka SASL/SSL, Cassandra password and TLS, an https S3
+endpoint with its CA) are switched on by the variables in ``security_from_env``; their
+defaults keep the local stack's plaintext, unauthenticated connections. Secrets are kept
+out of ``repr``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from storage.errors import UserError
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_CASSANDRA_HOSTS = "127.0.0.1"
@@ -23,6 +30,9 @@ CREDENTIALS_FILE = "credentials.env"
 SPARK_VERSION = "4.2.0"
 # The Hadoop client bundled inside pyspark 4.2.0; hadoop-aws must match it exactly.
 HADOOP_VERSION = "3.5.0"
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _path_from_env(name: str, default: Path) -> Path:
@@ -71,6 +81,15 @@ class Settings:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     views_topic: str = "views"
     dlq_topic: str = "views.dlq"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_ca_location: str | None = None
+    cassandra_username: str | None = None
+    cassandra_password: str | None = field(default=None, repr=False)
+    cassandra_ssl_ca: str | None = None
+    s3_ca_bundle: str | None = None
     run_dir: Path = field(default_factory=default_run_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
 
@@ -96,7 +115,21 @@ class Settings:
             dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
             run_dir=run_dir,
             cache_dir=default_cache_dir(),
+            **security_from_env(env),
         )
+
+    def __post_init__(self) -> None:
+        problem = next(_security_problems(self), None)
+        if problem:
+            raise UserError(problem)
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        return self.kafka_security_protocol.startswith("SASL_")
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def spark_connectors_home(self) -> Path:
@@ -112,3 +145,55 @@ class Settings:
     def s3_address(self) -> tuple[str, int]:
         without_scheme = self.s3_endpoint.split("://", 1)[-1].rstrip("/")
         return _host_port(without_scheme, 443 if self.s3_endpoint.startswith("https") else 80)
+
+
+def security_from_env(env) -> dict[str, str | None]:
+    """TLS and authentication settings; unset (or empty) variables mean plaintext, no auth."""
+    def value(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    def path(name: str) -> str | None:
+        return str(Path(value(name)).expanduser()) if value(name) else None
+
+    return {
+        "kafka_security_protocol": (value("VIEWCOUNT_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
+        "kafka_sasl_mechanism": (value("VIEWCOUNT_KAFKA_SASL_MECHANISM") or "").upper() or None,
+        "kafka_sasl_username": value("VIEWCOUNT_KAFKA_SASL_USERNAME"),
+        "kafka_sasl_password": env.get("VIEWCOUNT_KAFKA_SASL_PASSWORD") or None,
+        "kafka_ssl_ca_location": path("VIEWCOUNT_KAFKA_SSL_CA_LOCATION"),
+        "cassandra_username": value("VIEWCOUNT_CASSANDRA_USERNAME"),
+        "cassandra_password": env.get("VIEWCOUNT_CASSANDRA_PASSWORD") or None,
+        "cassandra_ssl_ca": path("VIEWCOUNT_CASSANDRA_SSL_CA"),
+        "s3_ca_bundle": path("AWS_CA_BUNDLE"),
+    }
+
+
+def _security_problems(settings: Settings):
+    """One-line descriptions of contradictory or incomplete security settings."""
+    protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        yield (f"VIEWCOUNT_KAFKA_SECURITY_PROTOCOL={protocol!r} is not one of "
+               f"{', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+    elif settings.kafka_uses_sasl:
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            got = repr(mechanism) if mechanism else "unset"
+            yield (f"VIEWCOUNT_KAFKA_SECURITY_PROTOCOL={protocol} needs VIEWCOUNT_KAFKA_SASL_MECHANISM, "
+                   f"one of {', '.join(KAFKA_SASL_MECHANISMS)} (it is {got})")
+        if not settings.kafka_sasl_username or not settings.kafka_sasl_password:
+            yield (f"VIEWCOUNT_KAFKA_SECURITY_PROTOCOL={protocol} needs both "
+                   "VIEWCOUNT_KAFKA_SASL_USERNAME and VIEWCOUNT_KAFKA_SASL_PASSWORD")
+    elif mechanism or settings.kafka_sasl_username or settings.kafka_sasl_password:
+        yield (f"Kafka SASL variables are set but VIEWCOUNT_KAFKA_SECURITY_PROTOCOL is {protocol}: "
+               "use SASL_SSL (or SASL_PLAINTEXT) or unset them")
+    if settings.kafka_ssl_ca_location and not settings.kafka_uses_tls:
+        yield (f"VIEWCOUNT_KAFKA_SSL_CA_LOCATION is set but VIEWCOUNT_KAFKA_SECURITY_PROTOCOL is "
+               f"{protocol}: use SSL or SASL_SSL")
+    if bool(settings.cassandra_username) != bool(settings.cassandra_password):
+        yield "VIEWCOUNT_CASSANDRA_USERNAME and VIEWCOUNT_CASSANDRA_PASSWORD must be set together"
+    if not settings.s3_endpoint.startswith(("http://", "https://")):
+        yield f"VIEWCOUNT_S3_ENDPOINT={settings.s3_endpoint!r} must start with http:// or https://"
+    for name, path in (("VIEWCOUNT_KAFKA_SSL_CA_LOCATION", settings.kafka_ssl_ca_location),
+                       ("VIEWCOUNT_CASSANDRA_SSL_CA", settings.cassandra_ssl_ca),
+                       ("AWS_CA_BUNDLE", settings.s3_ca_bundle)):
+        if path and not Path(path).is_file():
+            yield f"{name}={path!r}: no such file (a PEM file of CA certificates is expected)"
