@@ -66,9 +66,10 @@ def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int,
     """[first, end) offsets per partition of the records Kafka stamped inside the window."""
     from confluent_kafka import Consumer, TopicPartition
 
+    from storage.kafka_config import client_config
+
     topic = settings.views_topic
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-reconcile",
-                         "enable.auto.commit": False})
+    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-reconcile", "enable.auto.commit": False}))
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
 

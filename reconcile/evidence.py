@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from counting.event_time import event_minute
 from counting.events import parse_events, valid_events
 from storage.archive import archive_schema, existing_hour_paths, read_archive
+from storage.kafka_config import spark_options
 from storage.settings import Settings
 
 from reconcile.completeness import Gap
@@ -57,7 +58,7 @@ def gap_records(spark: SparkSession, settings: Settings, gaps: list[Gap]) -> Dat
         spans[gap.partition] = (min(first, gap.first_offset), max(end, gap.last_offset + 1))
     records = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .options(**spark_options(settings))
         .option("assign", json.dumps({topic: sorted(spans)}))
         .option("startingOffsets", json.dumps({topic: {str(p): s[0] for p, s in spans.items()}}))
         .option("endingOffsets", json.dumps({topic: {str(p): s[1] for p, s in spans.items()}}))

@@ -30,6 +30,7 @@ from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, read_query_id
 from speed_layer.progress import INPUT_METRICS, BatchReport
+from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.settings import Settings
 
@@ -144,7 +145,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> l
         dead_letter_records(read_views(spark, settings, options.source), options.max_future_seconds)
         .writeStream.queryName(DEAD_LETTERS)
         .format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .options(**spark_options(settings))
         .option("topic", settings.dlq_topic)
         .option("checkpointLocation", options.dead_letters_checkpoint)
     ).start()

@@ -160,8 +160,9 @@ class LagMonitor(threading.Thread):
     def run(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
-                             "group.id": f"viewcount-lag-{self.job}"})
+        from storage.kafka_config import client_config
+
+        consumer = Consumer(client_config(self.settings, **{"group.id": f"viewcount-lag-{self.job}"}))
         topic = self.settings.views_topic
         while True:
             processed = _processed.get(self.job)

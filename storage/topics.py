@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from storage.kafka_config import client_config
 from storage.settings import Settings
 
 # Local stack keeps every record (replays of past days must not be expired on arrival);
@@ -22,7 +23,7 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
     """Create missing topics; returns the names created now."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
     retention = os.environ.get("VIEWCOUNT_TOPIC_RETENTION_MS", DEFAULT_RETENTION_MS)
     missing = [
@@ -46,7 +47,7 @@ def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, in
     """(earliest, end) offset of every partition of a topic."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-offsets"})
+    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-offsets"}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {

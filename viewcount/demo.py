@@ -119,9 +119,10 @@ def _reset_demo_data(settings: Settings) -> None:
     from confluent_kafka.admin import AdminClient
 
     from storage.cassandra import connect
+    from storage.kafka_config import client_config
     from storage.s3 import delete_prefix, ensure_bucket
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [t for t in (settings.views_topic, settings.dlq_topic) if t in existing]
     for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:

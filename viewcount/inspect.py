@@ -20,9 +20,10 @@ def dead_letter_reasons(settings: Settings) -> Counter:
     """Every record of the dead-letter topic, counted by its `reason` header."""
     from confluent_kafka import Consumer, TopicPartition
 
+    from storage.kafka_config import client_config
+
     ends = topic_end_offsets(settings, settings.dlq_topic)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "viewcount-inspect",
-                         "enable.auto.commit": False})
+    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-inspect", "enable.auto.commit": False}))
     reasons: Counter = Counter()
     try:
         consumer.assign([TopicPartition(settings.dlq_topic, p, 0) for p, end in ends.items() if end])

@@ -74,12 +74,12 @@ def _arrivals(args: argparse.Namespace, seed: int):
     return DayArrivals(args.day, args.events, seed) if args.day else LiveArrivals()
 
 
-def _check_day_accepted(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
+def _check_day_accepted(args: argparse.Namespace, kafka: dict, topic: str) -> None:
     """Kafka refuses timestamps too far from now; say so before sending a single record."""
     from viewcount.produce.arrivals import MS_PER_MINUTE, MINUTES_PER_DAY, day_start_ms
     from viewcount.produce.kafka_sink import timestamp_window_ms
 
-    before_ms, after_ms = timestamp_window_ms(bootstrap, topic)
+    before_ms, after_ms = timestamp_window_ms(kafka, topic)
     now_ms = time.time_ns() // 1_000_000
     first_ms = day_start_ms(args.day)
     last_ms = first_ms + MINUTES_PER_DAY * MS_PER_MINUTE - 1
@@ -99,6 +99,7 @@ def _arguments_record(args: argparse.Namespace, seed: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from storage.kafka_config import client_config
     from storage.settings import Settings
     from viewcount.produce import kafka_sink
     from viewcount.produce.generator import Mix, ViewGenerator
@@ -111,16 +112,16 @@ def run(args: argparse.Namespace) -> int:
     topic = args.topic or settings.views_topic
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     oracle_dir = args.oracle or settings.run_dir / "oracle" / "latest"
-    bootstrap = settings.kafka_bootstrap
+    bootstrap, kafka = settings.kafka_bootstrap, client_config(settings)
 
-    partitions = kafka_sink.prepare_topic(bootstrap, topic, args.partitions)
+    partitions = kafka_sink.prepare_topic(kafka, topic, args.partitions)
     if args.day:
-        _check_day_accepted(args, bootstrap, topic)
-    offsets_before = kafka_sink.end_offsets(bootstrap, topic, partitions)
+        _check_day_accepted(args, kafka, topic)
+    offsets_before = kafka_sink.end_offsets(kafka, topic, partitions)
     mix = Mix(**{name: getattr(args, name) for name in DEFAULTS})
     generator = ViewGenerator(mix, seed, _arrivals(args, seed))
     truth = GroundTruth(generator.video_ids)
-    sink = kafka_sink.KafkaSink(bootstrap, topic)
+    sink = kafka_sink.KafkaSink(kafka, topic)
     progress = Progress(args.events)
     started_at = datetime.now(timezone.utc)
     chunk = CHUNK if args.rate is None else max(1, min(CHUNK, int(args.rate / 20)))
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": seed, "arguments": _arguments_record(args, seed), "topic": topic,
         "bootstrap": bootstrap, "partitions": partitions, "mode": "day" if args.day else "live",
         "offsets_before": offsets_before,
-        "offsets_after": kafka_sink.end_offsets(bootstrap, topic, partitions),
+        "offsets_after": kafka_sink.end_offsets(kafka, topic, partitions),
         "started_at": started_at.isoformat(timespec="seconds"),
         "elapsed_seconds": round(elapsed, 3), "events_per_second": round(rate),
     })

@@ -43,18 +43,19 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False  # librdkafka's connection chatter; failures surface as UserError
 
 
-def _unreachable(bootstrap: str) -> UserError:
-    return UserError(f"Kafka is not reachable at {bootstrap}: start it with `viewcount stack up` "
-                     "(or point VIEWCOUNT_KAFKA_BOOTSTRAP at a running broker)")
+def _unreachable(kafka: dict) -> UserError:
+    return UserError(f"Kafka is not reachable at {kafka['bootstrap.servers']}: start it with "
+                     "`viewcount stack up` (or point VIEWCOUNT_KAFKA_BOOTSTRAP at a running broker)")
 
 
-def prepare_topic(bootstrap: str, topic: str, partitions: int) -> int:
-    """Check Kafka answers and the topic exists (creating it if not); its partition count."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _QUIET})
+def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
+    """Check Kafka answers and the topic exists (creating it if not); its partition count.
+    ``kafka`` is ``storage.kafka_config.client_config(settings)``, as for every function here."""
+    admin = AdminClient({**kafka, "logger": _QUIET})
     try:
         topics = admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics
     except KafkaException as error:
-        raise _unreachable(bootstrap) from error
+        raise _unreachable(kafka) from error
     if topic not in topics:
         try:
             admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result()
@@ -66,19 +67,19 @@ def prepare_topic(bootstrap: str, topic: str, partitions: int) -> int:
     return len(topics[topic].partitions)
 
 
-def timestamp_window_ms(bootstrap: str, topic: str) -> tuple[int, int]:
+def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
     """How far before and after now the topic accepts record timestamps (KIP-937)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _QUIET})
+    admin = AdminClient({**kafka, "logger": _QUIET})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     try:
         config = admin.describe_configs([resource])[resource].result(timeout=CONNECT_TIMEOUT_S)
     except KafkaException as error:
-        raise _unreachable(bootstrap) from error
+        raise _unreachable(kafka) from error
     return (int(config["message.timestamp.before.max.ms"].value),
             int(config["message.timestamp.after.max.ms"].value))
 
 
-def _end_offset(consumer: Consumer, topic: str, partition: int, bootstrap: str) -> int:
+def _end_offset(consumer: Consumer, topic: str, partition: int, kafka: dict) -> int:
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
         try:
@@ -86,31 +87,31 @@ def _end_offset(consumer: Consumer, topic: str, partition: int, bootstrap: str) 
         except KafkaException as error:
             code = error.args[0].code()
             if code in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN):
-                raise _unreachable(bootstrap) from error
+                raise _unreachable(kafka) from error
             if (not error.args[0].retriable() and code not in _LEADER_MOVING) or time.monotonic() > deadline:
                 raise UserError(f"cannot read offsets of {topic!r}: {error.args[0].str()}") from error
             time.sleep(0.2)  # a topic created a moment ago has no partition leader yet
 
 
-def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+def end_offsets(kafka: dict, topic: str, partitions: int) -> dict[int, int]:
     """The next offset of every partition: with a later call, the range a run wrote to."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "viewcount-produce",
-                         "enable.auto.commit": False, "logger": _QUIET})
+    consumer = Consumer({**kafka, "group.id": "viewcount-produce", "enable.auto.commit": False,
+                         "logger": _QUIET})
     try:
-        return {partition: _end_offset(consumer, topic, partition, bootstrap) for partition in range(partitions)}
+        return {partition: _end_offset(consumer, topic, partition, kafka) for partition in range(partitions)}
     finally:
         consumer.close()
 
 
 class KafkaSink:
-    def __init__(self, bootstrap: str, topic: str, settings: dict | None = None) -> None:
+    def __init__(self, kafka: dict, topic: str, settings: dict | None = None) -> None:
         self.topic = topic
-        self.bootstrap = bootstrap
+        self.bootstrap = kafka["bootstrap.servers"]
         self.failed: list[KafkaError] = []
         self.client_errors: list[KafkaError] = []
         self.produced = 0
         self._producer = Producer({
-            **PRODUCER_SETTINGS, **(settings or {}), "bootstrap.servers": bootstrap,
+            **PRODUCER_SETTINGS, **(settings or {}), **kafka,
             "on_delivery": self._on_delivery, "error_cb": self.client_errors.append, "logger": _QUIET,
         })
 
