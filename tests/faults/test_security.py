@@ -1,0 +1,249 @@
+"""Security of what runs locally: servers on loopback only, no secret in the repository,
+and an HTTP API with nothing to mutate (so no endpoint that would need a credential)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWCOUNT = str(Path(sys.executable).parent / "viewcount")
+TCP_LISTEN = "0A"
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+# --- listening sockets, read from /proc -------------------------------------------------
+
+def _address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net/tcp{,6} writes addresses as 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(hex_address)
+    return ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+
+
+def listening_sockets() -> dict[str, tuple[str, int]]:
+    """socket inode -> (address, port) of every listening TCP socket of this network namespace."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == TCP_LISTEN:
+                hex_address, hex_port = fields[1].split(":")
+                found[fields[9]] = (str(_address(hex_address)), int(hex_port, 16))
+    return found
+
+
+def process_tree(pid: int) -> set[int]:
+    """The process and all its descendants."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        parents[int(stat.parent.name)] = int(text.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree.update(children)
+        frontier = children
+    return tree
+
+
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    sockets = listening_sockets()
+    found = set()
+    for process in process_tree(pid):
+        try:
+            descriptors = list(Path(f"/proc/{process}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                target = os.readlink(descriptor)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in sockets:
+                found.add(sockets[target[8:-1]])
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def test_the_proc_reader_sees_wildcard_and_loopback_listeners():
+    with socket.socket() as wild, socket.socket() as local:
+        wild.bind(("0.0.0.0", 0))
+        local.bind(("127.0.0.1", 0))
+        wild.listen()
+        local.listen()
+        found = listening_addresses(os.getpid())
+        assert ("0.0.0.0", wild.getsockname()[1]) in found
+        assert ("127.0.0.1", local.getsockname()[1]) in found
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.1.2.3")
+    assert is_loopback("::ffff:127.0.0.1") and is_loopback("::1") and is_loopback("127.0.0.1")
+
+
+def test_every_local_server_listens_on_loopback_only(stack):
+    from infra.servers import all_servers
+    from infra.stack import running_pid
+
+    for server in all_servers(stack):
+        pid = running_pid(server)
+        if pid is None:
+            pytest.fail(f"{server.name} is not running (another test stopping it? check `viewcount stack status`)")
+        addresses = listening_addresses(pid)
+        # The server's own port proves the sockets were found, not merely that none were.
+        assert server.ports()[0][1] in {port for _, port in addresses}, (server.name, addresses)
+        wild = sorted(address for address in addresses if not is_loopback(address[0]))
+        assert not wild, f"{server.name} (pid {pid}) listens beyond loopback: {wild}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(stack):
+    """``viewcount serve`` with its default host, on a free port: (url, process)."""
+    port = free_port()
+    server = subprocess.Popen([VIEWCOUNT, "serve", "--port", str(port)], env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            try:
+                httpx.get(url + "/healthz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "viewcount serve did not answer"
+                time.sleep(0.2)
+        yield url, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_serve_binds_loopback_by_default(served):
+    from viewcount.cli import build_parser
+
+    assert build_parser("serve").parse_args(["serve"]).host == "127.0.0.1"
+    url, server = served
+    port = int(url.rsplit(":", 1)[1])
+    assert listening_addresses(server.pid) == {("127.0.0.1", port)}
+
+
+# --- secrets in the repository ----------------------------------------------------------
+
+AWS_ACCESS_KEY = re.compile(rb"AKIA[0-9A-Z]{16}")
+PRIVATE_KEY = re.compile(rb"-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def repository_files() -> list[Path]:
+    """Tracked files and new ones not ignored: what a commit could publish."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout
+    return [ROOT / name for name in listed.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+def secrets_in(files: list[Path], values: set[str]) -> list[str]:
+    literals = [re.compile(re.escape(value.encode())) for value in values]
+    found = []
+    for path in files:
+        content = path.read_bytes()
+        for pattern in (AWS_ACCESS_KEY, PRIVATE_KEY, *literals):
+            if pattern.search(content):
+                found.append(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+                             f"{'a configured secret' if pattern in literals else pattern.pattern.decode()}")
+    return found
+
+
+def configured_secrets(settings) -> set[str]:
+    from storage.settings import CREDENTIALS_FILE
+
+    path = settings.run_dir / CREDENTIALS_FILE
+    values = set()
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                values.add(value.strip())
+    values.update(value for value in (settings.aws_access_key_id, settings.aws_secret_access_key,
+                                      settings.kafka_sasl_password, settings.cassandra_password) if value)
+    return {value for value in values if len(value) >= 8}
+
+
+def test_the_scan_finds_each_kind_of_secret(tmp_path):
+    planted = {
+        "key.txt": b"aws_access_key_id = AKIA" + b"ABCDEFGHIJKLMNOP\n",
+        "id.pem": b"-----BEGIN RSA " + b"PRIVATE KEY-----\nMIIE\n",
+        "ok.txt": b"nothing here AKIAshort\n",
+        "env.txt": b"password: local-minio-secret-value\n",
+    }
+    for name, content in planted.items():
+        (tmp_path / name).write_bytes(content)
+    found = secrets_in(sorted(tmp_path.iterdir()), {"local-minio-secret-value"})
+    assert sorted(line.split(":")[0] for line in found) == [str(tmp_path / n) for n in ("env.txt", "id.pem", "key.txt")]
+
+
+def test_no_secret_is_in_the_repository(stack):
+    values = configured_secrets(stack)
+    assert values, "no local credentials found to look for (is credentials.env or AWS_* set?)"
+    files = repository_files()
+    assert len(files) > 50 and ROOT / "README.md" in files
+    assert secrets_in(files, values) == []
+
+
+# --- the HTTP API mutates nothing -------------------------------------------------------
+
+SAMPLE_PARAMETERS = {"video_id": "video-1", "day": "2026-11-25"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda match: SAMPLE_PARAMETERS.get(match.group(1), "x"), path)
+
+
+def test_every_route_of_the_app_is_read_only(stack):
+    from serving.limits import Limits
+    from serving.main import create_app
+    from serving.store import ViewStore
+
+    app = create_app(ViewStore(stack, Limits.from_env()))
+    methods = {route.path: set(getattr(route, "methods", None) or ()) for route in app.routes}
+    assert "/v1/top" in methods and len(methods) >= 7
+    writable = {path: sorted(verbs - {"GET", "HEAD"}) for path, verbs in methods.items() if verbs - {"GET", "HEAD"}}
+    assert writable == {}
+
+
+def test_openapi_lists_only_reads_and_every_write_is_refused_with_json(served):
+    url, _ = served
+    paths = httpx.get(url + "/openapi.json", timeout=10).json()["paths"]
+    assert {"/v1/top", "/v1/videos/{video_id}/views", "/healthz"} <= set(paths)
+    operations = {path: sorted(verbs) for path, verbs in paths.items()}
+    assert {path: verbs for path, verbs in operations.items() if set(verbs) - {"get", "head"}} == {}
+
+    # Routes outside the schema too: the metrics scrape and the documentation pages.
+    for path in [*paths, "/metrics", "/openapi.json", "/docs", "/redoc"]:
+        for method in MUTATING:
+            answer = httpx.request(method, url + concrete(path), timeout=10)
+            assert answer.status_code == 405, (method, path, answer.status_code, answer.text)
+            assert answer.headers["content-type"].startswith("application/json"), (method, path)
+            assert "error" in answer.json(), (method, path, answer.text)
