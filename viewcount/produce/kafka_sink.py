@@ -62,9 +62,22 @@ def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # lost a race: fine
                 raise UserError(f"cannot create topic {topic!r}: {error.args[0].str()}") from error
-            return len(admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics[topic].partitions)
+            return _partition_count(admin, topic)
         return partitions
-    return len(topics[topic].partitions)
+    return len(topics[topic].partitions) or _partition_count(admin, topic)
+
+
+def _partition_count(admin: AdminClient, topic: str) -> int:
+    """Partitions of a topic that exists; a topic created a moment ago (here or by someone
+    else) may be listed without partitions until its metadata has spread: wait for them."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        listed = admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics.get(topic)
+        if listed is not None and listed.partitions:
+            return len(listed.partitions)
+        if time.monotonic() > deadline:
+            raise UserError(f"topic {topic!r} has no partitions {CONNECT_TIMEOUT_S} s after its creation")
+        time.sleep(0.2)
 
 
 def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
