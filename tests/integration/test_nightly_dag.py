@@ -13,13 +13,12 @@ is untouched.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 import pytest
 
+from tests.integration.nightly_support import TASK_LINE, TASKS, day_state, day_version_cells
 from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_batch_support import version_cells
 from tests.integration.test_reconcile_support import (
     day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
 )
@@ -29,9 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(3000)]
 
 DAY = dt.date(2026, 11, 12)
 VIDEOS = 300
-TASKS = ["archive_complete", "validate_archive", "batch", "validate_batch", "reconcile", "publish_report",
-         "gate", "promote"]
-TASK_LINE = re.compile(r"^  (\w+)\s+(success|failed|up_for_retry|up_for_reschedule)\s", re.MULTILINE)
 
 
 @dataclass
@@ -59,28 +55,13 @@ class Nightly:
 
 
 def _state(settings, process) -> Run:
-    from storage.batch_results import read_promotion, read_versions
-    from storage.cassandra import connect
-    from storage.reconciliations import read_summary
-
-    session = connect(settings)
-    try:
-        promotion = read_promotion(session, DAY)
-        return Run(process, promotion.version if promotion else None,
-                   {version.version: version.status for version in read_versions(session, DAY)},
-                   read_summary(session, DAY))
-    finally:
-        session.cluster.shutdown()
+    state = day_state(settings, DAY)
+    return Run(process, state.promoted, {number: version.status for number, version in state.versions.items()},
+               state.summary)
 
 
 def _cells(settings, version: int) -> dict:
-    from storage.cassandra import connect
-
-    session = connect(settings)
-    try:
-        return version_cells(session, DAY, version)
-    finally:
-        session.cluster.shutdown()
+    return day_version_cells(settings, DAY, version)
 
 
 @pytest.fixture(scope="module")
