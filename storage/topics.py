@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from storage.kafka_config import client_config
 from storage.settings import Settings
@@ -10,6 +11,19 @@ from storage.settings import Settings
 # Local stack keeps every record (replays of past days must not be expired on arrival);
 # production sets retention to at least the batch cutoff plus the reprocessing window.
 DEFAULT_RETENTION_MS = "-1"
+
+# The largest record the views topic accepts (Kafka's max.message.bytes, counted after
+# compression, per record batch): a producer gets MSG_SIZE_TOO_LARGE for anything bigger,
+# and nothing of it is written. Values above counting.reasons.MAX_VALUE_BYTES but within
+# this limit reach the counter and are dead-lettered as too_large.
+VIEWS_MAX_MESSAGE_BYTES = 1_048_576
+# The dead-letter topic takes any views record back with its reason and origin headers,
+# so it accepts twice the views limit; the counter's dead-letter producer is allowed the same.
+DLQ_MAX_MESSAGE_BYTES = 2 * VIEWS_MAX_MESSAGE_BYTES
+
+
+def max_message_bytes(settings: Settings, topic: str) -> int:
+    return DLQ_MAX_MESSAGE_BYTES if topic == settings.dlq_topic else VIEWS_MAX_MESSAGE_BYTES
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:
@@ -20,16 +34,23 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 
 
 def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> list[str]:
-    """Create missing topics; returns the names created now."""
+    """Create missing topics; returns the names created now.
+
+    Topics that exist already get their record size limit set (older local stacks created
+    them without one); their other settings are left as an operator may have tuned them.
+    """
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
     retention = os.environ.get("VIEWCOUNT_TOPIC_RETENTION_MS", DEFAULT_RETENTION_MS)
+    specs = specs or topic_specs(settings)
+    _ensure_size_limits(admin, settings, [name for name in specs if name in existing])
     missing = [
         NewTopic(name, num_partitions=partitions, replication_factor=1,
-                 config={"retention.ms": retention})
-        for name, partitions in (specs or topic_specs(settings)).items()
+                 config={"retention.ms": retention,
+                         "max.message.bytes": str(max_message_bytes(settings, name))})
+        for name, partitions in specs.items()
         if name not in existing
     ]
     if not missing:
@@ -43,6 +64,20 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
     return [topic.topic for topic in missing]
 
 
+def _ensure_size_limits(admin, settings: Settings, topics: list[str]) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry("max.message.bytes", str(max_message_bytes(settings, name)),
+                        incremental_operation=AlterConfigOpType.SET)])
+        for name in topics
+    ]
+    if resources:
+        for future in admin.incremental_alter_configs(resources).values():
+            future.result()
+
+
 def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """(earliest, end) offset of every partition of a topic."""
     from confluent_kafka import Consumer, TopicPartition
@@ -50,9 +85,24 @@ def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, in
     consumer = Consumer(client_config(settings, **{"group.id": "viewcount-offsets"}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {
-            partition: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            for partition in partitions
-        }
+        return {partition: _watermarks(consumer, TopicPartition(topic, partition)) for partition in partitions}
     finally:
         consumer.close()
+
+
+# Just after a broker restart its partitions have no leader for a few seconds.
+LEADER_WAIT_S = 30.0
+
+
+def _watermarks(consumer, partition) -> tuple[int, int]:
+    from confluent_kafka import KafkaError, KafkaException
+
+    moving = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
+    deadline = time.monotonic() + LEADER_WAIT_S
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as error:
+            if error.args[0].code() not in moving or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
