@@ -73,7 +73,6 @@ class ArchiveSink:
 
 
 def start(spark: SparkSession, settings: Settings, options: ArchiverOptions):
-    jobs.listen(spark, {ARCHIVER: None})
     return options.trigger.apply(
         archive_rows(read_views(spark, settings, options.source))
         .writeStream.queryName(ARCHIVER)
@@ -98,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
     )
     spark = jobs.session("viewcount-archiver", settings, args)
     jobs.serve(args)
-    query = start(spark, settings, options)
+    jobs.listen(spark, {ARCHIVER: None})
     jobs.monitor_lag(settings, ARCHIVER)
-    return jobs.await_queries(spark, [query], options.trigger)
+    return jobs.supervise(spark, lambda: [start(spark, settings, options)], options.trigger,
+                          args.max_restarts)
 
 
 def main(argv: list[str] | None = None) -> int:

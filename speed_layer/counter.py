@@ -33,6 +33,7 @@ from speed_layer.progress import INPUT_METRICS, BatchReport
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.settings import Settings
+from storage.topics import DLQ_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
@@ -126,15 +127,14 @@ def dead_letter_records(records: DataFrame, max_future_seconds: int) -> DataFram
     )
 
 
-def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> list["StreamingQuery"]:
+def start(spark: SparkSession, settings: Settings, options: CounterOptions,
+          sink: MinuteCountSink) -> list["StreamingQuery"]:
     parsed = read_views(spark, settings, options.source).transform(
         parse_events(options.max_future_seconds)
     )
     counts = parsed.observe(INPUT_METRICS, *input_metrics()).transform(
         count_views_per_minute(options.watermark_delay)
     )
-    sink = MinuteCountSink(spark, settings, options)
-    jobs.listen(spark, {COUNTER: sink.add_progress, DEAD_LETTERS: None})
     counter = options.trigger.apply(
         counts.writeStream.queryName(COUNTER)
         .outputMode("update")
@@ -147,6 +147,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions) -> l
         .format("kafka")
         .options(**spark_options(settings))
         .option("topic", settings.dlq_topic)
+        .option("kafka.max.request.size", str(DLQ_MAX_MESSAGE_BYTES))
         .option("checkpointLocation", options.dead_letters_checkpoint)
     ).start()
     return [counter, dead_letters]
@@ -173,9 +174,12 @@ def run(args: argparse.Namespace) -> int:
     )
     spark = jobs.session("viewcount-counter", settings, args)
     jobs.serve(args)
-    queries = start(spark, settings, options)
+    # One sink and one listener for every restart: the checkpoint keeps the query's id.
+    sink = MinuteCountSink(spark, settings, options)
+    jobs.listen(spark, {COUNTER: sink.add_progress, DEAD_LETTERS: None})
     jobs.monitor_lag(settings, COUNTER)
-    return jobs.await_queries(spark, queries, options.trigger)
+    return jobs.supervise(spark, lambda: start(spark, settings, options, sink), options.trigger,
+                          args.max_restarts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
 METRICS_PORTS = {"counter": 9108, "archiver": 9109}
 TRIGGER_SECONDS = {"counter": 1.0, "archiver": 30.0}
+# Restarts after a failure wait 2, 4, 8 ... seconds, at most this long.
+MAX_RESTART_DELAY_S = 30.0
+# A run that stayed up this long before failing was healthy: the restart count starts over.
+HEALTHY_RUN_S = 300.0
 DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour)s?\s*$")
 
 
@@ -61,6 +66,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_checkpoint:
                         help="upper bound on records per micro-batch, 0 for none (default: %(default)s)")
     parser.add_argument("--metrics-port", type=non_negative(int), default=METRICS_PORTS[default_checkpoint],
                         metavar="PORT", help="Prometheus /metrics on 127.0.0.1 (0: off; default: %(default)s)")
+    parser.add_argument("--max-restarts", type=non_negative(int), default=20, metavar="N",
+                        help="restart failed queries from their checkpoints up to N times in a row, "
+                             "waiting 2, 4, 8 ... up to 30 s (a server outage); 0 exits at once "
+                             "(default: %(default)s)")
     parser.add_argument("--master", metavar="URL",
                         help=f"Spark master (default: VIEWCOUNT_SPARK_MASTER or {DEFAULT_MASTER}; "
                              "under spark-submit, its --master)")
@@ -133,10 +142,41 @@ def serve(args: argparse.Namespace) -> None:
                         "pick another --metrics-port or 0 to turn it off") from None
 
 
+def supervise(spark: "SparkSession", start_queries: Callable[[], list["StreamingQuery"]],
+              trigger: Trigger, max_restarts: int) -> int:
+    """Start the queries and wait for them; when one fails (Kafka, Cassandra or S3 gone for
+    a while), start them all again from their checkpoints after a growing delay, up to
+    ``max_restarts`` failures in a row. The checkpoints make a restart exact: a batch that
+    was not committed is replayed with the same offsets, and every sink write is idempotent.
+    Exit status 1 once the restarts are spent; 0 when the queries ended normally."""
+    failures = 0
+    while True:
+        began = time.monotonic()
+        spark.streams.resetTerminated()  # else the last run's failure ends the wait at once
+        status = await_queries(spark, start_queries(), trigger)
+        if status != 1:
+            return status
+        failures = 1 if time.monotonic() - began > HEALTHY_RUN_S else failures + 1
+        if failures > max_restarts:
+            if max_restarts:
+                print(f"giving up after {max_restarts} restart(s) in a row", file=sys.stderr, flush=True)
+            return 1
+        delay = min(2.0 ** failures, MAX_RESTART_DELAY_S)
+        print(f"restarting from the checkpoints in {delay:.0f} s (restart {failures} of at most "
+              f"{max_restarts} in a row)", file=sys.stderr, flush=True)
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 1
+
+
+INTERRUPTED = 130
+
+
 def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigger: Trigger) -> int:
     """Available-now: wait for every query to finish. Continuous: run until one stops or
-    fails, then stop the others, so a supervisor restarts the whole job from its
-    checkpoints. Exit status 1 when a query failed."""
+    fails, then stop the others. 1 when a query failed, 130 when interrupted, else 0."""
+    interrupted = False
     try:
         if trigger.available_now:
             for query in queries:
@@ -144,6 +184,7 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
         else:
             spark.streams.awaitAnyTermination()
     except KeyboardInterrupt:
+        interrupted = True
         print("stopping ...", file=sys.stderr)
     except Exception:  # noqa: BLE001 - reported below from each query's own exception
         pass
@@ -155,8 +196,26 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
     spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30_000)
     failed = [query for query in queries if query.exception() is not None]
     for query in failed:
-        print(f"query {query.name} failed: {str(query.exception()).splitlines()[0]}", file=sys.stderr)
+        print(f"query {query.name} failed: {failure_reason(str(query.exception()))}", file=sys.stderr)
+    if interrupted:
+        return INTERRUPTED
     return 1 if failed else 0
+
+
+def failure_reason(text: str) -> str:
+    """The line of a query's exception that says what went wrong. An error raised in our
+    own Python code (a foreachBatch sink) arrives wrapped: Java's first line only says
+    "An exception was raised by the Python Proxy"; the Python exception is the line before
+    the Java stack trace resumes."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    if "Python Proxy" not in lines[0]:
+        return lines[0]
+    for previous, line in zip(lines, lines[1:]):
+        if line.startswith("\tat ") and not previous.startswith(("\tat ", " ")):
+            return previous
+    return lines[0]
 
 
 # One spark-submit entry for every job module (shared with the batch layer).

@@ -8,6 +8,7 @@ is read from that report, so it costs the batch nothing.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -139,9 +140,7 @@ class ProgressListener(StreamingQueryListener):
         pass
 
     def onQueryTerminated(self, event) -> None:
-        if event.exception:
-            print(f"query {event.name or event.id} failed: {event.exception.splitlines()[0]}",
-                  file=sys.stderr, flush=True)
+        pass  # a failure is reported by jobs.await_queries, with the query's name
 
 
 def _lag(processed: dict[int, int], ends: dict[int, int]) -> dict[int, int]:
@@ -162,7 +161,13 @@ class LagMonitor(threading.Thread):
 
         from storage.kafka_config import client_config
 
-        consumer = Consumer(client_config(self.settings, **{"group.id": f"viewcount-lag-{self.job}"}))
+        # librdkafka's own connection log would print a line per reconnect attempt (20 a
+        # second) while Kafka is down; the lag gauge just keeps its last value then.
+        quiet = logging.getLogger(f"viewcount.{self.job}.lag")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        consumer = Consumer(client_config(self.settings, **{"group.id": f"viewcount-lag-{self.job}",
+                                                            "logger": quiet}))
         topic = self.settings.views_topic
         while True:
             processed = _processed.get(self.job)

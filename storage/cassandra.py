@@ -32,7 +32,8 @@ class MigrationError(RuntimeError):
 def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Cluster":
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
+                                    TokenAwarePolicy)
 
     consistency = os.environ.get("VIEWCOUNT_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM")
     profile = ExecutionProfile(
@@ -46,6 +47,9 @@ def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Clust
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
         protocol_version=5,
+        # After an outage a node is tried again within 10 s (the driver's default backs off
+        # to 10 minutes), so long-running jobs and the API recover by themselves.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=10.0),
         **security_options(settings),
     )
 

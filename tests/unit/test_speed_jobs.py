@@ -1,0 +1,28 @@
+"""What a streaming job prints when one of its queries fails."""
+
+from __future__ import annotations
+
+from speed_layer.jobs import failure_reason
+
+WRAPPED = """py4j.Py4JException: An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):
+  File "/work/main/storage/minute_counts.py", line 76, in write_partition_grouped
+    execute_concurrent(session, rows)
+cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})
+
+\tat py4j.Protocol.getReturnValue(Protocol.java:476)
+\tat py4j.reflection.PythonProxyHandler.invoke(PythonProxyHandler.java:108)
+"""
+
+
+def test_an_error_of_our_python_sink_is_named_not_the_proxy_that_carried_it():
+    assert failure_reason(WRAPPED) == (
+        "cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})")
+
+
+def test_a_java_error_is_its_first_line():
+    text = "org.apache.kafka.common.errors.TimeoutException: Timeout of 60000ms expired\n\tat a.b(C.java:1)\n"
+    assert failure_reason(text) == "org.apache.kafka.common.errors.TimeoutException: Timeout of 60000ms expired"
+
+
+def test_an_empty_exception_text_still_gives_a_reason():
+    assert failure_reason("\n \n") == "unknown error"
