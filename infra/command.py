@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from storage.settings import Settings
 
@@ -12,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="up: start and wait until healthy; down: stop what up started; "
                              "status: show each server (exit 1 when one is not healthy); "
                              "init: create topics, schema and bucket on servers run elsewhere")
+    parser.add_argument("--only", choices=["kafka", "cassandra", "minio"],
+                        help="with down: stop just this server (up starts it again)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
         stack.init(settings)
         return 0
     if args.action == "down":
-        stack.down(settings)
+        stack.down(settings, only=args.only)
         return 0
+    if args.only:
+        print(f"viewcount stack: --only goes with down, not {args.action}", file=sys.stderr)
+        return 2
     return _print_status(settings)
 
 

@@ -142,9 +142,13 @@ def _ensure_resources(settings: Settings) -> None:
          f"s3://{settings.s3_bucket}")
 
 
-def down(settings: Settings, *, timeout: float = 60.0) -> None:
+def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) -> None:
+    """Stop the servers ``up`` started (or just the one named ``only``, for maintenance or
+    an outage drill: ``up`` starts it again and leaves the others running)."""
     stopping = {}
     for server in all_servers(settings):
+        if only is not None and server.name != only:
+            continue
         pid = running_pid(server)
         if pid is None:
             _log(f"  {server.name:<10} not running")
