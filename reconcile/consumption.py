@@ -2,9 +2,10 @@
 proven from.
 
 An occurrence is *consumed* by a micro-batch whose logged offsets [start, end) of its
-partition contain its offset; Spark dropped it there as late iff the batch's
-``late_watermark_ms`` (the watermark of the batch before) is set and
-``event_time <= late_watermark_ms`` (compared in microseconds, as Spark does). An
+partition contain its offset; Spark dropped it there as late iff
+``event_time <= late_watermark_ms`` (the watermark of the batch before, compared in
+microseconds, as Spark does). Spark applies that test from the very first batch, whose
+watermark is 0: an event before 1970 is late even there. An
 occurrence is *counted* when some batch consumed it and did not drop it as late.
 
 The logged ranges are joined by (partition, offset bucket) and then by range, so each
@@ -53,8 +54,7 @@ def occurrence_status(occurrences: DataFrame, ranges: DataFrame) -> DataFrame:
     reads_it = ((F.col("o.partition") == F.col("r.partition")) & (F.col("o.bucket") == F.col("r.bucket"))
                 & (F.col("o.offset") >= F.col("r.start")) & (F.col("o.offset") < F.col("r.end")))
     joined = occurrence.join(log, on=reads_it, how="left")
-    is_late = (F.col("r.late_watermark_ms") > 0) & (
-        F.col("o.event_time_us") <= F.col("r.late_watermark_ms") * F.lit(1000))
+    is_late = F.col("o.event_time_us") <= F.col("r.late_watermark_ms") * F.lit(1000)
     counted_by = F.when(F.col("r.query_id").isNotNull() & ~is_late, F.struct("r.query_id", "r.batch_id"))
     return joined.groupBy(*[F.col(f"o.{name}") for name in (*CELL, "event_id", "partition", "offset",
                                                               "in_archive")]).agg(

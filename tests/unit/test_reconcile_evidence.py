@@ -97,3 +97,16 @@ def test_an_occurrence_read_by_two_queries_counts_if_either_kept_it(spark):
         "consumed", "counted", F.col("counted_by.query_id").alias("by")).first()
 
     assert (row.consumed, row.counted, row.by) == (True, True, "new")
+
+
+def test_an_event_before_1970_is_late_even_in_the_first_batch(spark):
+    # Spark compares event times with the first batch's watermark too, and that is 0.
+    year_one_us = int(dt.datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    occurrences = spark.createDataFrame(
+        [("A", M, "old", 0, 0, year_one_us, True), ("A", M, "epoch", 0, 1, 0, True),
+         ("A", M, "new", 0, 2, 1, True)], OCCURRENCE_SCHEMA)
+
+    rows = occurrence_status(occurrences, ranges_frame(spark, [ConsumedRange("q", 0, 0, 0, 3, 0)])).collect()
+
+    assert {row.event_id: (row.consumed, row.counted) for row in rows} == {
+        "old": (True, False), "epoch": (True, False), "new": (True, True)}
