@@ -1,0 +1,164 @@
+"""Poison input: 100,000 hostile records among valid views. Every hostile one reaches the
+dead-letter topic with its reason and its original bytes, the valid views around them are
+counted exactly, the archive keeps every record byte for byte, and no job crashes. A
+record over the topic's size limit is refused at produce time and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from tests.faults.hostile import hostile_records
+from tests.integration.speed_support import (
+    consume, expected_speed_counts, isolated, logged_batches, speed_counts_of, viewcount,
+)
+from tests.integration.test_speed_archiver import assert_archive_matches_topic
+
+# The module fixture (production, kills, drains) runs inside the first test's time limit.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+DAY = dt.date(2026, 11, 21)
+HOSTILE = int(os.environ.get("VIEWCOUNT_POISON_RECORDS", "100000"))
+VIDEOS = [f"poison-{n:03d}" for n in range(40)]
+# Records leave room for the key and the batch framing under the topic's limit.
+FRAMING_ROOM = 2_048
+
+
+def _valid_view(rng: random.Random, kafka_ms: int) -> bytes:
+    import json
+
+    return json.dumps({"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "video_id": rng.choice(VIDEOS),
+                       "event_time": kafka_ms - rng.randint(0, 20_000), "user_id": "u"}).encode()
+
+
+def _producer(settings, topic: str):
+    from storage.kafka_config import client_config
+    from storage.topics import DLQ_MAX_MESSAGE_BYTES
+    from viewcount.produce.kafka_sink import KafkaSink
+
+    # The client's own size check is lifted so that the broker is the judge of size.
+    return KafkaSink(client_config(settings), topic, {"message.max.bytes": DLQ_MAX_MESSAGE_BYTES})
+
+
+@pytest.fixture(scope="module")
+def poisoned(stack, tmp_path_factory):
+    """Hostile and valid records interleaved in one topic, then the counter and the
+    archiver run over them to the end."""
+    from storage.topics import VIEWS_MAX_MESSAGE_BYTES
+    from viewcount.produce.generator import Record
+
+    folder = tmp_path_factory.mktemp("poison")
+    with isolated(stack, "test-poison") as (settings, env):
+        start_ms = int(dt.datetime.combine(DAY, dt.time(10), dt.timezone.utc).timestamp() * 1000)
+        hostile = hostile_records(HOSTILE, seed=61, videos=VIDEOS,
+                                  size_limit=VIEWS_MAX_MESSAGE_BYTES - FRAMING_ROOM,
+                                  first_kafka_ms=start_ms, spacing_ms=10)
+        rng = random.Random(62)
+        records, tags = [], {}
+        for kafka_ms, record in hostile:
+            records.append(Record(record.key, record.value, kafka_ms, record.kind, -1, 0, False))
+            tags[len(records) - 1] = record
+            records.append(Record(None, _valid_view(rng, kafka_ms + 5), kafka_ms + 5, "valid", -1, 0, False))
+        sink = _producer(settings, settings.views_topic)
+        began = time.monotonic()
+        for chunk in range(0, len(records), 5_000):
+            sink.send(records[chunk: chunk + 5_000])
+        sink.flush()
+        produced_s = time.monotonic() - began
+
+        path = f"s3a://{settings.s3_bucket}/tests/{settings.views_topic}"
+        common = ["--available-now", "--metrics-port", "0", "--max-offsets-per-trigger", "40000"]
+        began = time.monotonic()
+        viewcount(env, "speed", *common, "--checkpoint", str(folder / "counter"), timeout=1200)
+        counted_s = time.monotonic() - began
+        viewcount(env, "archive", *common, "--path", path, "--checkpoint", str(folder / "archive"),
+                  timeout=1200)
+        print(f"\npoison: {len(records):,} records produced in {produced_s:.1f} s, "
+              f"counted in {counted_s:.1f} s")
+        yield {"settings": settings, "records": records, "tags": tags, "folder": folder, "path": path}
+
+
+def test_every_hostile_record_is_tagged_as_the_oracle_classifies_it(poisoned):
+    from viewcount import oracle
+
+    kinds = Counter()
+    for index, hostile in poisoned["tags"].items():
+        record = poisoned["records"][index]
+        reason, _ = oracle.classify(record.value, record.timestamp_ms)
+        assert reason == hostile.reason, (hostile.kind, reason, hostile.reason, (record.value or b"")[:200])
+        kinds[hostile.kind] += 1
+    assert sum(kinds.values()) == HOSTILE
+    assert len(kinds) >= 12, kinds  # every kind the issue names is present
+
+
+def test_every_invalid_record_is_dead_lettered_once_with_reason_and_original_bytes(poisoned):
+    from viewcount import oracle
+
+    settings = poisoned["settings"]
+    sent = consume(settings, settings.views_topic)
+    assert len(sent) == len(poisoned["records"])
+    invalid = {}
+    for message in sent:
+        reason, _ = oracle.classify(message.value(), message.timestamp()[1])
+        if reason is not None:
+            invalid[(message.partition(), message.offset())] = (reason, message.key(), message.value())
+    assert len(invalid) == sum(1 for hostile in poisoned["tags"].values() if hostile.reason)
+
+    dead = {}
+    for message in consume(settings, settings.dlq_topic):
+        headers = dict(message.headers())
+        origin = (int(headers["source_partition"]), int(headers["source_offset"]))
+        assert origin not in dead, f"record {origin} dead-lettered twice"
+        assert headers["source_topic"].decode() == settings.views_topic
+        dead[origin] = (headers["reason"].decode(), message.key(), message.value())
+    assert dead.keys() == invalid.keys()
+    wrong = [(origin, dead[origin][0], expected[0]) for origin, expected in invalid.items()
+             if dead[origin] != expected]
+    assert not wrong, f"{len(wrong)} dead letters differ from their record, e.g. {wrong[:5]}"
+    print("dead letters by reason:", dict(Counter(reason for reason, _, _ in dead.values())))
+
+
+def test_valid_views_around_the_poison_are_counted_exactly(poisoned):
+    settings = poisoned["settings"]
+    batches = logged_batches(settings, poisoned["folder"] / "counter" / "counts")
+    assert len(batches) >= 3, "the run must span several micro-batches"
+    expected, late_cells = expected_speed_counts(consume(settings, settings.views_topic), batches)
+    assert sum(expected.values()) >= HOSTILE
+    actual = speed_counts_of(settings, expected.keys() | late_cells.keys())
+    assert actual == expected
+
+
+def test_the_archive_keeps_every_hostile_record_byte_for_byte(poisoned, spark):
+    assert_archive_matches_topic(poisoned["settings"], spark, poisoned["path"])
+
+
+def test_a_record_over_the_topic_limit_is_refused_at_produce_time_and_leaves_nothing(stack):
+    from storage.topics import VIEWS_MAX_MESSAGE_BYTES
+    from viewcount.errors import UserError
+    from viewcount.inspect import topic_end_offsets
+    from viewcount.produce.generator import Record
+
+    with isolated(stack, "test-oversize") as (settings, _):
+        now = int(time.time() * 1000)
+        rng = random.Random(63)
+        huge = rng.randbytes(VIEWS_MAX_MESSAGE_BYTES + 1_000)  # incompressible
+        sink = _producer(settings, settings.views_topic)
+        with pytest.raises(UserError) as refused:
+            sink.send([Record(b"v", huge, now, "too_large", -1, 0, False)])
+            sink.flush()
+        message = str(refused.value)
+        assert "not delivered" in message and "too large" in message.lower(), message
+        assert sum(topic_end_offsets(settings, settings.views_topic).values()) == 0
+
+        view = _valid_view(rng, now)
+        after = _producer(settings, settings.views_topic)
+        after.send([Record(b"v", view, now, "valid", -1, 0, False)])
+        after.flush()
+        assert [m.value() for m in consume(settings, settings.views_topic)] == [view]
