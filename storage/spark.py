@@ -7,6 +7,7 @@ Connector jars (Kafka source/sink, S3A) come from the artifact cache filled by
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,23 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str,
     return conf
 
 
+def scratch_dir(settings: Settings) -> Path:
+    """This process's Spark scratch folder (``spark.local.dir``): ``<run dir>/spark-tmp/<pid>``.
+
+    Spark deletes its scratch files at a clean exit only. A driver killed with -9 (a
+    crash, the OOM killer) leaves them behind, and each holds a copy of the connector jars
+    (about 690 MB, mostly the AWS SDK bundle). So every new session first removes the
+    folders of processes that no longer exist."""
+    root = settings.run_dir / "spark-tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in root.iterdir():
+        if folder.name.isdigit() and not Path(f"/proc/{folder.name}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(exist_ok=True)
+    return mine
+
+
 def build_session(
     app_name: str,
     settings: Settings | None = None,
@@ -79,7 +97,10 @@ def build_session(
     builder = SparkSession.builder.appName(app_name)
     if master:  # None under spark-submit: its --master decides
         builder = builder.master(master)
-    for key, value in {**spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}.items():
+    # On a cluster the cluster manager decides where executors keep their scratch files.
+    local = {"spark.local.dir": str(scratch_dir(settings))} if master and master.startswith("local") else {}
+    conf = {**local, **spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
