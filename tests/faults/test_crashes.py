@@ -65,9 +65,11 @@ def crashed(stack, tmp_path_factory):
     folder = tmp_path_factory.mktemp("crashes")
     with isolated(stack, "test-crash") as (settings, env):
         path = f"s3a://{settings.s3_bucket}/tests/{settings.views_topic}"
-        counter_args = ["speed", "--metrics-port", "0", "--max-offsets-per-trigger", "20000",
+        # Small batches while being killed: each run gets through one quickly, and there are
+        # more batch boundaries and more mid-batch moments to land on.
+        counter_args = ["speed", "--metrics-port", "0", "--max-offsets-per-trigger", "4000",
                         "--checkpoint", str(folder / "counter")]
-        archiver_args = ["archive", "--metrics-port", "0", "--max-offsets-per-trigger", "50000",
+        archiver_args = ["archive", "--metrics-port", "0", "--max-offsets-per-trigger", "10000",
                          "--path", path, "--checkpoint", str(folder / "archiver")]
         began = time.monotonic()
         producer = start_viewcount(env, "produce", "--events", str(EVENTS), "--rate", str(RATE),
