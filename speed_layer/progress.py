@@ -68,10 +68,17 @@ class BatchReport:
 
 
 def _offsets(text: str | None) -> dict[int, int]:
-    if not text:
+    """{partition: offset} from a progress's Kafka offsets JSON. A restarted query's first
+    progress can carry no parsable offsets: that is no offsets, not a listener crash (which
+    would lose the batch's report and metrics)."""
+    try:
+        parsed = json.loads(text) if text and text.strip() else None
+    except ValueError:
         return {}
-    parsed = json.loads(text)
-    return {int(p): int(o) for partitions in parsed.values() for p, o in partitions.items()}
+    if not isinstance(parsed, dict):
+        return {}
+    return {int(p): int(o) for partitions in parsed.values() if isinstance(partitions, dict)
+            for p, o in partitions.items()}
 
 
 def report_from_progress(job: str, progress) -> BatchReport:

@@ -1,4 +1,4 @@
-"""What a streaming job prints when one of its queries fails."""
+"""What a streaming job prints when a query fails, and what its progress listener reads."""
 
 from __future__ import annotations
 
@@ -26,3 +26,10 @@ def test_a_java_error_is_its_first_line():
 
 def test_an_empty_exception_text_still_gives_a_reason():
     assert failure_reason("\n \n") == "unknown error"
+
+
+def test_a_progress_without_parsable_offsets_has_none_instead_of_crashing_the_listener():
+    from speed_layer.progress import _offsets
+
+    assert _offsets('{"views": {"0": 5, "1": 7}}') == {0: 5, 1: 7}
+    assert [_offsets(text) for text in (None, "", " ", "null", "not json")] == [{}] * 5
