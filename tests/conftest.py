@@ -24,7 +24,9 @@ def stack():
     from storage.settings import Settings
 
     settings = Settings.from_env()
-    started_here = not local_stack.is_up(settings)
+    # Ours to stop only if none of its servers ran before: a server that is merely slow to
+    # answer a health check (a loaded machine) was still started by someone else.
+    started_here = all(entry.pid is None for entry in local_stack.status(settings))
     local_stack.up(settings)  # also ensures topics, schema and bucket of the test settings
     yield Settings.from_env()
     if settings.keyspace == SESSION_KEYSPACE:
