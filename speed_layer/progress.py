@@ -8,7 +8,6 @@ is read from that report, so it costs the batch nothing.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import threading
 import time
@@ -166,15 +165,11 @@ class LagMonitor(threading.Thread):
     def run(self) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        from storage.kafka_config import client_config
+        from storage.kafka_config import QUIET_LOGGER, client_config
 
-        # librdkafka's own connection log would print a line per reconnect attempt (20 a
-        # second) while Kafka is down; the lag gauge just keeps its last value then.
-        quiet = logging.getLogger(f"viewcount.{self.job}.lag")
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
+        # While Kafka is down the lag gauge just keeps its last value.
         consumer = Consumer(client_config(self.settings, **{"group.id": f"viewcount-lag-{self.job}",
-                                                            "logger": quiet}))
+                                                            "logger": QUIET_LOGGER}))
         topic = self.settings.views_topic
         while True:
             processed = _processed.get(self.job)

@@ -8,7 +8,16 @@ plaintext and unauthenticated, as the local stack is.
 
 from __future__ import annotations
 
+import logging
+
 from storage.settings import Settings
+
+# For a client's ``logger`` setting: librdkafka's own connection chatter (a line per
+# reconnect attempt, about 20 a second while a broker is down) goes nowhere; the project's
+# code reports what failed itself.
+QUIET_LOGGER = logging.getLogger("viewcount.librdkafka")
+QUIET_LOGGER.addHandler(logging.NullHandler())
+QUIET_LOGGER.propagate = False
 
 JAAS_LOGIN_MODULES = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",

@@ -85,24 +85,39 @@ def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, in
     consumer = Consumer(client_config(settings, **{"group.id": "viewcount-offsets"}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {partition: _watermarks(consumer, TopicPartition(topic, partition)) for partition in partitions}
+        return {partition: watermark_offsets(consumer, TopicPartition(topic, partition))
+                for partition in partitions}
     finally:
         consumer.close()
 
 
-# Just after a broker restart its partitions have no leader for a few seconds.
+# Just after a broker restart, or a topic's creation, its partitions have no leader for a
+# few seconds.
 LEADER_WAIT_S = 30.0
 
 
-def _watermarks(consumer, partition) -> tuple[int, int]:
+def watermark_offsets(consumer, partition, *, wait_s: float = LEADER_WAIT_S) -> tuple[int, int]:
+    """(earliest, end) offsets of one partition, waiting up to ``wait_s`` while its leader
+    moves or another retriable error passes. A broker that cannot be reached at all raises
+    at once: the caller says so better than a wait would."""
     from confluent_kafka import KafkaError, KafkaException
 
-    moving = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
-    deadline = time.monotonic() + LEADER_WAIT_S
+    leader_moving = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                     KafkaError.UNKNOWN_TOPIC_OR_PART)
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             return consumer.get_watermark_offsets(partition, timeout=10)
         except KafkaException as error:
-            if error.args[0].code() not in moving or time.monotonic() > deadline:
+            code = error.args[0].code()
+            transient = code in leader_moving or (error.args[0].retriable() and not broker_down(error))
+            if not transient or time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(0.2)
+
+
+def broker_down(error) -> bool:
+    """True for a KafkaException that says no broker could be reached at all."""
+    from confluent_kafka import KafkaError
+
+    return error.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -25,7 +24,7 @@ from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
 from storage.minute_counts import SPEED_TABLE
-from tests.integration.test_serving_command import VIEWCOUNT, free_port, wait_for_health
+from tests.integration.test_serving_command import serve_running
 from tests.integration.test_serving_fixtures import (
     batch_of, generated_counts, promote, running, write_batch, write_speed, write_top,
 )
@@ -83,21 +82,15 @@ def reconciliation_summary(day: dt.date) -> dict:
 
 
 @pytest.fixture(scope="module")
-def served(seeded):
+def served(seeded, tmp_path_factory):
     """``viewcount serve`` on a free port, on the seeded keyspace; yields its base URL."""
-    port = free_port()
     env = {**os.environ, "VIEWCOUNT_KEYSPACE": seeded.keyspace,
            "VIEWCOUNT_MAX_RANGE_DAYS": str(MAX_RANGE_DAYS)}
-    server = subprocess.Popen([VIEWCOUNT, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for_health(url, server).status_code == 200
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_running(log, env) as (url, _, health):
+        assert health.status_code == 200
         yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=30)
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def test_the_seeded_examples_answer_data(served):

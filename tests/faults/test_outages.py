@@ -21,8 +21,9 @@ from tests.integration.speed_support import (
     consume, expected_speed_counts, isolated, kill_hard, logged_batches, speed_counts_of,
     start_viewcount,
 )
-from tests.integration.test_serving_command import VIEWCOUNT, free_port, wait_for_health
+from tests.integration.test_serving_command import serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
+from viewcount.inspect import topic_end_offsets
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -30,12 +31,6 @@ DAY = dt.date(2026, 11, 22)
 EVENTS = 90_000
 RATE = 1_000  # 90 s of production: the outage starts while it is still going
 CATCH_UP_S = 300
-
-
-def _topic_ends(settings) -> dict[int, int]:
-    from viewcount.inspect import topic_end_offsets
-
-    return {partition: end for partition, end in topic_end_offsets(settings, settings.views_topic).items()}
 
 
 def _counter_caught_up(settings, checkpoint: Path, ends: dict[int, int]) -> bool:
@@ -106,7 +101,7 @@ def _run_outage(stack, tmp_path, spark, server: str, seconds: float, seed: int, 
             timings["restart_s"] = up_at - down_at - timings["down_s"]
 
             assert producer.wait(timeout=600) == 0, _log_text(logs["produce"])[-3000:]
-            ends = _topic_ends(settings)
+            ends = topic_end_offsets(settings, settings.views_topic)
             assert sum(ends.values()) == EVENTS
             deadline = time.monotonic() + CATCH_UP_S
             pending = {"counter": lambda: _counter_caught_up(settings, tmp_path / "counter", ends),
@@ -147,11 +142,7 @@ def test_minio_down_30s_while_the_archiver_writes(stack, spark, tmp_path):
 
 
 def test_cassandra_down_60s_while_the_counter_writes_and_the_api_answers_503(stack, spark, tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    api = subprocess_serve(port, tmp_path)
-    try:
-        wait_for_health(url, api)
+    with serve_running(tmp_path / "serve.log") as (url, api, _):
         day = DAY.isoformat()
         query = f"{url}/v1/videos/video-1/views?start={day}T00:00:00Z&end={day}T01:00:00Z"
         assert httpx.get(query, timeout=30).status_code == 200
@@ -179,13 +170,3 @@ def test_cassandra_down_60s_while_the_counter_writes_and_the_api_answers_503(sta
             time.sleep(1)
         assert api.poll() is None
         assert result["restarts"]["counter"] >= 1  # writes failed while Cassandra was down
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
-
-
-def subprocess_serve(port: int, tmp_path: Path):
-    import subprocess
-
-    log = (tmp_path / "serve.log").open("ab")
-    return subprocess.Popen([VIEWCOUNT, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)

@@ -6,20 +6,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.integration.test_serving_command import serve_running
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-VIEWCOUNT = str(Path(sys.executable).parent / "viewcount")
 TCP_LISTEN = "0A"
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -113,33 +111,11 @@ def test_every_local_server_listens_on_loopback_only(stack):
         assert not wild, f"{server.name} (pid {pid}) listens beyond loopback: {wild}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(stack):
+def served(stack, tmp_path_factory):
     """``viewcount serve`` with its default host, on a free port: (url, process)."""
-    port = free_port()
-    server = subprocess.Popen([VIEWCOUNT, "serve", "--port", str(port)], env=dict(os.environ),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.communicate()[1]
-            try:
-                httpx.get(url + "/healthz", timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "viewcount serve did not answer"
-                time.sleep(0.2)
+    with serve_running(tmp_path_factory.mktemp("serve") / "serve.log") as (url, server, _):
         yield url, server
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=30)
 
 
 def test_serve_binds_loopback_by_default(served):

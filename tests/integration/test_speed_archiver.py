@@ -20,10 +20,6 @@ def _sha256(data: bytes | None) -> str | None:
 def assert_archive_matches_topic(settings, spark, path: str) -> None:
     """Every Kafka record is archived once, bytes and coordinates unchanged, and the
     completeness rows add up to the topic's offsets."""
-    from storage.archive import offsets_by_partition, read_committed_offsets, read_hours
-    from storage.cassandra import connect
-    from viewcount.inspect import topic_end_offsets
-
     messages = {(m.partition(), m.offset()): m for m in consume(settings, settings.views_topic)}
     # SHA-256 digests, not the bytes, come back to the driver: a megabyte value is compared
     # as exactly, and a topic full of them does not have to fit in the test's Spark driver.
@@ -38,11 +34,20 @@ def assert_archive_matches_topic(settings, spark, path: str) -> None:
         arrival = dt.datetime.fromtimestamp(message.timestamp()[1] / 1000, dt.timezone.utc)
         assert (row.arrival_date, row.arrival_hour) == (arrival.date(), arrival.hour)
 
+    assert_completeness_matches_topic(settings, {row.arrival_date for row in rows})
+
+
+def assert_completeness_matches_topic(settings, arrival_dates) -> None:
+    """The archiver's per-hour completeness rows of those days cover each partition from
+    offset 0 to its end with no record more or less, and its committed offsets are the ends."""
+    from storage.archive import offsets_by_partition, read_committed_offsets, read_hours
+    from storage.cassandra import connect
+    from viewcount.inspect import topic_end_offsets
+
     ends = topic_end_offsets(settings, settings.views_topic)
     session = connect(settings)
     try:
-        spans = offsets_by_partition(read_hours(session, settings.views_topic,
-                                                {row.arrival_date for row in rows}))
+        spans = offsets_by_partition(read_hours(session, settings.views_topic, set(arrival_dates)))
         committed = read_committed_offsets(session, settings.views_topic)
     finally:
         session.cluster.shutdown()

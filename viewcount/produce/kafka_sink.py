@@ -9,13 +9,14 @@ the ones the generator put there.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from storage.kafka_config import QUIET_LOGGER
+from storage.topics import broker_down, watermark_offsets
 from viewcount.errors import UserError
 from viewcount.produce.generator import Record
 
@@ -36,11 +37,6 @@ PRODUCER_SETTINGS = {
     "message.timeout.ms": 120_000,
 }
 CONNECT_TIMEOUT_S = 10
-_LEADER_MOVING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                  KafkaError.UNKNOWN_TOPIC_OR_PART)
-_QUIET = logging.getLogger("viewcount.produce.librdkafka")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False  # librdkafka's connection chatter; failures surface as UserError
 
 
 def _unreachable(kafka: dict) -> UserError:
@@ -51,7 +47,7 @@ def _unreachable(kafka: dict) -> UserError:
 def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
     """Check Kafka answers and the topic exists (creating it if not); its partition count.
     ``kafka`` is ``storage.kafka_config.client_config(settings)``, as for every function here."""
-    admin = AdminClient({**kafka, "logger": _QUIET})
+    admin = AdminClient({**kafka, "logger": QUIET_LOGGER})
     try:
         topics = admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics
     except KafkaException as error:
@@ -82,7 +78,7 @@ def _partition_count(admin: AdminClient, topic: str) -> int:
 
 def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
     """How far before and after now the topic accepts record timestamps (KIP-937)."""
-    admin = AdminClient({**kafka, "logger": _QUIET})
+    admin = AdminClient({**kafka, "logger": QUIET_LOGGER})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     try:
         config = admin.describe_configs([resource])[resource].result(timeout=CONNECT_TIMEOUT_S)
@@ -93,23 +89,18 @@ def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
 
 
 def _end_offset(consumer: Consumer, topic: str, partition: int, kafka: dict) -> int:
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
-    while True:
-        try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=CONNECT_TIMEOUT_S)[1]
-        except KafkaException as error:
-            code = error.args[0].code()
-            if code in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN):
-                raise _unreachable(kafka) from error
-            if (not error.args[0].retriable() and code not in _LEADER_MOVING) or time.monotonic() > deadline:
-                raise UserError(f"cannot read offsets of {topic!r}: {error.args[0].str()}") from error
-            time.sleep(0.2)  # a topic created a moment ago has no partition leader yet
+    try:  # a topic created a moment ago has no partition leader yet: that is waited for
+        return watermark_offsets(consumer, TopicPartition(topic, partition), wait_s=CONNECT_TIMEOUT_S)[1]
+    except KafkaException as error:
+        if broker_down(error):
+            raise _unreachable(kafka) from error
+        raise UserError(f"cannot read offsets of {topic!r}: {error.args[0].str()}") from error
 
 
 def end_offsets(kafka: dict, topic: str, partitions: int) -> dict[int, int]:
     """The next offset of every partition: with a later call, the range a run wrote to."""
     consumer = Consumer({**kafka, "group.id": "viewcount-produce", "enable.auto.commit": False,
-                         "logger": _QUIET})
+                         "logger": QUIET_LOGGER})
     try:
         return {partition: _end_offset(consumer, topic, partition, kafka) for partition in range(partitions)}
     finally:
@@ -125,7 +116,7 @@ class KafkaSink:
         self.produced = 0
         self._producer = Producer({
             **PRODUCER_SETTINGS, **(settings or {}), **kafka,
-            "on_delivery": self._on_delivery, "error_cb": self.client_errors.append, "logger": _QUIET,
+            "on_delivery": self._on_delivery, "error_cb": self.client_errors.append, "logger": QUIET_LOGGER,
         })
 
     def _on_delivery(self, error: KafkaError | None, message) -> None:
