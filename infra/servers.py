@@ -8,7 +8,6 @@ waiting is done by ``infra.stack`` for all of them alike.
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from string import Template
 from infra import artifacts
 from storage.settings import CREDENTIALS_FILE, Settings
 from storage.errors import UserError
+from storage.reachability import port_is_open
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -29,14 +29,6 @@ def render(template_name: str, target: Path, **values: object) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     return target
-
-
-def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -201,15 +193,15 @@ class MinIO(Server):
         ensure_local_credentials(self.settings)
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        settings = Settings.from_env()  # re-read: prepare() may have just generated credentials
+        access_key, secret_key = self.settings.s3_credentials()  # prepare() may have just made them
         binary = artifacts.MINIO.path(self.settings.cache_dir)
         return [
             str(binary), "server", str(self.home / "data"),
             "--address", f"{self.host}:{self.port}",
             "--console-address", f"{self.host}:{self.port + 1}",
         ], {
-            "MINIO_ROOT_USER": settings.aws_access_key_id or "",
-            "MINIO_ROOT_PASSWORD": settings.aws_secret_access_key or "",
+            "MINIO_ROOT_USER": access_key or "",
+            "MINIO_ROOT_PASSWORD": secret_key or "",
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
         }
@@ -226,7 +218,7 @@ class MinIO(Server):
 def ensure_local_credentials(settings: Settings) -> None:
     """Give the local MinIO root credentials once, unless the user brought their own."""
     path = settings.run_dir / CREDENTIALS_FILE
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
+    if settings.s3_credentials_given or path.is_file():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import artifacts
-from infra.servers import Server, all_servers, port_is_open
+from infra.servers import Server, all_servers
+from storage.reachability import port_is_open, require_reachable
 from storage.settings import Settings
 from storage.errors import UserError
 
@@ -115,17 +116,13 @@ def up(settings: Settings) -> None:
         pending[server.name] = (server, _start(server), time.monotonic())
         _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
     _wait_healthy(pending)
-    _ensure_resources(Settings.from_env())
+    _ensure_resources(settings)
     _log(f"stack up in {time.monotonic() - began:.1f} s")
 
 
 def init(settings: Settings) -> None:
     """Topics, schema and bucket on servers that someone else runs (Docker, a cluster)."""
-    unreachable = [f"{host}:{port}" for host, port in
-                   (settings.kafka_address, (settings.cassandra_hosts[0], settings.cassandra_port),
-                    settings.s3_address) if not port_is_open(host, port, timeout=3)]
-    if unreachable:
-        raise UserError(f"cannot reach {', '.join(unreachable)}: start the servers first")
+    require_reachable(settings, "kafka", "cassandra", "s3")
     _ensure_resources(settings)
 
 

@@ -15,12 +15,13 @@ def client(settings: Settings) -> "S3Client":
     import boto3
     from botocore.config import Config
 
+    access_key, secret_key = settings.s3_credentials()  # None, None: boto3's own chain (roles)
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
         region_name=settings.s3_region,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
         # The scheme of the endpoint decides TLS; an https endpoint is verified against
         # AWS_CA_BUNDLE when set, else the system's CAs.

@@ -3,7 +3,8 @@
 Defaults point at the local stack that ``viewcount stack up`` starts. S3 credentials come
 from the standard AWS variables; when those are unset, the credentials the local stack
 generated for its MinIO (``<run dir>/credentials.env``) are used, so nothing secret ever
-lives in the repository.
+lives in the repository. Those are read when a client is made, not when the settings are:
+``stack up`` may generate them after a command has read its settings (a first run).
 
 Production TLS and authentication (Kafka SASL/SSL, Cassandra password and TLS, an https S3
 endpoint with its CA) are switched on by the variables in ``security_from_env``; their
@@ -77,6 +78,7 @@ class Settings:
     s3_endpoint: str = DEFAULT_S3_ENDPOINT
     s3_bucket: str = DEFAULT_S3_BUCKET
     s3_region: str = "us-east-1"
+    # Given explicitly (AWS_* variables); see ``s3_credentials`` for the ones in effect.
     aws_access_key_id: str | None = field(default=None, repr=False)
     aws_secret_access_key: str | None = field(default=None, repr=False)
     views_topic: str = "views"
@@ -97,7 +99,6 @@ class Settings:
     def from_env(cls) -> "Settings":
         env = os.environ
         run_dir = default_run_dir()
-        generated = _read_env_file(run_dir / CREDENTIALS_FILE)
         hosts = env.get("VIEWCOUNT_CASSANDRA_HOSTS", DEFAULT_CASSANDRA_HOSTS)
         return cls(
             kafka_bootstrap=env.get("VIEWCOUNT_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP),
@@ -107,10 +108,8 @@ class Settings:
             s3_endpoint=env.get("VIEWCOUNT_S3_ENDPOINT", DEFAULT_S3_ENDPOINT),
             s3_bucket=env.get("VIEWCOUNT_S3_BUCKET", DEFAULT_S3_BUCKET),
             s3_region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or generated.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=(
-                env.get("AWS_SECRET_ACCESS_KEY") or generated.get("AWS_SECRET_ACCESS_KEY")
-            ),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             views_topic=env.get("VIEWCOUNT_VIEWS_TOPIC", "views"),
             dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
             run_dir=run_dir,
@@ -122,6 +121,19 @@ class Settings:
         problem = next(_security_problems(self), None)
         if problem:
             raise UserError(problem)
+
+    @property
+    def s3_credentials_given(self) -> bool:
+        """True when the user brought an S3 key pair (no local one is generated then)."""
+        return bool(self.aws_access_key_id and self.aws_secret_access_key)
+
+    def s3_credentials(self) -> tuple[str | None, str | None]:
+        """The S3 key pair in effect: the one given, else the local stack's generated one,
+        read from the run folder now (it may have been written after these settings)."""
+        if self.s3_credentials_given:
+            return self.aws_access_key_id, self.aws_secret_access_key
+        generated = _read_env_file(self.run_dir / CREDENTIALS_FILE)
+        return generated.get("AWS_ACCESS_KEY_ID"), generated.get("AWS_SECRET_ACCESS_KEY")
 
     @property
     def kafka_uses_sasl(self) -> bool:

@@ -56,9 +56,10 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str,
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         ),
     }
-    if settings.aws_access_key_id:
-        conf["spark.hadoop.fs.s3a.access.key"] = settings.aws_access_key_id
-        conf["spark.hadoop.fs.s3a.secret.key"] = settings.aws_secret_access_key or ""
+    access_key, secret_key = settings.s3_credentials()
+    if access_key:
+        conf["spark.hadoop.fs.s3a.access.key"] = access_key
+        conf["spark.hadoop.fs.s3a.secret.key"] = secret_key or ""
     if with_connectors:
         conf["spark.jars"] = ",".join(str(jar) for jar in connector_jars(settings))
     return conf

@@ -14,6 +14,7 @@ def test_defaults_point_at_the_local_stack(monkeypatch, tmp_path):
     assert settings.s3_endpoint == "http://127.0.0.1:9000"
     assert settings.s3_address == ("127.0.0.1", 9000)
     assert settings.aws_access_key_id is None
+    assert settings.s3_credentials() == (None, None)
 
 
 def test_environment_overrides_and_generated_credentials(monkeypatch, tmp_path):
@@ -27,9 +28,27 @@ def test_environment_overrides_and_generated_credentials(monkeypatch, tmp_path):
     settings = Settings.from_env()
     assert settings.kafka_address == ("broker-a", 19092)
     assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
-    assert (settings.aws_access_key_id, settings.aws_secret_access_key) == ("generated", "s3cret")
+    assert settings.s3_credentials() == ("generated", "s3cret")
     assert "s3cret" not in repr(settings)
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-    assert Settings.from_env().aws_access_key_id == "from-env"
+    assert Settings.from_env().s3_credentials() == ("from-env", "env-secret")
+
+
+def test_generated_credentials_are_read_when_used_not_when_settings_are_made(monkeypatch, tmp_path):
+    """A first run: the command reads its settings, then ``stack up`` generates the local
+    MinIO's credentials; the settings already held must see them (they went stale once)."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("VIEWCOUNT_HOME", str(tmp_path / "never-held-a-stack"))
+    settings = Settings.from_env()
+    assert settings.s3_credentials() == (None, None)
+
+    from infra.servers import ensure_local_credentials
+
+    ensure_local_credentials(settings)
+    access_key, secret_key = settings.s3_credentials()
+    assert access_key.startswith("viewcount-") and len(secret_key) >= 24
+    ensure_local_credentials(settings)  # once: a second stack up keeps them
+    assert settings.s3_credentials() == (access_key, secret_key)
