@@ -32,6 +32,7 @@ from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, read_qu
 from speed_layer.progress import INPUT_METRICS, BatchReport
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
+from storage.reachability import require_reachable
 from storage.settings import Settings
 from storage.topics import DLQ_MAX_MESSAGE_BYTES
 
@@ -165,6 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    require_reachable(settings, "kafka", "cassandra")  # one clear line now, not restarts of a JVM later
     options = CounterOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "counter"),
         trigger=jobs.trigger_from_args(args),

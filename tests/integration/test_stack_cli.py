@@ -70,4 +70,4 @@ def test_init_on_running_servers_is_idempotent(stack):
 def test_init_names_the_server_it_cannot_reach():
     result = run_cli("stack", "init", env={"VIEWCOUNT_S3_ENDPOINT": "http://127.0.0.1:1"})
     assert result.returncode == 2
-    assert "cannot reach 127.0.0.1:1" in result.stderr
+    assert "not reachable: S3 at 127.0.0.1:1 (set VIEWCOUNT_S3_ENDPOINT)" in result.stderr
