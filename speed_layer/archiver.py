@@ -26,6 +26,7 @@ from speed_layer.microbatch_log import CheckpointOffsets
 from storage.archive import archive_path, write_archive_batch, write_committed_offsets, write_hours
 from storage.cassandra import cached_session
 from storage.reachability import require_reachable
+from storage.s3 import require_credentials
 from storage.settings import Settings
 
 ARCHIVER = "archiver"
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     require_reachable(settings, "kafka", "cassandra", "s3")  # one clear line now, not restarts of a JVM later
+    require_credentials(settings)
     options = ArchiverOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "archiver"),
         path=args.path or archive_path(settings),

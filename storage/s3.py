@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.errors import START_STACK, UserError
 from storage.settings import Settings
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ def client(settings: Settings) -> "S3Client":
     import boto3
     from botocore.config import Config
 
-    access_key, secret_key = settings.s3_credentials()  # None, None: boto3's own chain (roles)
+    access_key, secret_key = require_credentials(settings)
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
@@ -27,6 +28,17 @@ def client(settings: Settings) -> "S3Client":
         # AWS_CA_BUNDLE when set, else the system's CAs.
         verify=settings.s3_ca_bundle or True,
     )
+
+
+def require_credentials(settings: Settings) -> tuple[str, str]:
+    """The S3 key pair, or a UserError saying where it comes from. (Spark's S3A connector
+    is given the same pair, so boto3's other sources are not consulted here either.)"""
+    access_key, secret_key = settings.s3_credentials()
+    if not (access_key and secret_key):
+        raise UserError(f"no S3 credentials for {settings.s3_endpoint}: set AWS_ACCESS_KEY_ID and "
+                        f"AWS_SECRET_ACCESS_KEY, or {START_STACK} (it generates them for the local MinIO "
+                        f"in {settings.run_dir})")
+    return access_key, secret_key
 
 
 def ensure_bucket(settings: Settings) -> bool:

@@ -3,13 +3,19 @@
 Every subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports (Spark, drivers) happen inside ``run`` so that
 ``viewcount --help`` and argument errors stay instant.
+
+A user's mistake or an operational failure (a server down, credentials missing, a full
+disk, a port taken) is one line on stderr and a non-zero exit; its traceback goes to
+``<run dir>/logs/viewcount.log``, and to stderr as well with ``viewcount --debug``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import sys
+import traceback
 
 from viewcount.errors import UserError
 
@@ -39,6 +45,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """Only the selected subcommand's module is imported: the others may be heavy."""
     parser = _Parser(prog="viewcount", description="Billing-grade video view counts.")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of a failure too (it is always kept in <run dir>/logs/viewcount.log)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name, (module_name, help_text) in COMMANDS.items():
@@ -65,6 +73,44 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"viewcount {args._name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - sorted below: operational failure or defect
+        return _failed(args._name, argv, error, debug=args.debug)
+
+
+OPERATIONAL_EXIT = 1
+
+
+def _failed(name: str, argv: list[str], error: Exception, debug: bool) -> int:
+    """One line for an operational failure (the traceback kept in the log); a defect keeps
+    its traceback on stderr."""
+    from storage.errors import explain
+    from storage.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except UserError:
+        raise error from None
+    line = explain(error, settings)
+    if line is None:
+        raise error
+    log = _keep_traceback(settings.run_dir / "logs" / "viewcount.log", argv, error)
+    where = f" (traceback in {log})" if log else ""
+    print(f"viewcount {name}: error: {line}{where}", file=sys.stderr)
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    return OPERATIONAL_EXIT
+
+
+def _keep_traceback(log, argv: list[str], error: Exception):
+    """Append the failure to the log; None when it cannot be written (a full disk, say)."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as out:
+            out.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()} viewcount {' '.join(argv)}\n")
+            out.write("".join(traceback.format_exception(error)))
+        return log
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":
