@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: all venv system-deps artifacts demo test test-unit stack-up stack-down stack-status bench clean
+.PHONY: all venv system-deps artifacts demo test soak test-unit stack-up stack-down stack-status bench clean
 
 all: venv
 
@@ -36,6 +36,11 @@ demo: venv system-deps
 
 test: venv system-deps artifacts
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# The fault tests at full scale (a million events, ten kills per job, 100,000 hostile
+# records ...: tests/faults/scale.py); over an hour on a 2-core machine.
+soak: venv system-deps artifacts
+	$(VENV)/bin/python -m tests.faults.scale -p no:cacheprovider tests/faults $(PYTEST_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
