@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 import time
 from dataclasses import replace
@@ -32,10 +31,6 @@ if TYPE_CHECKING:
     from batch_layer.completeness import Completeness
     from batch_layer.recompute import ArchiveTallies
     from storage.batch_results import BatchStats, BatchVersion, VersionClaim
-
-# Local batch runs shuffle once per day, not once per second like the speed layer:
-# start from more partitions and let adaptive execution merge the small ones.
-DEFAULT_SHUFFLE_PARTITIONS = "16"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +75,8 @@ def _checked_archive(session: "Session", settings: Settings, window: BatchWindow
 def _session(settings: Settings, master: str | None) -> "SparkSession":
     from storage.spark import build_session, job_master
 
-    partitions = os.environ.get("VIEWCOUNT_BATCH_SHUFFLE_PARTITIONS", DEFAULT_SHUFFLE_PARTITIONS)
-    return build_session("viewcount-batch", settings, master=job_master(master),
+    partitions = str(settings.spark.batch_shuffle_partitions)
+    return build_session("viewcount-batch", settings, master=job_master(master, settings),
                          extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": partitions})
 
 
@@ -154,8 +149,11 @@ def _publish(counts: "DataFrame", session: "Session", settings: Settings, claim:
     return parquet_uri
 
 
-def recompute_day(settings: Settings, window: BatchWindow, args: argparse.Namespace) -> "VersionClaim":
-    """Every stage for one day; returns the version written."""
+def recompute_day(settings: Settings, window: BatchWindow, *, allow_gaps: bool = False,
+                  master: str | None = None, archive: str | None = None,
+                  output: str | None = None) -> "VersionClaim":
+    """Every stage for one day; returns the version written. ``archive`` and ``output``
+    default to the bucket's (see ``add_arguments``); ``master`` to ``job_master``'s."""
     from batch_layer.recompute import day_stats
     from storage.archive import archive_path
     from storage.batch_results import COMPLETE
@@ -164,15 +162,15 @@ def recompute_day(settings: Settings, window: BatchWindow, args: argparse.Namesp
     started = time.monotonic()
     session, spark = connect(settings), None
     try:
-        completeness = _checked_archive(session, settings, window, args.allow_gaps)
-        spark = _session(settings, args.master)
-        events, counts, tallies = _count(spark, args.archive or archive_path(settings), window, completeness,
-                                         args.allow_gaps)
+        completeness = _checked_archive(session, settings, window, allow_gaps)
+        spark = _session(settings, master)
+        events, counts, tallies = _count(spark, archive or archive_path(settings), window, completeness,
+                                         allow_gaps)
         stats = day_stats(events, counts, tallies, window)
         events.unpersist()
         _report_input(window.day, stats, tallies)
-        claim, same_input = _claim(session, window, completeness, args.allow_gaps)
-        output = args.output or f"s3a://{settings.s3_bucket}/batch"
+        claim, same_input = _claim(session, window, completeness, allow_gaps)
+        output = output or f"s3a://{settings.s3_bucket}/batch"
         was_complete = same_input is not None and same_input.status == COMPLETE
         uri = _publish(counts, session, settings, claim, stats, output, was_complete)
         what = "rewrote version" if same_input else "wrote version"
@@ -192,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"day {window.day} is not over yet: arrivals count until its cutoff "
                         f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ} (midnight + grace), which is still ahead")
     _say(window.day, window.describe())
-    recompute_day(settings, window, args)
+    recompute_day(settings, window, allow_gaps=args.allow_gaps, master=args.master,
+                  archive=args.archive, output=args.output)
     return 0
 
 

@@ -19,20 +19,20 @@ divergence fails the run at the gate, after the report is published and before p
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
 
+from storage.settings import DagKnobs
+
 PROJECT = Path(__file__).resolve().parent.parent
-SPARK_CONN_ID = os.environ.get("VIEWCOUNT_SPARK_CONN_ID", "viewcount_spark")
+KNOBS = DagKnobs.from_env()  # VIEWCOUNT_SPARK_CONN_ID, VIEWCOUNT_DAG_RETRY_DELAY_SECONDS
 DAY = "{{ ds }}"  # the logical day D; TaskFlow tasks get it as their ``ds`` argument
 # Retries cover transient failures (a server restarting, a lost connection); the delay can be
 # shortened for runs driven by hand or by tests.
-RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("VIEWCOUNT_DAG_RETRY_DELAY_SECONDS", "120")))
-DEFAULT_ARGS = {"retries": 2, "retry_delay": RETRY_DELAY}
+DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=KNOBS.dag_retry_delay_seconds)}
 
 
 def _day(ds: str | None) -> dt.date:
@@ -92,7 +92,7 @@ def viewcount_nightly():
 
     batch = SparkSubmitOperator(
         task_id="batch",
-        conn_id=SPARK_CONN_ID,
+        conn_id=KNOBS.spark_conn_id,
         application=str(PROJECT / "batch_layer" / "job.py"),
         application_args=["--date", DAY],
         jars="{{ connector_jars() }}",
@@ -109,9 +109,9 @@ def viewcount_nightly():
 
     @task
     def reconcile(ds: str | None = None) -> dict:
-        from reconcile.command import reconcile_for
+        from reconcile.command import summarize
 
-        summary = reconcile_for(_day(ds))  # stored in Cassandra and S3; XCom gets ids only
+        summary = summarize(_day(ds))  # stored in Cassandra and S3; XCom gets ids only
         return {"status": summary["status"], "report_uri": summary["report_uri"]}
 
     @task

@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import time
 
 from storage.errors import UserError
-from storage.settings import Settings
+from storage.settings import ReconcileKnobs, Settings
 
-from reconcile.tolerances import add_tolerance_arguments, tolerances_from
+from reconcile.tolerances import Tolerances, add_tolerance_arguments, tolerances_from
 from counting.window import parse_day
 from reconcile.inputs import chosen_version, positive_int, window_of
 
 EXIT_FAIL = 3
-DEFAULT_MASTER = "local[2]"
-# One day's cells are a few million rows a side at most: a handful of partitions, merged
-# further by adaptive execution, beats the 2 the speed layer's stateful stages use.
-DEFAULT_SHUFFLE_PARTITIONS = "8"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", type=positive_int, metavar="N",
                         help="the batch version to compare with (default: the newest complete one)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (the public contract)")
-    parser.add_argument("--prefix", default=os.environ.get("VIEWCOUNT_RECONCILE_PREFIX", ""), metavar="P",
+    parser.add_argument("--prefix", metavar="P",
                         help="S3 key prefix for the speed snapshot and the reports, e.g. 'staging' "
                              "(env VIEWCOUNT_RECONCILE_PREFIX; default: none)")
     add_tolerance_arguments(parser)
@@ -43,59 +38,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Spark master (default: VIEWCOUNT_SPARK_MASTER or local[2])")
 
 
-def _spark(settings: Settings, master: str | None):
+def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs | None = None):
     from storage.spark import build_session
 
-    partitions = os.environ.get("VIEWCOUNT_RECONCILE_SHUFFLE_PARTITIONS", DEFAULT_SHUFFLE_PARTITIONS)
+    # One day's cells are a few million rows a side at most: a handful of partitions, merged
+    # further by adaptive execution, beats the 2 the speed layer's stateful stages use.
+    partitions = (knobs or ReconcileKnobs.from_env()).shuffle_partitions
     return build_session(
-        "viewcount-reconcile", settings,
-        master=master or os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER),
-        extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": partitions},
+        "viewcount-reconcile", settings, master=master or settings.spark.spark_master,
+        extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": str(partitions)},
     )
 
 
-def summarize(args: argparse.Namespace) -> dict:
-    """Reconcile ``args.date`` and publish the summary and report; returns the summary."""
+def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = None,
+              tolerances: Tolerances | None = None, master: str | None = None) -> dict:
+    """Reconcile ``day`` and publish the summary and report; returns the summary.
+
+    The command line, the DAG and the tests call this the same way; what they leave out
+    comes from the environment (the prefix and the tolerances) or the newest complete
+    batch version."""
     from storage.batch_results import read_versions
     from storage.cassandra import connect
 
     from reconcile.pipeline import Locations, publish, reconcile_day, say
 
-    settings, started = Settings.from_env(), time.monotonic()
-    tolerances = tolerances_from(args)
+    settings, knobs, started = Settings.from_env(), ReconcileKnobs.from_env(), time.monotonic()
+    prefix = knobs.prefix if prefix is None else prefix
+    tolerances = tolerances or tolerances_from({}, knobs)
     try:
         session = connect(settings)
     except Exception as error:  # noqa: BLE001 - the driver raises several kinds; all mean "unreachable"
         raise UserError(f"cannot reach Cassandra at {','.join(settings.cassandra_hosts)}: {error}") from None
     spark = None
     try:
-        version = chosen_version(args.date, read_versions(session, args.date), args.version)
-        window = window_of(version)
-        say(args.date, f"batch version {version.version} ({version.parquet_uri}), arrivals until "
-                       f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ}")
-        spark = _spark(settings, args.master)
-        locations = Locations(settings.s3_bucket, args.prefix.strip("/"), args.date)
-        outcome = reconcile_day(spark, settings, session, version, window, tolerances, locations)
+        chosen = chosen_version(day, read_versions(session, day), version)
+        window = window_of(chosen)
+        say(day, f"batch version {chosen.version} ({chosen.parquet_uri}), arrivals until "
+                 f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ}")
+        spark = _spark(settings, master, knobs)
+        locations = Locations(settings.s3_bucket, prefix.strip("/"), day)
+        outcome = reconcile_day(spark, settings, session, chosen, window, tolerances, locations)
         publish(settings, session, outcome, locations)
     finally:
         if spark is not None:
             spark.stop()
         session.cluster.shutdown()
     summary = outcome.summary
-    say(args.date, f"{summary['status']} in {time.monotonic() - started:.1f} s; report {summary['report_uri']}")
+    say(day, f"{summary['status']} in {time.monotonic() - started:.1f} s; report {summary['report_uri']}")
     return summary
-
-
-def reconcile_for(day: dt.date) -> dict:
-    """Reconcile one day with the default options (flags' defaults, then the environment)."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return summarize(parser.parse_args(["--date", day.isoformat()]))
 
 
 def run(args: argparse.Namespace) -> int:
     from reconcile.summary import human_text
 
-    summary = summarize(args)
+    summary = summarize(args.date, version=args.version, prefix=args.prefix,
+                        tolerances=tolerances_from(vars(args)), master=args.master)
     print(json.dumps(summary) if args.json else human_text(summary), flush=True)
     return EXIT_FAIL if summary["status"] == "fail" else 0

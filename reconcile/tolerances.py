@@ -10,10 +10,10 @@ which wins over the default.
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from storage.errors import UserError
+from storage.settings import ReconcileKnobs
 
 DEFAULTS = {"billable_abs": 0.0, "billable_rel": 0.0, "nonbillable_abs": 10.0, "nonbillable_rel": 0.01}
 
@@ -49,17 +49,11 @@ def add_tolerance_arguments(parser: argparse.ArgumentParser) -> None:
                                  f"default {default:g})")
 
 
-def tolerances_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Tolerances:
-    """Flags first, then VIEWCOUNT_RECONCILE_<NAME>, then the defaults."""
-    environ = os.environ if environ is None else environ
-    values = {}
-    for name, default in DEFAULTS.items():
-        given = getattr(args, name, None)
-        variable = f"VIEWCOUNT_RECONCILE_{name.upper()}"
-        if given is None and environ.get(variable):
-            try:
-                given = non_negative_number(environ[variable])
-            except argparse.ArgumentTypeError as error:
-                raise UserError(f"{variable}: {error}") from None
-        values[name] = default if given is None else given
-    return Tolerances(**values)
+def tolerances_from(given: Mapping[str, float | None], environment: ReconcileKnobs | None = None) -> Tolerances:
+    """The values given (flags; None or absent: not given), then VIEWCOUNT_RECONCILE_<NAME>
+    (``environment``, read now when not passed), then the defaults."""
+    environment = environment or ReconcileKnobs.from_env()
+    return Tolerances(**{
+        name: next(value for value in (given.get(name), getattr(environment, name), default) if value is not None)
+        for name, default in DEFAULTS.items()
+    })

@@ -1,21 +1,11 @@
-"""The API's limits, read once from the environment.
-
-| variable | default | meaning |
-|---|---|---|
-| ``VIEWCOUNT_MAX_RANGE_DAYS`` | 31 | longest ``[start, end)`` a views query may ask for |
-| ``VIEWCOUNT_MAX_TOP_LIMIT`` | 1000 | largest ``limit`` of ``/v1/top`` (the batch keeps 1,000) |
-| ``VIEWCOUNT_SERVING_CACHE_ENTRIES`` | 20000 | promoted (video, day, version) partitions kept in memory |
-| ``VIEWCOUNT_SERVING_TIMEOUT_S`` | 5 | Cassandra time limit per read before answering 503 |
-"""
+"""The API's limits: the code's defaults, or the environment's (``Limits.from_env``, read
+by ``storage.settings.ServingKnobs``; docs/configuration.md lists the variables)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from storage.errors import UserError
-
-TOP_ROWS_STORED = 1000  # batch_top_videos holds the first 1,000 ranks of a day
+from storage.settings import TOP_ROWS_STORED, ServingKnobs
 
 
 @dataclass(frozen=True)
@@ -28,28 +18,6 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> "Limits":
-        limits = cls(
-            max_range_days=_number("VIEWCOUNT_MAX_RANGE_DAYS", cls.max_range_days, int),
-            max_top_limit=_number("VIEWCOUNT_MAX_TOP_LIMIT", cls.max_top_limit, int),
-            cache_entries=_number("VIEWCOUNT_SERVING_CACHE_ENTRIES", cls.cache_entries, int),
-            read_timeout_s=_number("VIEWCOUNT_SERVING_TIMEOUT_S", cls.read_timeout_s, float),
-        )
-        if limits.max_range_days < 1:
-            raise UserError("VIEWCOUNT_MAX_RANGE_DAYS must be at least 1")
-        if not 1 <= limits.max_top_limit <= TOP_ROWS_STORED:
-            raise UserError(f"VIEWCOUNT_MAX_TOP_LIMIT must be between 1 and {TOP_ROWS_STORED}")
-        if limits.cache_entries < 0:
-            raise UserError("VIEWCOUNT_SERVING_CACHE_ENTRIES must be 0 or more")
-        if limits.read_timeout_s <= 0:
-            raise UserError("VIEWCOUNT_SERVING_TIMEOUT_S must be more than 0")
-        return limits
-
-
-def _number(name: str, default, kind):
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        return kind(text)
-    except ValueError:
-        raise UserError(f"{name} must be a number, got {text!r}") from None
+        knobs = ServingKnobs.from_env()  # a bad value: one UserError naming its variable
+        return cls(max_range_days=knobs.max_range_days, max_top_limit=knobs.max_top_limit,
+                   cache_entries=knobs.serving_cache_entries, read_timeout_s=knobs.serving_timeout_s)

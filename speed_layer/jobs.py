@@ -103,7 +103,7 @@ def source_from_args(args: argparse.Namespace) -> SourceOptions:
 def session(app_name: str, settings: Settings, args: argparse.Namespace) -> "SparkSession":
     from storage.spark import build_session, job_master
 
-    return build_session(app_name, settings, master=job_master(args.master),
+    return build_session(app_name, settings, master=job_master(args.master, settings),
                          extra_conf={"spark.driver.memory": "2g"})
 
 

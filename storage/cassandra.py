@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.cql$")
-# One node locally; production sets NetworkTopologyStrategy through this variable.
-DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 
 
 class MigrationError(RuntimeError):
@@ -35,10 +32,9 @@ def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Clust
     from cassandra.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
                                     TokenAwarePolicy)
 
-    consistency = os.environ.get("VIEWCOUNT_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM")
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=ConsistencyLevel.name_to_value[consistency],
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra.consistency],
         request_timeout=20.0,
     )
     return Cluster(
@@ -126,7 +122,7 @@ def migration_files() -> list[Path]:
 
 def apply_migrations(settings: Settings) -> list[str]:
     """Apply every migration not applied yet; returns the names applied now."""
-    replication = os.environ.get("VIEWCOUNT_CASSANDRA_REPLICATION", DEFAULT_REPLICATION)
+    replication = settings.cassandra.replication
     cluster = build_cluster(settings)
     try:
         session = cluster.connect()

@@ -10,6 +10,12 @@ Production TLS and authentication (Kafka SASL/SSL, Cassandra password and TLS, a
 endpoint with its CA) are switched on by the variables in ``security_from_env``; their
 defaults keep the local stack's plaintext, unauthenticated connections. Secrets are kept
 out of ``repr``.
+
+Everything else the environment tunes (Spark, topics, Cassandra consistency and
+replication, reconciliation, the API's limits, the DAG) is read here too, by the
+pydantic-settings classes at the end (``SparkKnobs`` ... ``DagKnobs``): typed, checked, a bad
+value one ``UserError`` naming the variable. This module is the only one that reads the
+environment; docs/configuration.md lists every variable.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.errors import UserError
 
@@ -62,6 +72,20 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return pairs
 
 
+def _port(env, name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UserError(f"{name} must be a port number (1-65535), got {text!r}")
+    return int(text)
+
+
+def launched_by_spark_submit() -> bool:
+    """True in a Python driver that spark-submit started (its --master then decides)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep:
@@ -94,6 +118,10 @@ class Settings:
     s3_ca_bundle: str | None = None
     run_dir: Path = field(default_factory=default_run_dir)
     cache_dir: Path = field(default_factory=default_cache_dir)
+    # The tuning knobs every layer's storage calls need; the code's defaults unless from_env.
+    spark: "SparkKnobs" = field(default_factory=lambda: SparkKnobs.defaults())
+    topics: "TopicKnobs" = field(default_factory=lambda: TopicKnobs.defaults())
+    cassandra: "CassandraKnobs" = field(default_factory=lambda: CassandraKnobs.defaults())
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -103,7 +131,7 @@ class Settings:
         return cls(
             kafka_bootstrap=env.get("VIEWCOUNT_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP),
             cassandra_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
-            cassandra_port=int(env.get("VIEWCOUNT_CASSANDRA_PORT", "9042")),
+            cassandra_port=_port(env, "VIEWCOUNT_CASSANDRA_PORT", 9042),
             keyspace=env.get("VIEWCOUNT_KEYSPACE", "viewcount"),
             s3_endpoint=env.get("VIEWCOUNT_S3_ENDPOINT", DEFAULT_S3_ENDPOINT),
             s3_bucket=env.get("VIEWCOUNT_S3_BUCKET", DEFAULT_S3_BUCKET),
@@ -114,6 +142,9 @@ class Settings:
             dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
             run_dir=run_dir,
             cache_dir=default_cache_dir(),
+            spark=SparkKnobs.from_env(),
+            topics=TopicKnobs.from_env(),
+            cassandra=CassandraKnobs.from_env(),
             **security_from_env(env),
         )
 
@@ -209,3 +240,142 @@ def _security_problems(settings: Settings):
                        ("AWS_CA_BUNDLE", settings.s3_ca_bundle)):
         if path and not Path(path).is_file():
             yield f"{name}={path!r}: no such file (a PEM file of CA certificates is expected)"
+
+
+# -- knobs: the rest of the environment, typed and checked by pydantic-settings ---------------
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+CassandraConsistency = Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
+                               "EACH_QUORUM", "LOCAL_ONE"]
+
+
+class _Knobs(BaseSettings):
+    """Each field is read from the variable ``<env_prefix><FIELD NAME>``; an unset or empty
+    variable leaves the default. Frozen: read once, passed around as a value."""
+
+    model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_", frozen=True, extra="ignore",
+                                      env_ignore_empty=True, str_strip_whitespace=True)
+
+    @classmethod
+    def from_env(cls):
+        try:
+            return cls()
+        except ValidationError as error:
+            raise UserError(_explained(cls, error)) from None
+
+    @classmethod
+    def defaults(cls):
+        """The code's defaults, the environment left unread."""
+        return cls.model_construct()
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Field name: the environment variable it is read from."""
+        prefix = cls.model_config["env_prefix"]
+        return {name: f"{prefix}{name.upper()}" for name in cls.model_fields}
+
+
+def _explained(knobs: type[_Knobs], error: ValidationError) -> str:
+    """One line naming the variable, what it must be and what it was."""
+    first = error.errors()[0]
+    variable = knobs.variables().get(str(first["loc"][0]), str(first["loc"][0]))
+    got, kind = first.get("input"), first["type"]
+    bounds = {name: f"{bound:g}" if isinstance(bound, float) else bound
+              for name, bound in (first.get("ctx") or {}).items()}
+    if kind in ("int_parsing", "float_parsing", "int_from_float", "finite_number"):
+        return f"{variable} must be a number, got {got!r}"
+    if kind == "greater_than_equal":
+        return f"{variable} must be at least {bounds['ge']}, got {got!r}"
+    if kind == "greater_than":
+        return f"{variable} must be more than {bounds['gt']}, got {got!r}"
+    if kind == "less_than_equal":
+        return f"{variable} must be at most {bounds['le']}, got {got!r}"
+    if kind == "literal_error":
+        return f"{variable} must be one of {bounds['expected']}, got {got!r}"
+    return f"{variable}={got!r}: {first['msg']}"
+
+
+class SparkKnobs(_Knobs):
+    """Where Spark runs and how finely it shuffles."""
+
+    # The Spark master of jobs started from Python (spark-submit's --master wins).
+    spark_master: str = "local[2]"
+    # The streaming jobs' shuffle partitions: their stateful stages run one task per
+    # partition each batch; on a small machine fewer, larger tasks cost less per batch.
+    # Fixed when a checkpoint starts.
+    shuffle_partitions: PositiveInt = 2
+    # A batch run shuffles once per day: more partitions, merged by adaptive execution.
+    batch_shuffle_partitions: PositiveInt = 16
+
+
+class TopicKnobs(_Knobs):
+    """Partitions and retention of the topics ``stack up`` / ``ensure_topics`` create."""
+
+    views_partitions: PositiveInt = 6
+    dlq_partitions: PositiveInt = 3
+    # -1 keeps every record (the local stack: replays of past days must not be expired on
+    # arrival); production sets at least the batch cutoff plus the reprocessing window.
+    topic_retention_ms: Annotated[int, Field(ge=-1)] = -1
+
+
+class CassandraKnobs(_Knobs):
+    """Consistency of every read and write, and the keyspace's replication when created."""
+
+    model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_CASSANDRA_")
+
+    consistency: CassandraConsistency = "LOCAL_QUORUM"  # the driver's name of a level, any case
+    # One node locally; production gives NetworkTopologyStrategy, e.g.
+    # {'class': 'NetworkTopologyStrategy', 'dc1': 3}.
+    replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+    @field_validator("consistency", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class ReconcileKnobs(_Knobs):
+    """``viewcount reconcile``'s defaults when a flag is not given (and the DAG's)."""
+
+    model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_RECONCILE_")
+
+    prefix: str = ""  # S3 key prefix of the speed snapshot and the reports
+    # One day's cells are a few million rows a side at most: a handful of partitions.
+    shuffle_partitions: PositiveInt = 8
+    # Tolerances (see reconcile.tolerances); None: the code's default.
+    billable_abs: NonNegative | None = None
+    billable_rel: NonNegative | None = None
+    nonbillable_abs: NonNegative | None = None
+    nonbillable_rel: NonNegative | None = None
+
+
+TOP_ROWS_STORED = 1000  # batch_top_videos holds the first 1,000 ranks of a day
+
+
+class ServingKnobs(_Knobs):
+    """The API's limits (``serving.limits.Limits``)."""
+
+    max_range_days: PositiveInt = 31  # longest [start, end) a views query may ask for
+    max_top_limit: Annotated[int, Field(ge=1, le=TOP_ROWS_STORED)] = TOP_ROWS_STORED
+    # Promoted (video, day, version) partitions kept in memory per worker; 0 turns it off.
+    serving_cache_entries: Annotated[int, Field(ge=0)] = 20_000
+    # Cassandra's time limit per read before the API answers 503.
+    serving_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+
+
+class DagKnobs(_Knobs):
+    """The nightly DAG and ``viewcount nightly``."""
+
+    spark_conn_id: str = "viewcount_spark"  # the Airflow connection spark-submit uses
+    # Between retries of a failed task; shortened for runs driven by hand or by tests.
+    dag_retry_delay_seconds: NonNegative = 120.0
+    # The private Airflow home of ``viewcount nightly`` (default: <run dir>/airflow).
+    airflow_home: Path | None = None
+
+    def nightly_airflow_home(self, settings: Settings) -> Path:
+        return (self.airflow_home or settings.run_dir / "airflow").expanduser()
+
+
+KNOBS: tuple[type[_Knobs], ...] = (SparkKnobs, TopicKnobs, CassandraKnobs, ReconcileKnobs, ServingKnobs,
+                                   DagKnobs)

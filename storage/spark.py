@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.errors import UserError
-from storage.settings import Settings
+from storage.settings import Settings, SparkKnobs, launched_by_spark_submit
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,7 +40,7 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str,
         "spark.sql.session.timeZone": "UTC",
         # Stateful stages run one task per shuffle partition each batch: on a small
         # machine fewer, larger tasks cost less per batch. Fixed when a checkpoint starts.
-        "spark.sql.shuffle.partitions": os.environ.get("VIEWCOUNT_SHUFFLE_PARTITIONS", "2"),
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         # Commit only the changelog of the state store each batch, not a snapshot.
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.streaming.stateStore.providerClass": (
@@ -109,17 +109,17 @@ def build_session(
 
 
 # Job plumbing shared by every spark-submit entry point (speed and batch layers).
-DEFAULT_MASTER = "local[2]"
+DEFAULT_MASTER = SparkKnobs.model_fields["spark_master"].default
 
 
-def job_master(requested: str | None) -> str | None:
+def job_master(requested: str | None, settings: Settings) -> str | None:
     """The master a job asked for; under spark-submit None, so its --master decides;
-    otherwise VIEWCOUNT_SPARK_MASTER or local[2]."""
+    otherwise VIEWCOUNT_SPARK_MASTER (``settings.spark``, default local[2])."""
     if requested:
         return requested
-    if "PYSPARK_GATEWAY_PORT" in os.environ:  # set by spark-submit for the Python driver
+    if launched_by_spark_submit():
         return None
-    return os.environ.get("VIEWCOUNT_SPARK_MASTER", DEFAULT_MASTER)
+    return settings.spark.spark_master
 
 
 def submit_entry(module, argv: list[str] | None = None) -> int:

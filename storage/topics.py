@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from storage.kafka_config import client_config
 from storage.settings import Settings
-
-# Local stack keeps every record (replays of past days must not be expired on arrival);
-# production sets retention to at least the batch cutoff plus the reprocessing window.
-DEFAULT_RETENTION_MS = "-1"
 
 # The largest record the views topic accepts (Kafka's max.message.bytes, counted after
 # compression, per record batch): a producer gets MSG_SIZE_TOO_LARGE for anything bigger,
@@ -28,8 +23,8 @@ def max_message_bytes(settings: Settings, topic: str) -> int:
 
 def topic_specs(settings: Settings) -> dict[str, int]:
     return {
-        settings.views_topic: int(os.environ.get("VIEWCOUNT_VIEWS_PARTITIONS", "6")),
-        settings.dlq_topic: int(os.environ.get("VIEWCOUNT_DLQ_PARTITIONS", "3")),
+        settings.views_topic: settings.topics.views_partitions,
+        settings.dlq_topic: settings.topics.dlq_partitions,
     }
 
 
@@ -43,7 +38,7 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
 
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
-    retention = os.environ.get("VIEWCOUNT_TOPIC_RETENTION_MS", DEFAULT_RETENTION_MS)
+    retention = str(settings.topics.topic_retention_ms)
     specs = specs or topic_specs(settings)
     _ensure_size_limits(admin, settings, [name for name in specs if name in existing])
     missing = [

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from counting.window import parse_day
-from storage.settings import Settings
+from storage.reachability import require_reachable
+from storage.settings import DagKnobs, Settings
 from viewcount.errors import UserError
 
 DAG_ID = "viewcount_nightly"
@@ -39,16 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=parse_day, required=True, metavar="D", help="the logical day to prove and promote")
     parser.add_argument("--to", type=parse_day, metavar="D2",
                         help=f"run every day from D to D2 inclusive, in order (at most {MAX_DAYS} days)")
-    parser.add_argument("--spark-master", default=os.environ.get("VIEWCOUNT_SPARK_MASTER", "local[2]"),
-                        metavar="URL", help="master for the batch task's spark-submit (default: %(default)s)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="master for the batch task's spark-submit (default: VIEWCOUNT_SPARK_MASTER or local[2])")
 
 
-def airflow_environment(settings: Settings, spark_master: str = "local[2]") -> dict[str, str]:
-    """The environment the DAG runs under: the caller's, plus a private Airflow home."""
-    home = Path(os.environ.get("VIEWCOUNT_AIRFLOW_HOME") or settings.run_dir / "airflow")
+def airflow_environment(settings: Settings, spark_master: str | None = None) -> dict[str, str]:
+    """The environment the DAG runs under: the caller's, plus a private Airflow home
+    (VIEWCOUNT_AIRFLOW_HOME, default <run dir>/airflow)."""
+    home = DagKnobs.from_env().nightly_airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     venv_bin = str(Path(sys.executable).parent)
-    connection = {"conn_type": "spark", "host": spark_master, "extra": {"deploy-mode": "client"}}
+    connection = {"conn_type": "spark", "host": spark_master or settings.spark.spark_master,
+                  "extra": {"deploy-mode": "client"}}
     return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -139,6 +142,7 @@ def days_of(first: dt.date, last: dt.date | None) -> list[dt.date]:
 def run(args: argparse.Namespace) -> int:
     days = days_of(args.date, args.to)
     settings = Settings.from_env()
+    require_reachable(settings, "kafka", "cassandra", "s3")  # not a DAG run of failing retries
     env = airflow_environment(settings, args.spark_master)
     logs = Path(env["AIRFLOW_HOME"]) / "runs"
     logs.mkdir(exist_ok=True)

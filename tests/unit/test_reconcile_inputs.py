@@ -59,13 +59,17 @@ def test_bad_dates_are_refused(text):
         parse_day(text)
 
 
-def test_tolerances_come_from_flags_then_environment_then_defaults():
-    args = argparse.Namespace(billable_abs=None, billable_rel=0.5, nonbillable_abs=None, nonbillable_rel=None)
-    environ = {"VIEWCOUNT_RECONCILE_BILLABLE_REL": "0.9", "VIEWCOUNT_RECONCILE_NONBILLABLE_ABS": "3"}
+def test_tolerances_come_from_flags_then_environment_then_defaults(monkeypatch):
+    flags = {"billable_abs": None, "billable_rel": 0.5, "nonbillable_abs": None, "nonbillable_rel": None}
+    for name in ("BILLABLE_ABS", "NONBILLABLE_REL"):
+        monkeypatch.delenv(f"VIEWCOUNT_RECONCILE_{name}", raising=False)
+    monkeypatch.setenv("VIEWCOUNT_RECONCILE_BILLABLE_REL", "0.9")
+    monkeypatch.setenv("VIEWCOUNT_RECONCILE_NONBILLABLE_ABS", "3")
 
-    assert tolerances_from(args, environ) == Tolerances(0.0, 0.5, 3.0, 0.01)
-    with pytest.raises(UserError, match="VIEWCOUNT_RECONCILE_BILLABLE_ABS"):
-        tolerances_from(args, {"VIEWCOUNT_RECONCILE_BILLABLE_ABS": "-1"})
+    assert tolerances_from(flags) == Tolerances(0.0, 0.5, 3.0, 0.01)
+    monkeypatch.setenv("VIEWCOUNT_RECONCILE_BILLABLE_ABS", "-1")
+    with pytest.raises(UserError, match="VIEWCOUNT_RECONCILE_BILLABLE_ABS must be at least 0, got '-1'"):
+        tolerances_from(flags)
 
 
 def test_a_catalog_csv_is_parsed_and_checked_whole():

@@ -30,8 +30,8 @@ def test_from_env(monkeypatch):
 @pytest.mark.parametrize("name, value, message", [
     ("VIEWCOUNT_MAX_RANGE_DAYS", "week", "must be a number"),
     ("VIEWCOUNT_MAX_RANGE_DAYS", "0", "at least 1"),
-    ("VIEWCOUNT_MAX_TOP_LIMIT", "1001", "between 1 and 1000"),
-    ("VIEWCOUNT_SERVING_CACHE_ENTRIES", "-1", "0 or more"),
+    ("VIEWCOUNT_MAX_TOP_LIMIT", "1001", "must be at most 1000, got .1001."),
+    ("VIEWCOUNT_SERVING_CACHE_ENTRIES", "-1", "must be at least 0"),
     ("VIEWCOUNT_SERVING_TIMEOUT_S", "0", "more than 0"),
 ])
 def test_bad_values_are_user_errors(monkeypatch, name, value, message):

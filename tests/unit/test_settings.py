@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from storage.settings import Settings
+import pytest
+
+from storage.errors import UserError
+from storage.settings import DagKnobs, ReconcileKnobs, Settings
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch, tmp_path):
@@ -52,3 +55,38 @@ def test_generated_credentials_are_read_when_used_not_when_settings_are_made(mon
     assert access_key.startswith("viewcount-") and len(secret_key) >= 24
     ensure_local_credentials(settings)  # once: a second stack up keeps them
     assert settings.s3_credentials() == (access_key, secret_key)
+
+
+def test_tuning_knobs_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VIEWCOUNT_VIEWS_PARTITIONS", "12")
+    monkeypatch.setenv("VIEWCOUNT_SPARK_MASTER", "spark://spark-master:7077")
+    monkeypatch.setenv("VIEWCOUNT_CASSANDRA_CONSISTENCY", "local_one")
+    monkeypatch.setenv("VIEWCOUNT_TOPIC_RETENTION_MS", "")  # empty: the default
+    settings = Settings.from_env()
+    assert settings.topics.views_partitions == 12
+    assert settings.topics.topic_retention_ms == -1
+    assert settings.spark.spark_master == "spark://spark-master:7077"
+    assert settings.cassandra.consistency == "LOCAL_ONE"
+    assert Settings().topics.views_partitions == 6  # made in code: the code's defaults
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("VIEWCOUNT_VIEWS_PARTITIONS", "abc", "VIEWCOUNT_VIEWS_PARTITIONS must be a number, got 'abc'"),
+    ("VIEWCOUNT_DLQ_PARTITIONS", "0", "VIEWCOUNT_DLQ_PARTITIONS must be at least 1, got '0'"),
+    ("VIEWCOUNT_SHUFFLE_PARTITIONS", "2.5", "VIEWCOUNT_SHUFFLE_PARTITIONS must be a number, got '2.5'"),
+    ("VIEWCOUNT_CASSANDRA_CONSISTENCY", "MOST", "VIEWCOUNT_CASSANDRA_CONSISTENCY must be one of 'ANY'"),
+    ("VIEWCOUNT_CASSANDRA_PORT", "90420", r"VIEWCOUNT_CASSANDRA_PORT must be a port number \(1-65535\), got '90420'"),
+])
+def test_a_bad_value_is_one_user_error_naming_its_variable(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match=message):
+        Settings.from_env()
+
+
+def test_the_dag_and_reconcile_knobs_are_checked_too(monkeypatch):
+    monkeypatch.setenv("VIEWCOUNT_DAG_RETRY_DELAY_SECONDS", "soon")
+    with pytest.raises(UserError, match="VIEWCOUNT_DAG_RETRY_DELAY_SECONDS must be a number, got 'soon'"):
+        DagKnobs.from_env()
+    monkeypatch.setenv("VIEWCOUNT_RECONCILE_SHUFFLE_PARTITIONS", "-3")
+    with pytest.raises(UserError, match="VIEWCOUNT_RECONCILE_SHUFFLE_PARTITIONS must be at least 1"):
+        ReconcileKnobs.from_env()
