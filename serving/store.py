@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -25,24 +24,14 @@ from serving.cache import LruCache
 from serving.limits import Limits
 from serving.ranges import UTC, DayWindow
 from storage.cassandra import build_cluster
-from storage.minute_counts import SPEED_TABLE
+from storage.reconciliations import summary_from
+from storage.serving_reads import RECONCILIATION_READ, prepare_reads, prepare_reconciliation_read
 from storage.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import ResponseFuture, Session
 
 RECONNECT_PAUSE_S = 1.0
-# Written by the reconcile layer (migration 0005): the day's summary JSON in `summary`.
-# Until that table exists every day answers "no reconciliation".
-RECONCILIATION_TABLE = "reconciliations"
-STATEMENTS = {
-    "promotion": "SELECT version FROM batch_promotions WHERE day = ?",
-    "speed": f"SELECT minute, views FROM {SPEED_TABLE}"
-             " WHERE video_id = ? AND day = ? AND minute >= ? AND minute < ?",
-    "batch": "SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ? AND version = ?",
-    "top": "SELECT video_id, views FROM batch_top_videos WHERE day = ? AND version = ?",
-    "release": "SELECT release_version FROM system.local",
-}
 
 Minutes = tuple[tuple[dt.datetime, int], ...]  # (UTC minute, views), ascending
 
@@ -102,9 +91,7 @@ class ViewStore:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
         from cassandra.query import tuple_factory
 
-        self._statements = {name: session.prepare(cql) for name, cql in STATEMENTS.items()}
-        for statement in self._statements.values():
-            statement.fetch_size = None  # one page: a partition is at most 1,440 rows
+        self._statements = prepare_reads(session)
         # The default profile (token-aware, configured consistency) answering plain tuples:
         # the driver's default row factory builds a namedtuple class for every result.
         self._profile = session.execution_profile_clone_update(
@@ -187,14 +174,13 @@ class ViewStore:
     async def reconciliation(self, day: dt.date) -> dict | None:
         """The reconcile layer's summary of ``day``; None until that layer writes one."""
         session = await self._ready()
-        keyspace = session.cluster.metadata.keyspaces.get(self.settings.keyspace)
-        if keyspace is None or RECONCILIATION_TABLE not in keyspace.tables:
-            return None
-        if "reconciliation" not in self._statements:
-            self._statements["reconciliation"] = session.prepare(
-                f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?")
-        rows = await self._rows("reconciliation", (day,))
-        return json.loads(rows[0][0]) if rows and rows[0][0] else None
+        if RECONCILIATION_READ not in self._statements:
+            statement = prepare_reconciliation_read(session, self.settings.keyspace)
+            if statement is None:
+                return None
+            self._statements[RECONCILIATION_READ] = statement
+        rows = await self._rows(RECONCILIATION_READ, (day,))
+        return summary_from(rows[0][0] if rows else None)
 
 
 def _rows_future(response: "ResponseFuture") -> asyncio.Future:

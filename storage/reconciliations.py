@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cassandra.cluster import Session
 
+RECONCILIATION_TABLE = "reconciliations"
+SUMMARY_BY_DAY = f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?"
+
 
 def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
     """Store (replace) the day's reconciliation summary; ``summary`` is the contract dict."""
@@ -26,5 +29,10 @@ def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
 
 def read_summary(session: "Session", day: dt.date) -> dict | None:
     """The day's latest reconciliation summary, None when the day was never reconciled."""
-    row = session.execute(session.prepare("SELECT summary FROM reconciliations WHERE day = ?"), (day,)).one()
-    return json.loads(row.summary) if row and row.summary else None
+    row = session.execute(session.prepare(SUMMARY_BY_DAY), (day,)).one()
+    return summary_from(row.summary if row else None)
+
+
+def summary_from(stored: str | None) -> dict | None:
+    """The contract dict of a stored ``summary`` column; None when there is none."""
+    return json.loads(stored) if stored else None

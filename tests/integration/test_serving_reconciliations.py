@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from serving.store import RECONCILIATION_TABLE
+from storage.reconciliations import RECONCILIATION_TABLE
 from tests.integration.test_serving_fixtures import api, base_url, store  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
