@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from storage.kafka_config import client_config
 from storage.settings import Settings
 
@@ -96,19 +94,21 @@ def watermark_offsets(consumer, partition, *, wait_s: float = LEADER_WAIT_S) -> 
     moves or another retriable error passes. A broker that cannot be reached at all raises
     at once: the caller says so better than a wait would."""
     from confluent_kafka import KafkaError, KafkaException
+    from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
     leader_moving = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                      KafkaError.UNKNOWN_TOPIC_OR_PART)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return consumer.get_watermark_offsets(partition, timeout=10)
-        except KafkaException as error:
-            code = error.args[0].code()
-            transient = code in leader_moving or (error.args[0].retriable() and not broker_down(error))
-            if not transient or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+
+    def transient(error: BaseException) -> bool:
+        if not isinstance(error, KafkaException):
+            return False
+        return error.args[0].code() in leader_moving or (error.args[0].retriable() and not broker_down(error))
+
+    @retry(retry=retry_if_exception(transient), wait=wait_fixed(0.2), stop=stop_after_delay(wait_s), reraise=True)
+    def offsets() -> tuple[int, int]:
+        return consumer.get_watermark_offsets(partition, timeout=10)
+
+    return offsets()
 
 
 def broker_down(error) -> bool:

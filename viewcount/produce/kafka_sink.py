@@ -9,11 +9,11 @@ the ones the generator put there.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from tenacity import RetryCallState, retry, retry_if_result, stop_after_delay, wait_fixed
 
 from storage.kafka_config import QUIET_LOGGER
 from storage.topics import broker_down, watermark_offsets
@@ -66,14 +66,16 @@ def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
 def _partition_count(admin: AdminClient, topic: str) -> int:
     """Partitions of a topic that exists; a topic created a moment ago (here or by someone
     else) may be listed without partitions until its metadata has spread: wait for them."""
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
-    while True:
+    def no_partitions_yet(state: RetryCallState) -> int:
+        raise UserError(f"topic {topic!r} has no partitions {CONNECT_TIMEOUT_S} s after its creation")
+
+    @retry(retry=retry_if_result(lambda count: count == 0), wait=wait_fixed(0.2),
+           stop=stop_after_delay(CONNECT_TIMEOUT_S), retry_error_callback=no_partitions_yet)
+    def listed_partitions() -> int:
         listed = admin.list_topics(topic, timeout=CONNECT_TIMEOUT_S).topics.get(topic)
-        if listed is not None and listed.partitions:
-            return len(listed.partitions)
-        if time.monotonic() > deadline:
-            raise UserError(f"topic {topic!r} has no partitions {CONNECT_TIMEOUT_S} s after its creation")
-        time.sleep(0.2)
+        return len(listed.partitions) if listed is not None else 0
+
+    return listed_partitions()
 
 
 def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""One progress line on stderr, rewritten in place on a terminal (a line every 10 s otherwise)."""
+"""Progress of ``viewcount produce`` on stderr: a tqdm bar rewritten in place on a terminal;
+elsewhere (a log file, CI) the same numbers as one plain line every 10 s."""
 
 from __future__ import annotations
 
@@ -6,45 +7,47 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+LOG_EVERY_S = 10.0
 
 
 class Progress:
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
         self._stream = stream or sys.stderr  # resolved now: sys.stderr may be replaced
-        self._in_place = self._stream.isatty()
-        self._every_s = 0.25 if self._in_place else 10.0
         self._started = time.monotonic()
-        self._shown = self._started
+        self._logged = self._started
+        self._bar = (tqdm(total=total, file=self._stream, unit=" events", unit_scale=True,
+                          mininterval=0.25, dynamic_ncols=True, leave=False, desc="produced")
+                     if self._stream.isatty() else None)
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
     def update(self, generated: int, delivered: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._shown < self._every_s:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"acked {delivered:,}", refresh=False)
+            self._bar.update(generated - self._bar.n)  # redrawn at most every 0.25 s
+            if force:
+                self._bar.refresh()
             return
-        self._shown = now
-        rate = generated / max(now - self._started, 1e-9)
-        eta = (self.total - generated) / rate if rate else 0.0
-        line = (f"produced {generated:,}/{self.total:,} ({100 * generated / max(self.total, 1):.0f}%), "
-                f"acked {delivered:,}, {rate:,.0f} events/s, ETA {_duration(eta)}")
-        if self._in_place:
-            self._stream.write(f"\r\x1b[K{line}")
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
+        now = time.monotonic()
+        if force or now - self._logged >= LOG_EVERY_S:
+            self._logged = now
+            meter = tqdm.format_meter(generated, self.total, now - self._started, prefix="produced",
+                                      unit=" events", unit_scale=True, postfix=f"acked {delivered:,}")
+            self._write(meter + "\n")
 
     def clear(self) -> None:
-        if self._in_place:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
+        if self._bar is not None:
+            self._bar.close()  # leave=False: the bar's line is erased
+            self._bar = None
 
     def finish(self, line: str) -> None:
         self.clear()
-        self._stream.write(line + "\n")
+        self._write(line + "\n")
+
+    def _write(self, text: str) -> None:
+        self._stream.write(text)
         self._stream.flush()
