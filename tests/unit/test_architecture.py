@@ -21,7 +21,10 @@ MAY_IMPORT = {
 }
 # counting/ is pure: no I/O, no clients, no clock.
 IMPURE = {"os", "io", "time", "socket", "subprocess", "boto3", "cassandra", "kafka",
-          "confluent_kafka", "requests", "urllib", "pathlib", "datetime.datetime.now"}
+          "confluent_kafka", "requests", "urllib", "pathlib"}
+# Calls that read a clock, whatever they are imported as: datetime's now/utcnow/today,
+# Spark's current_timestamp/current_date/localtimestamp/now/curdate.
+CLOCK_CALLS = {"now", "utcnow", "today", "current_timestamp", "current_date", "localtimestamp", "curdate"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -33,6 +36,18 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def clock_calls(source: str) -> list[str]:
+    """``line: name()`` for every call of a clock in ``source`` (``dt.datetime.now()``,
+    ``F.current_timestamp()``, a bare ``now()``, ...)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+            if name in CLOCK_CALLS:
+                found.append(f"{node.lineno}: {name}()")
+    return found
 
 
 def sources(package: str) -> list[Path]:
@@ -56,6 +71,26 @@ def test_layer_imports_only_what_design_allows(package):
 
 def test_counting_does_no_io():
     assert not imports_where("counting", lambda name: name.split(".")[0] in IMPURE)
+
+
+def test_counting_reads_no_clock():
+    assert not {f"{path.relative_to(ROOT)}:{call}" for path in sources("counting")
+                for call in clock_calls(path.read_text())}
+
+
+@pytest.mark.parametrize("source", [
+    "import datetime as dt\ncutoff = dt.datetime.now(dt.timezone.utc)\n",
+    "from datetime import datetime\ndef f():\n    return datetime.utcnow()\n",
+    "import datetime\nday = datetime.date.today()\n",
+    "from pyspark.sql import functions as F\ncolumn = F.current_timestamp()\n",
+    "from pyspark.sql.functions import now\ncolumn = now()\n",
+])
+def test_the_clock_check_sees_a_clock_call(source):
+    assert clock_calls(source)
+
+
+def test_the_clock_check_passes_time_given_as_an_argument():
+    assert not clock_calls("def is_over(cutoff, now):\n    return now >= cutoff\n")
 
 
 def test_serving_never_imports_spark():
