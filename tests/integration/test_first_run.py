@@ -1,0 +1,92 @@
+"""A newcomer's first run: a run folder that never held a stack.
+
+`viewcount stack up` then generates the local MinIO's credentials and formats Kafka's
+storage. Every command must work on that first try, including one that read its settings
+before `stack up` made them (`viewcount demo` did, and died with NoCredentialsError).
+
+Each test brings up a stack of its own from an empty VIEWCOUNT_HOME on another loopback
+address (127.0.0.2, 127.0.0.3), beside the session's stack on 127.0.0.1, with no AWS
+variables set, and stops it at the end. The downloaded artifacts are shared (their cache is
+outside the run folder), as on a machine where `make` has fetched them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.integration.speed_support import (
+    consume, expected_speed_counts, logged_batches, speed_counts_of,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+INHERITED_OUT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "VIEWCOUNT_KEYSPACE", "VIEWCOUNT_S3_BUCKET",
+                 "VIEWCOUNT_VIEWS_TOPIC", "VIEWCOUNT_DLQ_TOPIC", "VIEWCOUNT_AIRFLOW_HOME")
+
+
+def newcomer_environment(home: Path, address: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in INHERITED_OUT}
+    return {**env, "VIEWCOUNT_HOME": str(home), "VIEWCOUNT_KAFKA_BOOTSTRAP": f"{address}:9092",
+            "VIEWCOUNT_CASSANDRA_HOSTS": address, "VIEWCOUNT_S3_ENDPOINT": f"http://{address}:9000"}
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "viewcount.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def stack_stopped_after(env: dict[str, str]):
+    try:
+        yield
+    finally:
+        cli(env, "stack", "down", timeout=300)
+
+
+def _assert_clean(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+
+
+def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stack, tmp_path):
+    home = tmp_path / "never-held-a-stack"
+    env = newcomer_environment(home, "127.0.0.2")
+    with stack_stopped_after(env):
+        _assert_clean(cli(env, "stack", "up"))
+        assert (home / "credentials.env").is_file()
+        _assert_clean(cli(env, "produce", "--events", "3000", "--seed", "3", "--day", "2026-11-20",
+                          "--videos", "50", "--oracle", str(tmp_path / "oracle")))
+        checkpoint = tmp_path / "counter"
+        speed = cli(env, "speed", "--available-now", "--metrics-port", "0", "--checkpoint", str(checkpoint))
+        _assert_clean(speed)
+        assert "[counter] batch 0:" in speed.stdout + speed.stderr
+
+        settings = replace(stack, kafka_bootstrap="127.0.0.2:9092", cassandra_hosts=("127.0.0.2",),
+                           s3_endpoint="http://127.0.0.2:9000", keyspace="viewcount", views_topic="views",
+                           dlq_topic="views.dlq", run_dir=home, aws_access_key_id=None,
+                           aws_secret_access_key=None)
+        batches = logged_batches(settings, checkpoint / "counts")
+        expected, late_cells = expected_speed_counts(consume(settings, settings.views_topic), batches)
+        assert sum(expected.values()) > 2000
+        assert speed_counts_of(settings, expected.keys() | late_cells.keys()) == expected
+
+
+def test_demo_in_a_run_folder_that_never_held_a_stack(stack, tmp_path):
+    home = tmp_path / "never-held-a-stack"
+    env = newcomer_environment(home, "127.0.0.3")
+    day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).date()
+    with stack_stopped_after(env):
+        demo = cli(env, "demo", "--events", "2000", "--day", day.isoformat(), timeout=1500)
+        _assert_clean(demo)
+    assert "[8/8] the report and the Data Docs" in demo.stderr
+    assert "status pass" in demo.stderr
+    assert "demo finished in" in demo.stderr
+    assert (home / "demo" / "report" / "report.html").is_file()
