@@ -34,17 +34,6 @@ _FRACTION_START = 21  # after the '.' at position 20, when there is a fraction
 _NUMERIC_OFFSET_CHARS = len("+05:30")
 
 
-def fully_matches(text: Column, pattern: str) -> Column:
-    """True when the whole of ``text`` matches ``pattern`` (like Python's re.fullmatch).
-
-    Spark's regexp_like uses Java's find(), where ``$`` also matches before a final line
-    terminator; requiring the match to equal the text closes that gap. NULL for NULL text.
-    Works for any pattern; for a '^...$' pattern of our own, ``whole_text_regex`` gives
-    the same answer with one regex call instead of two.
-    """
-    return F.regexp_like(text, F.lit(pattern)) & (F.regexp_extract(text, pattern, 0) == text)
-
-
 def whole_text_regex(pattern: str) -> str:
     """A '^...$' pattern as a Java regex that regexp_like alone matches exactly like
     Python's re.fullmatch: Java's ``\\z`` is the absolute end, where ``$`` would also

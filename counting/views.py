@@ -18,7 +18,6 @@ from counting.events import valid_events
 
 # Two valid events are the same view when they share all three.
 DEDUPE_KEY = ("video_id", "minute", "event_id")
-MINUTE_COUNT_COLUMNS = ("video_id", "minute", "views")
 # How far behind the newest event time the speed layer still counts (DESIGN: 10 minutes).
 DEFAULT_WATERMARK_DELAY = "10 minutes"
 

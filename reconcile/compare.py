@@ -14,7 +14,6 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 CELL_KEY = ("video_id", "minute")
-COMPARED_COLUMNS = ("video_id", "minute", "speed", "batch", "delta")
 HOURS = range(24)
 
 

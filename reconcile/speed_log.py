@@ -81,11 +81,3 @@ def consumed_ranges(session: "Session", windows: dict[int, tuple[int, int]]) -> 
             if _bucket_may_overlap(first, next_first, windows):
                 found += _ranges(query_id, session.execute(read, (query_id, bucket)), windows)
     return found
-
-
-def consumed_end(ranges: list[ConsumedRange]) -> dict[int, int]:
-    """How far the speed layer has read each partition (the highest end offset logged)."""
-    ends: dict[int, int] = {}
-    for consumed in ranges:
-        ends[consumed.partition] = max(ends.get(consumed.partition, 0), consumed.end)
-    return ends

@@ -168,8 +168,3 @@ class MicrobatchLog:
                 return rows
             rows.extend(found)
             bucket += 1
-
-
-def logged_query_ids(session: "Session", job: str) -> list[str]:
-    return [row.query_id for row in session.execute(
-        "SELECT query_id FROM speed_queries WHERE job = %s", (job,))]

@@ -27,7 +27,6 @@ BATCH_SECONDS = Histogram(
     buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 120),
 )
 LAG = Gauge("viewcount_speed_lag_records", "records behind the end of the topic", ["job", "partition"])
-WATERMARK = Gauge("viewcount_speed_watermark_seconds", "event-time watermark (epoch seconds)", ["job"])
 LATE = Counter("viewcount_speed_late_dropped", "events dropped as behind the watermark", ["job"])
 DUPLICATES = Counter("viewcount_speed_duplicates_dropped", "repeated events dropped", ["job"])
 INVALID = Counter("viewcount_speed_invalid", "records rejected by the counting rules", ["job", "reason"])
