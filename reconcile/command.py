@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import time
 
-from storage.errors import UserError
 from storage.settings import ReconcileKnobs, Settings
 
 from reconcile.tolerances import Tolerances, add_tolerance_arguments, tolerances_from
@@ -65,10 +64,7 @@ def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = 
     settings, knobs, started = Settings.from_env(), ReconcileKnobs.from_env(), time.monotonic()
     prefix = knobs.prefix if prefix is None else prefix
     tolerances = tolerances or tolerances_from({}, knobs)
-    try:
-        session = connect(settings)
-    except Exception as error:  # noqa: BLE001 - the driver raises several kinds; all mean "unreachable"
-        raise UserError(f"cannot reach Cassandra at {','.join(settings.cassandra_hosts)}: {error}") from None
+    session = connect(settings)  # unreachable: the CLI says so in one line (storage.errors.explain)
     spark = None
     try:
         chosen = chosen_version(day, read_versions(session, day), version)
