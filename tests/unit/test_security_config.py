@@ -198,11 +198,12 @@ def test_cassandra_gets_a_password_and_a_verifying_tls_context(env, ca_file):
 
 
 def test_s3_follows_the_endpoint_scheme_and_the_ca_bundle(env, ca_file):
-    settings = env(VIEWCOUNT_S3_ENDPOINT="https://s3.internal:9443", AWS_CA_BUNDLE=ca_file)
+    keys = {"AWS_ACCESS_KEY_ID": "key-id", "AWS_SECRET_ACCESS_KEY": "key-secret"}
+    settings = env(VIEWCOUNT_S3_ENDPOINT="https://s3.internal:9443", AWS_CA_BUNDLE=ca_file, **keys)
     s3 = s3_client(settings)
     assert s3.meta.endpoint_url == "https://s3.internal:9443"
     assert s3._endpoint.http_session._verify == ca_file
     conf = spark_conf(settings, with_connectors=False)
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "https://s3.internal:9443"
-    assert s3_client(env(VIEWCOUNT_S3_ENDPOINT="http://127.0.0.1:9000")).meta.endpoint_url.startswith("http://")
+    assert s3_client(env(VIEWCOUNT_S3_ENDPOINT="http://127.0.0.1:9000", **keys)).meta.endpoint_url.startswith("http://")
