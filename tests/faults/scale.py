@@ -12,8 +12,8 @@ also be set by hand:
 
 | variable | default (CI) | `make soak` | what it sizes |
 |---|---|---|---|
-| VIEWCOUNT_CRASH_EVENTS | 100,000 | 1,000,000 | events produced while the jobs are killed |
-| VIEWCOUNT_CRASH_RATE | 400 | 2,500 | their rate per second (production lasts EVENTS / RATE s) |
+| VIEWCOUNT_CRASH_EVENTS | 40,000 | 1,000,000 | events produced at least (more if the kills take longer) |
+| VIEWCOUNT_CRASH_RATE | 200 | 2,500 | their rate per second |
 | VIEWCOUNT_CRASH_KILLS | 4 | 10 | kill -9 of the counter, and of the archiver |
 | VIEWCOUNT_POISON_RECORDS | 3,000 | 100,000 | hostile records (every kind of hostile.py occurs) |
 | VIEWCOUNT_OUTAGE_EVENTS | 30,000 | 90,000 | events produced around each outage, at 1,000/s |
@@ -33,8 +33,8 @@ def _size(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-CRASH_EVENTS = _size("VIEWCOUNT_CRASH_EVENTS", 100_000)
-CRASH_RATE = _size("VIEWCOUNT_CRASH_RATE", 400)
+CRASH_EVENTS = _size("VIEWCOUNT_CRASH_EVENTS", 40_000)
+CRASH_RATE = _size("VIEWCOUNT_CRASH_RATE", 200)
 # Kills alternate between mid-batch and between batches, so two are the fewest that land
 # on both.
 CRASH_KILLS = _size("VIEWCOUNT_CRASH_KILLS", 4, minimum=2)
