@@ -54,12 +54,16 @@ def _gated(quality) -> str:
         raise AirflowFailException(str(failure)) from None
 
 
-def _connector_jars() -> str:
-    # Paths only: the jars are fetched by `viewcount stack up` / `make artifacts`.
-    from storage.settings import Settings
-    from storage.spark import connector_jars
+def _connector_option(option: str) -> str:
+    """The spark-submit option that brings the connector jars for the connection's master
+    (``storage.spark.submit_options``); the jars are fetched by `viewcount stack up`."""
+    from airflow.sdk import BaseHook
 
-    return ",".join(str(jar) for jar in connector_jars(Settings.from_env()))
+    from storage.settings import Settings
+    from storage.spark import submit_options
+
+    master = BaseHook.get_connection(KNOBS.spark_conn_id).host
+    return submit_options(Settings.from_env(), master).get(option, "")
 
 
 @dag(
@@ -72,7 +76,7 @@ def _connector_jars() -> str:
     tags=["viewcount", "billing", "nightly"],
     doc_md=__doc__,
     # Resolved when the task runs, not when the scheduler parses this file.
-    user_defined_macros={"connector_jars": _connector_jars},
+    user_defined_macros={"connector_option": _connector_option},
 )
 def viewcount_nightly():
     @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
@@ -95,7 +99,8 @@ def viewcount_nightly():
         conn_id=KNOBS.spark_conn_id,
         application=str(PROJECT / "batch_layer" / "job.py"),
         application_args=["--date", DAY],
-        jars="{{ connector_jars() }}",
+        jars="{{ connector_option('jars') }}",
+        driver_class_path="{{ connector_option('driver_class_path') }}",
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
                   "PYTHONPATH": str(PROJECT)},
         name="viewcount-batch",

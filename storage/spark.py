@@ -29,7 +29,23 @@ def connector_jars(settings: Settings) -> list[Path]:
     return jars
 
 
-def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str, str]:
+def is_local(master: str | None) -> bool:
+    return bool(master) and master.startswith("local")
+
+
+def submit_options(settings: Settings, master: str | None) -> dict[str, str]:
+    """How the connector jars reach the JVMs, as spark-submit options (``jars``,
+    ``driver_class_path``). On a local master one JVM is driver and executor, so the jars go
+    on its classpath where they lie; ``--jars`` would first copy them (690 MB, mostly the AWS
+    SDK bundle) into the session's scratch folder, at every start. A cluster's executors
+    need them shipped."""
+    jars = connector_jars(settings)
+    if is_local(master):
+        return {"driver_class_path": os.pathsep.join(str(jar) for jar in jars)}
+    return {"jars": ",".join(str(jar) for jar in jars)}
+
+
+def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str | None = None) -> dict[str, str]:
     """Every Spark setting the project relies on, for builders and spark-submit alike."""
     conf = {
         # Executors' Python workers must run this environment, not whatever python3 is
@@ -61,8 +77,11 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True) -> dict[str,
         conf["spark.hadoop.fs.s3a.access.key"] = access_key
         conf["spark.hadoop.fs.s3a.secret.key"] = secret_key or ""
     if with_connectors:
-        conf["spark.jars"] = ",".join(str(jar) for jar in connector_jars(settings))
+        conf.update({SUBMIT_OPTION_CONF[option]: value for option, value in submit_options(settings, master).items()})
     return conf
+
+
+SUBMIT_OPTION_CONF = {"jars": "spark.jars", "driver_class_path": "spark.driver.extraClassPath"}
 
 
 def scratch_dir(settings: Settings) -> Path:
@@ -96,11 +115,20 @@ def build_session(
     # A session built from Python takes its workers' interpreter from the environment.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
+    submitted = launched_by_spark_submit()
     if master:  # None under spark-submit: its --master decides
         builder = builder.master(master)
-    # On a cluster the cluster manager decides where executors keep their scratch files.
-    local = {"spark.local.dir": str(scratch_dir(settings))} if master and master.startswith("local") else {}
-    conf = {**local, **spark_conf(settings, with_connectors=with_connectors), **(extra_conf or {})}
+    elif submitted:
+        from pyspark import SparkConf
+
+        master = SparkConf().get("spark.master", None)  # what spark-submit was given
+    # On a cluster the cluster manager decides where executors keep their scratch files, and
+    # the driver must be reachable from other hosts; a local session stays on loopback.
+    local = ({"spark.local.dir": str(scratch_dir(settings)), "spark.driver.host": "127.0.0.1",
+              "spark.driver.bindAddress": "127.0.0.1"} if is_local(master) else {})
+    # Under spark-submit its --jars / --driver-class-path brought the connectors already.
+    connectors = with_connectors and not submitted
+    conf = {**local, **spark_conf(settings, with_connectors=connectors, master=master), **(extra_conf or {})}
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

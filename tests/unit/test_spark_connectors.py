@@ -1,0 +1,35 @@
+"""How the connector jars reach Spark: on a local master they go on the one JVM's classpath
+where they lie (no 690 MB copy per session); on a cluster they are shipped with --jars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from storage.settings import Settings
+from storage.spark import spark_conf, submit_options
+
+
+def _settings_with_jars(tmp_path):
+    settings = replace(Settings.from_env(), cache_dir=tmp_path)
+    lib = settings.spark_connectors_home / "lib"
+    lib.mkdir(parents=True)
+    for name in ("bundle.jar", "kafka-clients.jar"):
+        (lib / name).write_bytes(b"")
+    return settings, [str(lib / "bundle.jar"), str(lib / "kafka-clients.jar")]
+
+
+def test_a_local_master_puts_the_jars_on_the_classpath_and_ships_nothing(tmp_path):
+    settings, jars = _settings_with_jars(tmp_path)
+    assert submit_options(settings, "local[2]") == {"driver_class_path": os.pathsep.join(jars)}
+    conf = spark_conf(settings, master="local[2]")
+    assert conf["spark.driver.extraClassPath"] == os.pathsep.join(jars)
+    assert "spark.jars" not in conf
+
+
+def test_a_cluster_master_ships_the_jars(tmp_path):
+    settings, jars = _settings_with_jars(tmp_path)
+    assert submit_options(settings, "spark://10.1.2.3:7077") == {"jars": ",".join(jars)}
+    conf = spark_conf(settings, master="yarn")
+    assert conf["spark.jars"] == ",".join(jars)
+    assert "spark.driver.extraClassPath" not in conf
