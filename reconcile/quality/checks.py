@@ -58,22 +58,34 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
 
 
 def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
+    from pyspark import StorageLevel
+
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
-    records = frames.window_records(spark, settings, day)
-    return _run(day, "archive", settings, [(records, suites.archive_records),
-                                (frames.offsets_per_partition(records), suites.archive_offsets)])
+    # Read from S3 once: each expectation is a Spark job of its own over the same records.
+    records = frames.window_records(spark, settings, day).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return _run(day, "archive", settings, [(records, suites.archive_records),
+                                    (frames.offsets_per_partition(records), suites.archive_offsets)])
+    finally:
+        records.unpersist()
 
 
 def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
+    from pyspark import StorageLevel
+
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
     counts, totals = frames.batch_frames(spark, settings, day)
-    return _run(day, "batch", settings, [(counts, suites.batch_counts), (totals, suites.batch_totals)])
+    counts = counts.persist(StorageLevel.MEMORY_AND_DISK)  # read once for all its expectations
+    try:
+        return _run(day, "batch", settings, [(counts, suites.batch_counts), (totals, suites.batch_totals)])
+    finally:
+        counts.unpersist()
 
 
 def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:
