@@ -5,8 +5,8 @@ storage. Every command must work on that first try, including one that read its 
 before `stack up` made them (`viewcount demo` did, and died with NoCredentialsError).
 
 Each test brings up a stack of its own from an empty VIEWCOUNT_HOME on another loopback
-address (127.0.0.2, 127.0.0.3), beside the session's stack on 127.0.0.1, with no AWS
-variables set, and stops it at the end. The downloaded artifacts are shared (their cache is
+address and other ports (MinIO listens on 127.0.0.1 and ::1 too, whatever address it is
+given), beside the session's stack, with no AWS variables set, and stops it at the end. The downloaded artifacts are shared (their cache is
 outside the run folder), as on a machine where `make` has fetched them.
 """
 
@@ -32,10 +32,13 @@ INHERITED_OUT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "VIEWCOUNT_KEYSPA
                  "VIEWCOUNT_VIEWS_TOPIC", "VIEWCOUNT_DLQ_TOPIC", "VIEWCOUNT_AIRFLOW_HOME")
 
 
-def newcomer_environment(home: Path, address: str) -> dict[str, str]:
+def newcomer_environment(home: Path, address: str, ports: int) -> dict[str, str]:
+    """Kafka on <ports>092, Cassandra on <ports>042, MinIO on <ports>000 (and the next port
+    of each), at `address`."""
     env = {name: value for name, value in os.environ.items() if name not in INHERITED_OUT}
-    return {**env, "VIEWCOUNT_HOME": str(home), "VIEWCOUNT_KAFKA_BOOTSTRAP": f"{address}:9092",
-            "VIEWCOUNT_CASSANDRA_HOSTS": address, "VIEWCOUNT_S3_ENDPOINT": f"http://{address}:9000"}
+    return {**env, "VIEWCOUNT_HOME": str(home), "VIEWCOUNT_KAFKA_BOOTSTRAP": f"{address}:{ports}092",
+            "VIEWCOUNT_CASSANDRA_HOSTS": address, "VIEWCOUNT_CASSANDRA_PORT": f"{ports}042",
+            "VIEWCOUNT_S3_ENDPOINT": f"http://{address}:{ports}000"}
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -58,7 +61,7 @@ def _assert_clean(result: subprocess.CompletedProcess) -> None:
 
 def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stack, tmp_path):
     home = tmp_path / "never-held-a-stack"
-    env = newcomer_environment(home, "127.0.0.2")
+    env = newcomer_environment(home, "127.0.0.2", ports=19)
     with stack_stopped_after(env):
         _assert_clean(cli(env, "stack", "up"))
         assert (home / "credentials.env").is_file()
@@ -69,8 +72,9 @@ def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stac
         _assert_clean(speed)
         assert "[counter] batch 0:" in speed.stdout + speed.stderr
 
-        settings = replace(stack, kafka_bootstrap="127.0.0.2:9092", cassandra_hosts=("127.0.0.2",),
-                           s3_endpoint="http://127.0.0.2:9000", keyspace="viewcount", views_topic="views",
+        settings = replace(stack, kafka_bootstrap="127.0.0.2:19092", cassandra_hosts=("127.0.0.2",),
+                           cassandra_port=19042, s3_endpoint="http://127.0.0.2:19000", keyspace="viewcount",
+                           views_topic="views",
                            dlq_topic="views.dlq", run_dir=home, aws_access_key_id=None,
                            aws_secret_access_key=None)
         batches = logged_batches(settings, checkpoint / "counts")
@@ -81,7 +85,7 @@ def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stac
 
 def test_demo_in_a_run_folder_that_never_held_a_stack(stack, tmp_path):
     home = tmp_path / "never-held-a-stack"
-    env = newcomer_environment(home, "127.0.0.3")
+    env = newcomer_environment(home, "127.0.0.3", ports=29)
     day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).date()
     with stack_stopped_after(env):
         demo = cli(env, "demo", "--events", "2000", "--day", day.isoformat(), timeout=1500)
