@@ -90,3 +90,21 @@ def test_the_dag_and_reconcile_knobs_are_checked_too(monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_RECONCILE_SHUFFLE_PARTITIONS", "-3")
     with pytest.raises(UserError, match="VIEWCOUNT_RECONCILE_SHUFFLE_PARTITIONS must be at least 1"):
         ReconcileKnobs.from_env()
+
+
+def test_a_second_stack_up_keeps_the_first_credentials_even_when_both_saw_none(monkeypatch, tmp_path):
+    """Two `stack up` at once: the one that links its file second keeps the first's pair."""
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.setenv("VIEWCOUNT_HOME", str(tmp_path))
+    settings = Settings.from_env()
+    from infra import servers
+
+    servers.ensure_local_credentials(settings)
+    first = settings.s3_credentials()
+    # The second saw no file before the first wrote it: make its existence check say so.
+    monkeypatch.setattr(type(tmp_path), "is_file", lambda self: False)
+    servers.ensure_local_credentials(settings)
+    monkeypatch.undo()
+    assert settings.s3_credentials() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.env"]
