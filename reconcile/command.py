@@ -37,12 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Spark master (default: VIEWCOUNT_SPARK_MASTER or local[2])")
 
 
-def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs | None = None):
+def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs):
     from storage.spark import build_session
 
     # One day's cells are a few million rows a side at most: a handful of partitions, merged
     # further by adaptive execution, beats the 2 the speed layer's stateful stages use.
-    partitions = (knobs or ReconcileKnobs.from_env()).shuffle_partitions
+    partitions = knobs.shuffle_partitions
     return build_session(
         "viewcount-reconcile", settings, master=master or settings.spark.spark_master,
         extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": str(partitions)},

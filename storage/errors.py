@@ -53,19 +53,20 @@ def _cassandra(error: BaseException, settings: "Settings") -> str | None:
     return None
 
 
-KAFKA_OUTAGE_CODES = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE", "_MSG_TIMED_OUT",
-                      "NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE")
+def kafka_unreachable(bootstrap: str) -> str:
+    return f"Kafka is not reachable at {bootstrap}: {START_STACK} or set VIEWCOUNT_KAFKA_BOOTSTRAP"
 
 
 def _kafka(error: BaseException, settings: "Settings") -> str | None:
-    unreachable = f"Kafka is not reachable at {settings.kafka_bootstrap}: {START_STACK} or set VIEWCOUNT_KAFKA_BOOTSTRAP"
     kind = _kind(error)
     if kind in ("kafka.errors.NoBrokersAvailable", "kafka.errors.KafkaTimeoutError"):
-        return unreachable
-    if kind == "cimpl.KafkaException" or kind == "confluent_kafka.KafkaException":
+        return kafka_unreachable(settings.kafka_bootstrap)
+    if kind in ("cimpl.KafkaException", "confluent_kafka.KafkaException"):
+        from storage.topics import broker_down
+
+        if broker_down(error):
+            return kafka_unreachable(settings.kafka_bootstrap)
         code = error.args[0].name() if error.args and hasattr(error.args[0], "name") else ""
-        if code in KAFKA_OUTAGE_CODES:
-            return unreachable
         if code in ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL"):
             return (f"Kafka at {settings.kafka_bootstrap} refused the connection's credentials or TLS: "
                     "check the VIEWCOUNT_KAFKA_SECURITY_PROTOCOL, _SASL_* and _SSL_* variables")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 
 from storage.errors import START_STACK, UserError
-from storage.settings import Settings, _host_port
+from storage.settings import Settings
 
 VARIABLES = {"kafka": "VIEWCOUNT_KAFKA_BOOTSTRAP", "cassandra": "VIEWCOUNT_CASSANDRA_HOSTS",
              "s3": "VIEWCOUNT_S3_ENDPOINT"}
@@ -28,7 +28,7 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
 def addresses(settings: Settings, server: str) -> list[tuple[str, int]]:
     """Every address a client of `server` may use (any one answering is enough)."""
     if server == "kafka":
-        return [_host_port(part.strip(), 9092) for part in settings.kafka_bootstrap.split(",") if part.strip()]
+        return settings.kafka_addresses
     if server == "cassandra":
         return [(host, settings.cassandra_port) for host in settings.cassandra_hosts]
     return [settings.s3_address]

@@ -180,9 +180,13 @@ class Settings:
         return self.cache_dir / f"spark-connectors-{SPARK_VERSION}-hadoop{HADOOP_VERSION}"
 
     @property
+    def kafka_addresses(self) -> list[tuple[str, int]]:
+        """Every (host, port) of the bootstrap list."""
+        return [_host_port(part.strip(), 9092) for part in self.kafka_bootstrap.split(",") if part.strip()]
+
+    @property
     def kafka_address(self) -> tuple[str, int]:
-        first = self.kafka_bootstrap.split(",")[0].strip()
-        return _host_port(first, 9092)
+        return self.kafka_addresses[0]
 
     @property
     def s3_address(self) -> tuple[str, int]:

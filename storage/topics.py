@@ -115,4 +115,5 @@ def broker_down(error) -> bool:
     """True for a KafkaException that says no broker could be reached at all."""
     from confluent_kafka import KafkaError
 
-    return error.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN)
+    return error.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
+                                    KafkaError._RESOLVE)

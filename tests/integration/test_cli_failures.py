@@ -125,8 +125,9 @@ def test_a_port_that_is_taken_is_one_line(stack, tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in line and "in use" in line
 
 
-def test_a_defect_keeps_its_traceback(tmp_path):
-    """Only operational failures are shortened: an unexpected error is a bug to report."""
+def test_only_operational_failures_are_explained(tmp_path):
+    """Only operational failures are shortened: an unexpected error (explained as None) is
+    a bug to report, and the CLI re-raises it with its traceback."""
     from storage.errors import explain
     from storage.settings import Settings
 

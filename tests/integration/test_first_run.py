@@ -17,10 +17,11 @@ import os
 import subprocess
 import sys
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from storage.settings import Settings
 
 from tests.integration.speed_support import (
     consume, expected_speed_counts, logged_batches, speed_counts_of,
@@ -46,6 +47,15 @@ def cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.Com
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def settings_of(env: dict[str, str], monkeypatch) -> Settings:
+    """The settings the commands run with `env` read (the newcomer's stack)."""
+    for name in set(os.environ) - set(env):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
 @contextmanager
 def stack_stopped_after(env: dict[str, str]):
     try:
@@ -59,7 +69,7 @@ def _assert_clean(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stderr, result.stderr[-4000:]
 
 
-def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stack, tmp_path):
+def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stack, tmp_path, monkeypatch):
     home = tmp_path / "never-held-a-stack"
     env = newcomer_environment(home, "127.0.0.2", ports=19)
     with stack_stopped_after(env):
@@ -72,11 +82,7 @@ def test_stack_up_produce_and_speed_in_a_run_folder_that_never_held_a_stack(stac
         _assert_clean(speed)
         assert "[counter] batch 0:" in speed.stdout + speed.stderr
 
-        settings = replace(stack, kafka_bootstrap="127.0.0.2:19092", cassandra_hosts=("127.0.0.2",),
-                           cassandra_port=19042, s3_endpoint="http://127.0.0.2:19000", keyspace="viewcount",
-                           views_topic="views",
-                           dlq_topic="views.dlq", run_dir=home, aws_access_key_id=None,
-                           aws_secret_access_key=None)
+        settings = settings_of(env, monkeypatch)
         batches = logged_batches(settings, checkpoint / "counts")
         expected, late_cells = expected_speed_counts(consume(settings, settings.views_topic), batches)
         assert sum(expected.values()) > 2000

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from tenacity import RetryCallState, retry, retry_if_result, stop_after_delay, wait_fixed
 
+from storage.errors import kafka_unreachable
 from storage.kafka_config import QUIET_LOGGER
 from storage.topics import broker_down, watermark_offsets
 from viewcount.errors import UserError
@@ -40,8 +41,7 @@ CONNECT_TIMEOUT_S = 10
 
 
 def _unreachable(kafka: dict) -> UserError:
-    return UserError(f"Kafka is not reachable at {kafka['bootstrap.servers']}: start it with "
-                     "`viewcount stack up` (or point VIEWCOUNT_KAFKA_BOOTSTRAP at a running broker)")
+    return UserError(kafka_unreachable(kafka["bootstrap.servers"]))
 
 
 def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
