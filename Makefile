@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 artifacts: venv system-deps
-	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from storage.settings import Settings; ensure_all(Settings.from_env().cache_dir)'
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from storage.settings import Settings; ensure_all(Settings.from_env())'
 
 demo: venv system-deps
 	$(VENV)/bin/viewcount demo

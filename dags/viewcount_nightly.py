@@ -54,9 +54,10 @@ def _gated(quality) -> str:
         raise AirflowFailException(str(failure)) from None
 
 
-def _connector_option(option: str) -> str:
-    """The spark-submit option that brings the connector jars for the connection's master
-    (``storage.spark.submit_options``); the jars are fetched by `viewcount stack up`."""
+def _submit_option(option: str) -> str:
+    """A spark-submit option for the connection's master (``storage.spark.submit_options``):
+    how the connector jars, fetched by `viewcount stack up`, reach the JVMs, and on a local
+    master the class-data archive it built; empty when the master needs none."""
     from airflow.sdk import BaseHook
 
     from storage.settings import Settings
@@ -76,7 +77,7 @@ def _connector_option(option: str) -> str:
     tags=["viewcount", "billing", "nightly"],
     doc_md=__doc__,
     # Resolved when the task runs, not when the scheduler parses this file.
-    user_defined_macros={"connector_option": _connector_option},
+    user_defined_macros={"submit_option": _submit_option},
 )
 def viewcount_nightly():
     @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
@@ -99,8 +100,9 @@ def viewcount_nightly():
         conn_id=KNOBS.spark_conn_id,
         application=str(PROJECT / "batch_layer" / "job.py"),
         application_args=["--date", DAY],
-        jars="{{ connector_option('jars') }}",
-        driver_class_path="{{ connector_option('driver_class_path') }}",
+        jars="{{ submit_option('jars') }}",
+        driver_class_path="{{ submit_option('driver_class_path') }}",
+        conf={"spark.driver.extraJavaOptions": "{{ submit_option('driver_java_options') }}"},
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
                   "PYTHONPATH": str(PROJECT)},
         name="viewcount-batch",

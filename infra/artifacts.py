@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.errors import UserError
-from storage.settings import HADOOP_VERSION, SPARK_VERSION
+from storage.settings import HADOOP_VERSION, SPARK_VERSION, Settings
 
 KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.9"
@@ -140,9 +140,13 @@ MINIO = GoBinary("minio", MINIO_MODULE, MINIO_VERSION)
 ALL_BUNDLES = (KAFKA, CASSANDRA, SPARK_CONNECTORS)
 
 
-def ensure_all(cache_dir: Path) -> None:
-    """Fetch everything the stack and Spark need; a no-op when the cache is warm."""
+def ensure_all(settings: Settings) -> None:
+    """Fetch everything the stack and Spark need, and build the local Spark drivers'
+    class-data archive from them; a no-op when the cache is warm."""
+    from storage.spark_classes import ensure_class_archive
+
     require_tool("java", "install a Java 17 runtime (apt-get install -y openjdk-17-jre-headless)")
     for bundle in ALL_BUNDLES:
-        bundle.ensure(cache_dir)
-    MINIO.ensure(cache_dir)
+        bundle.ensure(settings.cache_dir)
+    MINIO.ensure(settings.cache_dir)
+    ensure_class_archive(settings)

@@ -105,7 +105,7 @@ def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, floa
 def up(settings: Settings) -> None:
     began = time.monotonic()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    artifacts.ensure_all(settings.cache_dir)
+    artifacts.ensure_all(settings)
     pending = {}
     for server in all_servers(settings):
         pid = running_pid(server)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from storage.errors import UserError
 from storage.settings import Settings, SparkKnobs, launched_by_spark_submit
+from storage.spark_classes import driver_java_options
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,13 +36,16 @@ def is_local(master: str | None) -> bool:
 
 def submit_options(settings: Settings, master: str | None) -> dict[str, str]:
     """How the connector jars reach the JVMs, as spark-submit options (``jars``,
-    ``driver_class_path``). On a local master one JVM is driver and executor, so the jars go
-    on its classpath where they lie; ``--jars`` would first copy them (690 MB, mostly the AWS
-    SDK bundle) into the session's scratch folder, at every start. A cluster's executors
-    need them shipped."""
+    ``driver_class_path``, ``driver_java_options``). On a local master one JVM is driver and
+    executor, so the jars go on its classpath where they lie; ``--jars`` would first copy
+    them (690 MB, mostly the AWS SDK bundle) into the session's scratch folder, at every
+    start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
+    was built. A cluster's executors need the jars shipped."""
     jars = connector_jars(settings)
     if is_local(master):
-        return {"driver_class_path": os.pathsep.join(str(jar) for jar in jars)}
+        options = {"driver_class_path": os.pathsep.join(str(jar) for jar in jars)}
+        java_options = driver_java_options(settings)  # the class-data archive, once built
+        return options | ({"driver_java_options": java_options} if java_options else {})
     return {"jars": ",".join(str(jar) for jar in jars)}
 
 
@@ -81,7 +85,8 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str 
     return conf
 
 
-SUBMIT_OPTION_CONF = {"jars": "spark.jars", "driver_class_path": "spark.driver.extraClassPath"}
+SUBMIT_OPTION_CONF = {"jars": "spark.jars", "driver_class_path": "spark.driver.extraClassPath",
+                      "driver_java_options": "spark.driver.extraJavaOptions"}
 
 
 def scratch_dir(settings: Settings) -> Path:

@@ -17,7 +17,7 @@ also be set by hand:
 | VIEWCOUNT_CRASH_KILLS | 4 | 10 | kill -9 of the counter, and of the archiver |
 | VIEWCOUNT_POISON_RECORDS | 3,000 | 100,000 | hostile records (every kind of hostile.py occurs) |
 | VIEWCOUNT_OUTAGE_EVENTS | 30,000 | 90,000 | events produced around each outage, at 1,000/s |
-| VIEWCOUNT_ORCHESTRATION_RERUN_DAYS | 1 | 3 | days of the backfill run a second time |
+| VIEWCOUNT_ORCHESTRATION_RERUN_DAYS | 1 | 2 | days of the backfill run a second time |
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ CRASH_RATE = _size("VIEWCOUNT_CRASH_RATE", 200)
 CRASH_KILLS = _size("VIEWCOUNT_CRASH_KILLS", 4, minimum=2)
 POISON_RECORDS = _size("VIEWCOUNT_POISON_RECORDS", 3_000, minimum=100)
 OUTAGE_EVENTS = _size("VIEWCOUNT_OUTAGE_EVENTS", 30_000, minimum=10_000)
-# The rerun always includes the day whose batch was killed; 3 reruns the whole backfill.
+# The rerun always includes the day whose batch was killed; 2 reruns the whole backfill.
 ORCHESTRATION_RERUN_DAYS = _size("VIEWCOUNT_ORCHESTRATION_RERUN_DAYS", 1)
 
 SOAK = {
@@ -49,7 +49,7 @@ SOAK = {
     "VIEWCOUNT_CRASH_KILLS": 10,
     "VIEWCOUNT_POISON_RECORDS": 100_000,
     "VIEWCOUNT_OUTAGE_EVENTS": 90_000,
-    "VIEWCOUNT_ORCHESTRATION_RERUN_DAYS": 3,
+    "VIEWCOUNT_ORCHESTRATION_RERUN_DAYS": 2,
 }
 
 

@@ -39,6 +39,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 MID_BATCH, BETWEEN_BATCHES = "mid-batch", "between batches"
 AIM_S = 60  # how long a kill waits for the moment it aims at before it kills anyway
+# How far into a batch a mid-batch kill goes, at most: a counter batch at the CI rate can
+# commit in well under a second.
+MID_BATCH_DELAY_S = 0.3
 CHUNK_S = 30  # production runs in producers of this many seconds each, one after another
 
 BATCH_LINE = re.compile(rb"^\[(counter|archiver)\] batch \d+:", re.MULTILINE)
@@ -56,6 +59,22 @@ def _moment(checkpoint: Path) -> str:
     """Mid-batch while the offset log holds a batch the commit log does not yet."""
     planned, committed = _newest_batch(checkpoint / "offsets"), _newest_batch(checkpoint / "commits")
     return MID_BATCH if planned > committed else BETWEEN_BATCHES
+
+
+def _await_moment(checkpoint: Path, aim: str, chance: random.Random) -> None:
+    """Wait (at most AIM_S) until the job is at the aimed moment. Mid-batch, also go a
+    random way into the batch; a small batch can commit within that delay, and then the
+    next batch is aimed at instead, so the kill does not land between batches by luck."""
+    deadline = time.monotonic() + AIM_S
+    while time.monotonic() < deadline:
+        if _moment(checkpoint) != aim:
+            time.sleep(0.01)
+            continue
+        if aim == BETWEEN_BATCHES:
+            return
+        time.sleep(chance.uniform(0, MID_BATCH_DELAY_S))
+        if _moment(checkpoint) == MID_BATCH:
+            return
 
 
 class Production(threading.Thread):
@@ -91,7 +110,7 @@ def _crash_repeatedly(env, log, checkpoint: Path, job_args: list[str], seed: int
                       kills: list[tuple]) -> None:
     """KILLS times: start the job, let it finish at least one more micro-batch (so every
     run makes progress and the kill falls among real batches), then kill -9 it with its
-    JVM, alternately a random 0-1 s into a batch and just after a batch was committed.
+    JVM, alternately a random 0-0.3 s into a batch and just after a batch was committed.
     Records (when, where it landed, whether events were still being produced)."""
     chance = random.Random(seed)
     for number in range(KILLS):
@@ -103,11 +122,7 @@ def _crash_repeatedly(env, log, checkpoint: Path, job_args: list[str], seed: int
             assert job.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the job made no progress in 300 s"
             time.sleep(0.2)
-        deadline = time.monotonic() + AIM_S
-        while _moment(checkpoint) != aim and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if aim == MID_BATCH:
-            time.sleep(chance.uniform(0, 1))
+        _await_moment(checkpoint, aim, chance)
         assert job.poll() is None, log.read_text()[-3000:]
         kill_hard(job)
         kills.append((time.monotonic(), _moment(checkpoint), production.producing))

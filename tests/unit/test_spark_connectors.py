@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 from storage.settings import Settings
 from storage.spark import spark_conf, submit_options
@@ -33,3 +34,28 @@ def test_a_cluster_master_ships_the_jars(tmp_path):
     conf = spark_conf(settings, master="yarn")
     assert conf["spark.jars"] == ",".join(jars)
     assert "spark.driver.extraClassPath" not in conf
+
+
+def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
+    from storage.spark_classes import class_archive
+
+    settings, _ = _settings_with_jars(tmp_path)
+    assert "driver_java_options" not in submit_options(settings, "local[2]")
+    assert "spark.driver.extraJavaOptions" not in spark_conf(settings, master="local[2]")
+    archive = class_archive(settings)
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"")
+    option = f"-XX:SharedArchiveFile={archive}"
+    assert submit_options(settings, "local[2]")["driver_java_options"] == option
+    assert spark_conf(settings, master="local[2]")["spark.driver.extraJavaOptions"] == option
+    assert "spark.driver.extraJavaOptions" not in spark_conf(settings, master="yarn")
+
+
+def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
+    from storage.spark_classes import class_archive
+
+    settings, jars = _settings_with_jars(tmp_path)
+    before = class_archive(settings)
+    assert class_archive(settings) == before
+    Path(jars[0]).write_bytes(b"another version")
+    assert class_archive(settings) != before
