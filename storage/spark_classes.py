@@ -33,6 +33,7 @@ from storage.settings import Settings
 
 # A few minutes at most on a loaded 2-core machine; a training run that takes longer is stuck.
 TRAINING_TIMEOUT_S = 600
+ARCHIVES_KEPT = 3  # ~180 MB each
 
 
 def _class_path_digest(settings: Settings) -> str:
@@ -79,9 +80,11 @@ def ensure_class_archive(settings: Settings) -> Path:
         draft.unlink(missing_ok=True)
         raise UserError(f"building the Spark class-data archive failed; see {log}")
     os.replace(draft, archive)
-    for stale in archive.parent.glob("driver-*.jsa"):  # archives of replaced jars or runtimes
-        if stale != archive:
-            stale.unlink(missing_ok=True)
+    # Archives of replaced jars or runtimes: keep a few (several checkouts, each with its
+    # own virtualenv, may share the cache), remove the oldest.
+    kept = sorted(archive.parent.glob("driver-*.jsa"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for stale in kept[ARCHIVES_KEPT:]:
+        stale.unlink(missing_ok=True)
     return archive
 
 

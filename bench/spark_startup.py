@@ -1,0 +1,68 @@
+"""Start-up of a local Spark driver with and without the class-data archive, in turn.
+
+Each round starts two fresh Python processes one after the other, each building the
+session every job builds (``storage.spark.build_session``: local[2], the connector jars)
+and running one small aggregation: one with the archive ``storage.spark_classes`` built
+(`viewcount stack up` / `make artifacts`), the reference with it turned off
+(``spark.driver.extraJavaOptions`` empty). Prints the session and first-job times of
+each, and the ratio of the totals, per round and for the median.
+
+    .venv/bin/python bench/spark_startup.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+CHILD = """
+import json, sys, time
+began = time.monotonic()
+from storage.settings import Settings
+from storage.spark import build_session
+extra = {} if sys.argv[1] == "archive" else {"spark.driver.extraJavaOptions": ""}
+spark = build_session("bench-startup", Settings.from_env(), extra_conf=extra)
+session = time.monotonic()
+spark.range(200_000).selectExpr("id % 100 AS k").groupBy("k").count().collect()
+print(json.dumps({"session": session - began, "job": time.monotonic() - session,
+                  "options": spark.sparkContext.getConf().get("spark.driver.extraJavaOptions", "")}))
+"""
+
+
+def _one(mode: str) -> dict:
+    started = time.monotonic()
+    output = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    figures["process"] = time.monotonic() - started
+    return figures
+
+
+def main() -> None:
+    from storage.settings import Settings
+    from storage.spark_classes import class_archive
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    archive = class_archive(Settings.from_env())
+    if not archive.is_file():
+        sys.exit(f"no class-data archive at {archive}: run `make artifacts` (or `viewcount stack up`) first")
+    ratios = []
+    for number in range(1, args.rounds + 1):
+        ours, reference = _one("archive"), _one("reference")
+        if "SharedArchiveFile" not in ours["options"] or "SharedArchiveFile" in reference["options"]:
+            sys.exit("the archive option was not where it belongs; nothing measured")
+        ratio = (ours["session"] + ours["job"]) / (reference["session"] + reference["job"])
+        ratios.append(ratio)
+        print(f"round {number}: archive session {ours['session']:.1f} s + first job {ours['job']:.1f} s; "
+              f"without session {reference['session']:.1f} s + first job {reference['job']:.1f} s; "
+              f"ratio {ratio:.2f}", flush=True)
+    print(f"median ratio (archive / without) over {args.rounds} rounds: {statistics.median(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
