@@ -102,9 +102,10 @@ def viewcount_nightly():
         application_args=["--date", DAY],
         jars="{{ submit_option('jars') }}",
         driver_class_path="{{ submit_option('driver_class_path') }}",
-        conf={"spark.driver.extraJavaOptions": "{{ submit_option('driver_java_options') }}"},
+        # The driver JVM's options through spark-submit's environment, not --conf: on a
+        # master that needs none, an empty --conf would override the cluster's own defaults.
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-                  "PYTHONPATH": str(PROJECT)},
+                  "PYTHONPATH": str(PROJECT), "SPARK_SUBMIT_OPTS": "{{ submit_option('driver_java_options') }}"},
         name="viewcount-batch",
     )
 

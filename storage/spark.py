@@ -85,8 +85,10 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str 
     return conf
 
 
+# The archive goes in the driver's default options, which Spark puts before its extra
+# options: a user's own spark.driver.extraJavaOptions (a truststore, say) keeps working.
 SUBMIT_OPTION_CONF = {"jars": "spark.jars", "driver_class_path": "spark.driver.extraClassPath",
-                      "driver_java_options": "spark.driver.extraJavaOptions"}
+                      "driver_java_options": "spark.driver.defaultJavaOptions"}
 
 
 def scratch_dir(settings: Settings) -> Path:

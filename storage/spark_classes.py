@@ -40,9 +40,10 @@ def _class_path_digest(settings: Settings) -> str:
     """Names, sizes and times of every jar a local driver loads, and the Java runtime."""
     import pyspark
 
+    from storage.spark import connector_jars
+
     java = shutil.which("java")
-    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
-    jars += sorted((settings.spark_connectors_home / "lib").glob("*.jar"))
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar")) + connector_jars(settings)
     digest = hashlib.sha256(f"{pyspark.__version__}\n{Path(java).resolve() if java else ''}\n".encode())
     for jar in jars:
         stat = jar.stat()
@@ -74,11 +75,14 @@ def ensure_class_archive(settings: Settings) -> Path:
     log = settings.cache_dir / "logs" / "spark-class-archive.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as output:
-        process = subprocess.run([sys.executable, "-m", "storage.spark_classes", str(draft)],
-                                 stdout=output, stderr=subprocess.STDOUT, timeout=TRAINING_TIMEOUT_S)
-    if process.returncode != 0 or not draft.is_file():
+        try:
+            returncode = subprocess.run([sys.executable, "-m", "storage.spark_classes", str(draft)],
+                                        stdout=output, stderr=subprocess.STDOUT, timeout=TRAINING_TIMEOUT_S).returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    if returncode != 0 or not draft.is_file():
         draft.unlink(missing_ok=True)
-        raise UserError(f"building the Spark class-data archive failed; see {log}")
+        raise UserError(f"building the Spark class-data archive failed or took over {TRAINING_TIMEOUT_S} s; see {log}")
     os.replace(draft, archive)
     # Archives of replaced jars or runtimes: keep a few (several checkouts, each with its
     # own virtualenv, may share the cache), remove the oldest.

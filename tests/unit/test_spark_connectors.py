@@ -41,14 +41,14 @@ def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
 
     settings, _ = _settings_with_jars(tmp_path)
     assert "driver_java_options" not in submit_options(settings, "local[2]")
-    assert "spark.driver.extraJavaOptions" not in spark_conf(settings, master="local[2]")
+    assert "spark.driver.defaultJavaOptions" not in spark_conf(settings, master="local[2]")
     archive = class_archive(settings)
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"")
     option = f"-XX:SharedArchiveFile={archive}"
     assert submit_options(settings, "local[2]")["driver_java_options"] == option
-    assert spark_conf(settings, master="local[2]")["spark.driver.extraJavaOptions"] == option
-    assert "spark.driver.extraJavaOptions" not in spark_conf(settings, master="yarn")
+    assert spark_conf(settings, master="local[2]")["spark.driver.defaultJavaOptions"] == option
+    assert "spark.driver.defaultJavaOptions" not in spark_conf(settings, master="yarn")
 
 
 def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
