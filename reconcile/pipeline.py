@@ -78,8 +78,11 @@ def _archive(spark: "SparkSession", settings: Settings, session: "Session", wind
 
 def _classified(spark: "SparkSession", settings: Settings, session: "Session", window: Window,
                 divergent: "DataFrame", kafka: dict, archived: "DataFrame",
-                completeness: list["PartitionCompleteness"]) -> "DataFrame":
-    """The divergent cells with their cause, proven from the events behind them."""
+                completeness: list["PartitionCompleteness"]) -> tuple["DataFrame", "DataFrame"]:
+    """The divergent cells with their cause, proven from the events behind them, and the
+    persisted per-occurrence status they were proven from (the caller unpersists it)."""
+    from pyspark.sql import functions as F
+
     from reconcile.causes import classify
     from reconcile.consumption import CELL, cell_evidence, occurrence_status, ranges_frame
     from reconcile.evidence import gap_records, occurrences
@@ -90,9 +93,11 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     gaps = [gap for partition in completeness for gap in partition.gaps]
     cells = divergent.select(*CELL)
     events = occurrences(archived, gap_records(spark, settings, gaps), window).join(
-        cells, on=list(CELL), how="left_semi")
-    evidence = cell_evidence(occurrence_status(events, ranges_frame(spark, ranges)))
-    return classify(divergent, evidence)
+        F.broadcast(cells), on=list(CELL), how="left_semi")
+    # The evidence reads the divergent cells' occurrences in several branches: parse the
+    # window's records once, keep the few rows they leave.
+    status = occurrence_status(events, ranges_frame(spark, ranges)).persist()
+    return classify(divergent, cell_evidence(status)), status
 
 
 def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session", version: BatchVersion,
@@ -113,10 +118,12 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
     say(day, f"archive vs Kafka: {len(completeness)} partitions, {gaps:,} gaps ({time.monotonic() - started:.1f} s)")
     figures = Figures()
     if totals.cells_divergent:
-        classified = _classified(spark, settings, session, window, divergent, kafka, archived, completeness)
+        classified, status = _classified(spark, settings, session, window, divergent, kafka, archived,
+                                         completeness)
         billed = bill(classified, read_catalog(spark, settings), tolerances).persist()
         figures = figures_of(billed)
         billed.unpersist()
+        status.unpersist()
         causes = ", ".join(f"{name} {count:,}" for name, count in figures.causes.items() if count)
         say(day, f"causes: {causes} ({time.monotonic() - started:.1f} s)")
     divergent.unpersist()

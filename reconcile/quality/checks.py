@@ -1,10 +1,10 @@
 """The nightly run's data-quality gates for day D, with their inputs read from the stack.
 
-- ``validate_archive``: the raw records of D's arrival window (schema, no null Kafka
-  coordinates, no record twice) and, per Kafka partition, offsets without holes;
-- ``validate_batch``: the newest complete batch version of D (no null or duplicate keys,
-  counts >= 1, ids well formed) and its total against the distinct valid events of D,
-  recounted from the archive with ``counting``;
+- ``validate_archive``: the raw records of D's arrival window (schema) and, per Kafka
+  partition, Kafka coordinates present and offsets without holes or repeats;
+- ``validate_batch``: the newest complete batch version of D (no missing field or
+  duplicate key, counts >= 1, ids well formed) and its total against the distinct valid
+  events of D, recounted from the archive with ``counting``;
 - ``validate_reconciliation``: the summary's divergences and figures agree.
 
 Each returns a ``Quality`` whose Data Docs are published to S3 beside the day's report;
@@ -58,34 +58,22 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
 
 
 def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
-    from pyspark import StorageLevel
-
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
-    # Read from S3 once: each expectation is a Spark job of its own over the same records.
-    records = frames.window_records(spark, settings, day).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        return _run(day, "archive", settings, [(records, suites.archive_records),
-                                    (frames.offsets_per_partition(records), suites.archive_offsets)])
-    finally:
-        records.unpersist()
+    records = frames.window_records(spark, settings, day)
+    return _run(day, "archive", settings, [(records, suites.archive_records),
+                                (frames.offsets_per_partition(records), suites.archive_offsets)])
 
 
 def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
-    from pyspark import StorageLevel
-
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings)
-    counts, totals = frames.batch_frames(spark, settings, day)
-    counts = counts.persist(StorageLevel.MEMORY_AND_DISK)  # read once for all its expectations
-    try:
-        return _run(day, "batch", settings, [(counts, suites.batch_counts), (totals, suites.batch_totals)])
-    finally:
-        counts.unpersist()
+    profile, totals = frames.batch_frames(spark, settings, day)
+    return _run(day, "batch", settings, [(profile, suites.batch_counts), (totals, suites.batch_totals)])
 
 
 def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:

@@ -31,15 +31,37 @@ def window_records(spark: "SparkSession", settings: Settings, day: dt.date) -> "
             .filter((arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))))
 
 
-def offsets_per_partition(records: "DataFrame") -> "DataFrame":
-    """One row per (topic, Kafka partition): records, distinct offsets, last - first + 1."""
+def offsets_per_partition(records: "DataFrame") -> "pd.DataFrame":
+    """One row per (topic, Kafka partition) of the records, computed in one Spark pass and
+    checked on the driver: records, distinct offsets, last - first + 1, and the records
+    whose offset or arrival time is missing. A NULL topic or partition is a row of its own."""
     from pyspark.sql import functions as F
 
     return records.groupBy("topic", "partition").agg(
         F.count(F.lit(1)).alias("records"),
         F.count_distinct("offset").alias("distinct_offsets"),
         (F.max("offset") - F.min("offset") + 1).alias("offset_span"),
-    )
+        F.count_if(F.col("offset").isNull() | F.col("kafka_timestamp").isNull()).alias("missing_coordinates"),
+    ).toPandas()
+
+
+def counts_profile(counts: "DataFrame") -> "pd.DataFrame":
+    """One row over a version's minute counts, in one Spark pass: cells, distinct
+    (video_id, minute) keys, cells with a missing field, the smallest count, the ids that
+    are not well formed, and the total views."""
+    from pyspark.sql import functions as F
+
+    from counting.events import is_valid_video_id
+
+    missing = F.col("video_id").isNull() | F.col("minute").isNull() | F.col("views").isNull()
+    return counts.agg(
+        F.count(F.lit(1)).alias("cells"),
+        F.count_distinct("video_id", "minute").alias("distinct_cells"),
+        F.count_if(missing).alias("missing_fields"),
+        F.min("views").alias("min_views"),
+        F.count_if(~is_valid_video_id(F.col("video_id"))).alias("malformed_video_ids"),
+        F.coalesce(F.sum("views"), F.lit(0)).alias("total_views"),
+    ).toPandas()
 
 
 def distinct_valid_events(records: "DataFrame", day: dt.date) -> int:
@@ -60,9 +82,10 @@ def distinct_valid_events(records: "DataFrame", day: dt.date) -> int:
     return events.agg(F.count_distinct(*DEDUPE_KEY).alias("events")).first().events
 
 
-def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tuple["DataFrame", "DataFrame"]:
-    """The newest complete version's minute counts, and one row of its totals."""
-    from pyspark.sql import functions as F
+def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """The newest complete version: the profile of its minute counts, and one row of its
+    totals beside the distinct valid events recounted from the archive."""
+    import pandas as pd
 
     from storage.batch_results import COMPLETE, read_versions
     from storage.cassandra import connect
@@ -75,13 +98,12 @@ def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tup
     if not complete:
         raise UserError(f"no complete batch version of {day}: run `viewcount batch --date {day}` first")
     newest = max(complete, key=lambda version: version.version)
-    counts = spark.read.parquet(newest.parquet_uri)
-    total = counts.agg(F.coalesce(F.sum("views"), F.lit(0)).alias("total")).first().total
+    profile = counts_profile(spark.read.parquet(newest.parquet_uri))
     recount = distinct_valid_events(window_records(spark, settings, day), day)
-    totals = spark.createDataFrame(
-        [(newest.version, int(total), int(newest.total_views or 0), int(recount))],
-        "version int, total_views long, recorded_total_views long, distinct_valid_events long")
-    return counts.select("video_id", "minute", "views"), totals
+    totals = pd.DataFrame([{"version": newest.version, "total_views": int(profile["total_views"].iloc[0]),
+                            "recorded_total_views": int(newest.total_views or 0),
+                            "distinct_valid_events": int(recount)}])
+    return profile, totals
 
 
 def reconciliation_frames(summary: dict) -> tuple["pd.DataFrame", "pd.DataFrame"]:

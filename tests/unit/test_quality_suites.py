@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pyspark.sql import functions as F
 
 from reconcile.quality import frames, suites
 from reconcile.quality.validate import QualityRun
@@ -25,7 +26,7 @@ def _archive(spark, offsets: list[tuple[int, int]]):
         rows, "topic string, partition int, offset bigint, kafka_timestamp timestamp, key binary, value binary")
 
 
-def test_archive_suites_pass_on_contiguous_offsets_and_block_on_a_hole_or_a_repeat(spark, run):
+def test_archive_suites_pass_on_contiguous_offsets_and_block_on_a_hole_a_repeat_or_a_missing_offset(spark, run):
     good = _archive(spark, [(0, 5), (0, 6), (0, 7), (1, 0), (1, 1)])
     assert run.validate(good, suites.archive_records()).success
     assert run.validate(frames.offsets_per_partition(good), suites.archive_offsets()).success
@@ -35,17 +36,42 @@ def test_archive_suites_pass_on_contiguous_offsets_and_block_on_a_hole_or_a_repe
     assert result.blocking and any("offset_span" in failure for failure in result.critical_failed)
 
     repeat = _archive(spark, [(0, 5), (0, 5), (0, 6)])
-    assert run.validate(repeat, suites.archive_records()).blocking
+    result = run.validate(frames.offsets_per_partition(repeat), suites.archive_offsets())
+    assert result.blocking and any("distinct_offsets" in failure for failure in result.critical_failed)
+
+    missing = _archive(spark, [(0, 5), (0, None), (0, 6)])
+    result = run.validate(frames.offsets_per_partition(missing), suites.archive_offsets())
+    assert result.blocking and any("missing_coordinates" in failure for failure in result.critical_failed)
 
 
-def test_batch_counts_block_on_duplicate_keys_and_zero_views(spark, run):
+def test_the_archive_schema_blocks_a_column_of_the_wrong_type(spark, run):
+    wrong = _archive(spark, [(0, 5)]).withColumn("offset", F.col("offset").cast("string"))
+    result = run.validate(wrong, suites.archive_records())
+    assert result.blocking and any("offset" in failure for failure in result.critical_failed)
+
+
+def _counts(spark, rows):
+    return spark.createDataFrame(rows, "video_id string, minute timestamp, views bigint")
+
+
+def test_batch_counts_block_on_duplicate_keys_zero_views_missing_fields_and_bad_ids(spark, run):
     minute = dt.datetime(2026, 11, 20, 10, 1)
-    schema = "video_id string, minute timestamp, views bigint"
-    good = spark.createDataFrame([("v-1", minute, 3), ("v-2", minute, 1)], schema)
+    good = frames.counts_profile(_counts(spark, [("v-1", minute, 3), ("v-2", minute, 1)]))
     assert run.validate(good, suites.batch_counts()).success
-    bad = spark.createDataFrame([("v-1", minute, 3), ("v-1", minute, 0)], schema)
+    assert int(good["total_views"].iloc[0]) == 4
+
+    bad = frames.counts_profile(_counts(spark, [("v-1", minute, 3), ("v-1", minute, 0)]))
     result = run.validate(bad, suites.batch_counts())
-    assert result.blocking and len(result.critical_failed) == 2
+    assert result.blocking and len(result.critical_failed) == 2  # the repeated key, the zero count
+
+    odd = frames.counts_profile(_counts(spark, [("v 1", minute, 3), ("v-2", None, 1)]))
+    failed = run.validate(odd, suites.batch_counts()).critical_failed
+    # A cell without a minute has no key either: it also leaves the distinct keys short.
+    assert [f.split("(")[1].split(")")[0] for f in failed] == ["missing_fields", "malformed_video_ids",
+                                                                "cells vs distinct_cells"]
+
+    empty = frames.counts_profile(_counts(spark, []))
+    assert run.validate(empty, suites.batch_counts()).success  # a day without views is valid
 
 
 def _summary(**changes) -> dict:
