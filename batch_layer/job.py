@@ -77,7 +77,8 @@ def _session(settings: Settings, master: str | None) -> "SparkSession":
 
     partitions = str(settings.spark.batch_shuffle_partitions)
     return build_session("viewcount-batch", settings, master=job_master(master, settings),
-                         extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": partitions})
+                         extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": partitions},
+                         short_lived=True)
 
 
 def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness",

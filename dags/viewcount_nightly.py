@@ -57,14 +57,15 @@ def _gated(quality) -> str:
 def _submit_option(option: str) -> str:
     """A spark-submit option for the connection's master (``storage.spark.submit_options``):
     how the connector jars, fetched by `viewcount stack up`, reach the JVMs, and on a local
-    master the class-data archive it built; empty when the master needs none."""
+    master the class-data archive it built and the quick compiler of a short-lived job (the
+    batch); empty when the master needs none."""
     from airflow.sdk import BaseHook
 
     from storage.settings import Settings
     from storage.spark import submit_options
 
     master = BaseHook.get_connection(KNOBS.spark_conn_id).host
-    return submit_options(Settings.from_env(), master).get(option, "")
+    return submit_options(Settings.from_env(), master, short_lived=True).get(option, "")
 
 
 @dag(

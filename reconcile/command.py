@@ -46,6 +46,7 @@ def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs):
     return build_session(
         "viewcount-reconcile", settings, master=master or settings.spark.spark_master,
         extra_conf={"spark.driver.memory": "2g", "spark.sql.shuffle.partitions": str(partitions)},
+        short_lived=True,
     )
 
 

@@ -34,22 +34,24 @@ def is_local(master: str | None) -> bool:
     return bool(master) and master.startswith("local")
 
 
-def submit_options(settings: Settings, master: str | None) -> dict[str, str]:
+def submit_options(settings: Settings, master: str | None, *, short_lived: bool = False) -> dict[str, str]:
     """How the connector jars reach the JVMs, as spark-submit options (``jars``,
     ``driver_class_path``, ``driver_java_options``). On a local master one JVM is driver and
     executor, so the jars go on its classpath where they lie; ``--jars`` would first copy
     them (690 MB, mostly the AWS SDK bundle) into the session's scratch folder, at every
     start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
-    was built. A cluster's executors need the jars shipped."""
+    was built, and for a ``short_lived`` job (one of the nightly's: each query runs about
+    once) the JVM's quick compiler only. A cluster's executors need the jars shipped."""
     jars = connector_jars(settings)
     if is_local(master):
         options = {"driver_class_path": os.pathsep.join(str(jar) for jar in jars)}
-        java_options = driver_java_options(settings)  # the class-data archive, once built
+        java_options = driver_java_options(settings, short_lived=short_lived)
         return options | ({"driver_java_options": java_options} if java_options else {})
     return {"jars": ",".join(str(jar) for jar in jars)}
 
 
-def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str | None = None) -> dict[str, str]:
+def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str | None = None,
+               short_lived: bool = False) -> dict[str, str]:
     """Every Spark setting the project relies on, for builders and spark-submit alike."""
     conf = {
         # Executors' Python workers must run this environment, not whatever python3 is
@@ -81,7 +83,7 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str 
         conf["spark.hadoop.fs.s3a.access.key"] = access_key
         conf["spark.hadoop.fs.s3a.secret.key"] = secret_key or ""
     if with_connectors:
-        conf.update({SUBMIT_OPTION_CONF[option]: value for option, value in submit_options(settings, master).items()})
+        conf.update({SUBMIT_OPTION_CONF[option]: value for option, value in submit_options(settings, master, short_lived=short_lived).items()})
     return conf
 
 
@@ -115,7 +117,11 @@ def build_session(
     master: str | None = "local[2]",
     with_connectors: bool = True,
     extra_conf: dict[str, str] | None = None,
+    short_lived: bool = False,
 ) -> "SparkSession":
+    """The session of this process (``getOrCreate``). ``short_lived``: a nightly job whose
+    queries run about once (``submit_options``); it matters only to the first session of a
+    process, the one that starts the JVM."""
     from pyspark.sql import SparkSession
 
     settings = settings or Settings.from_env()
@@ -135,7 +141,7 @@ def build_session(
               "spark.driver.bindAddress": "127.0.0.1"} if is_local(master) else {})
     # Under spark-submit its --jars / --driver-class-path brought the connectors already.
     connectors = with_connectors and not submitted
-    conf = {**local, **spark_conf(settings, with_connectors=connectors, master=master), **(extra_conf or {})}
+    conf = {**local, **spark_conf(settings, with_connectors=connectors, master=master, short_lived=short_lived), **(extra_conf or {})}
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

@@ -61,7 +61,7 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
-    spark = build_session("viewcount-quality", settings)
+    spark = build_session("viewcount-quality", settings, short_lived=True)
     records = frames.window_records(spark, settings, day)
     return _run(day, "archive", settings, [(records, suites.archive_records),
                                 (frames.offsets_per_partition(records), suites.archive_offsets)])
@@ -71,7 +71,7 @@ def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
-    spark = build_session("viewcount-quality", settings)
+    spark = build_session("viewcount-quality", settings, short_lived=True)
     profile, totals = frames.batch_frames(spark, settings, day)
     return _run(day, "batch", settings, [(profile, suites.batch_counts), (totals, suites.batch_totals)])
 

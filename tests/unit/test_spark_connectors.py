@@ -59,3 +59,16 @@ def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
     assert class_archive(settings) == before
     Path(jars[0]).write_bytes(b"another version")
     assert class_archive(settings) != before
+
+
+def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless_told_otherwise(tmp_path):
+    from storage.settings import SparkKnobs
+    from storage.spark_classes import QUICK_JIT
+
+    settings, _ = _settings_with_jars(tmp_path)
+    assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == QUICK_JIT
+    assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == QUICK_JIT
+    assert "driver_java_options" not in submit_options(settings, "local[2]")  # streaming jobs: both compilers
+    assert "driver_java_options" not in submit_options(settings, "yarn", short_lived=True)
+    both = replace(settings, spark=SparkKnobs(quick_jit=False))
+    assert "driver_java_options" not in submit_options(both, "local[2]", short_lived=True)
