@@ -12,6 +12,7 @@ in a gap. ``in_archive`` tells the two apart.
 
 from __future__ import annotations
 
+import functools
 import json
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -83,6 +84,31 @@ def _countable(records: DataFrame, window: Window, in_archive: bool) -> DataFram
     )
 
 
-def occurrences(archived: DataFrame, from_kafka: DataFrame, window: Window) -> DataFrame:
-    """OCCURRENCE_COLUMNS of every countable record of day D in the window."""
-    return _countable(archived, window, True).unionByName(_countable(from_kafka, window, False))
+# Past this many videos the pre-filter's condition costs more than the parse it saves.
+MAX_NAMED_VIDEOS = 200
+
+
+def naming_any_of(videos: list[str]) -> Column | None:
+    """True for every record whose value could be a view of one of ``videos``: its JSON
+    text holds the id literally or, written with escapes, a backslash. A superset of their
+    occurrences, cheap to test before ``parse_events``; None when there are too many."""
+    if not videos or len(videos) > MAX_NAMED_VIDEOS:
+        return None
+    text = F.col("value").cast("string")
+    condition = text.contains("\\")
+    for video in videos:
+        condition = condition | text.contains(video)
+    return condition
+
+
+def occurrences(archived: DataFrame, from_kafka: DataFrame | None, window: Window,
+                videos: list[str] | None = None) -> DataFrame:
+    """OCCURRENCE_COLUMNS of every countable record of day D in the window (``from_kafka``:
+    records read back at the archive's gaps, None when it has none). With ``videos``, every
+    occurrence of those videos and perhaps a few others: records that cannot name one of
+    them are not parsed."""
+    sources = [(archived, True)] + ([(from_kafka, False)] if from_kafka is not None else [])
+    named = naming_any_of(videos or [])
+    frames = [_countable(records if named is None else records.filter(named), window, in_archive)
+              for records, in_archive in sources]
+    return functools.reduce(DataFrame.unionByName, frames)

@@ -92,7 +92,9 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window")
     gaps = [gap for partition in completeness for gap in partition.gaps]
     cells = divergent.select(*CELL)
-    events = occurrences(archived, gap_records(spark, settings, gaps), window).join(
+    videos = [row.video_id for row in cells.select("video_id").distinct().collect()]
+    from_kafka = gap_records(spark, settings, gaps) if gaps else None
+    events = occurrences(archived, from_kafka, window, videos).join(
         F.broadcast(cells), on=list(CELL), how="left_semi")
     # The evidence reads the divergent cells' occurrences in several branches: parse the
     # window's records once, keep the few rows they leave.

@@ -110,3 +110,26 @@ def test_an_event_before_1970_is_late_even_in_the_first_batch(spark):
 
     assert {row.event_id: (row.consumed, row.counted) for row in rows} == {
         "old": (True, False), "epoch": (True, False), "new": (True, True)}
+
+
+def test_naming_the_divergent_videos_parses_fewer_records_and_finds_every_occurrence_of_them(spark):
+    from pyspark.sql import functions as F
+
+    from counting.window import BatchWindow
+    from reconcile.evidence import naming_any_of, occurrences
+    from tests.unit.test_batch_recompute import RECORDS, at, archive_rows
+
+    # v1 written with an escape: its JSON text does not hold "v1" literally.
+    escaped = (2, 9, at(0, 11, 0), b'{"event_id": "e9", "video_id": "\\u0076\\u0031", "event_time": "2026-11-25T11:00:00Z"}')
+    records = archive_rows(spark, RECORDS + [escaped])
+    window = BatchWindow(escaped[2].date())
+    everything = occurrences(records, None, window)
+    named = occurrences(records, None, window, ["v1"])
+
+    def of_v1(frame):
+        return sorted(tuple(row) for row in frame.filter(F.col("video_id") == "v1").collect())
+
+    assert ("e9",) in {(row.event_id,) for row in everything.filter(F.col("video_id") == "v1").collect()}
+    assert of_v1(named) == of_v1(everything)
+    assert records.filter(naming_any_of(["v1"])).count() < records.count()  # v2, v3 are not parsed
+    assert naming_any_of([f"v{index}" for index in range(1000)]) is None  # too many: parse all
