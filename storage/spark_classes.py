@@ -56,17 +56,10 @@ def class_archive(settings: Settings) -> Path:
     return settings.cache_dir / "spark-classes" / f"driver-{_class_path_digest(settings)}.jsa"
 
 
-QUICK_JIT = "-XX:TieredStopAtLevel=1"
-
-
-def driver_java_options(settings: Settings, *, short_lived: bool = False) -> str:
-    """The local driver's JVM options: the archive when it has been built, and for a
-    short-lived job (``settings.spark.quick_jit``) the quick compiler only; else none."""
+def driver_java_options(settings: Settings) -> str:
+    """The local driver's JVM options: the archive when it has been built, else none."""
     archive = class_archive(settings)
-    options = [f"-XX:SharedArchiveFile={archive}"] if archive.is_file() else []
-    if short_lived and settings.spark.quick_jit:
-        options.append(QUICK_JIT)
-    return " ".join(options)
+    return f"-XX:SharedArchiveFile={archive}" if archive.is_file() else ""
 
 
 def ensure_class_archive(settings: Settings) -> Path:

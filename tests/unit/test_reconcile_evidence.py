@@ -120,7 +120,8 @@ def test_naming_the_divergent_videos_parses_fewer_records_and_finds_every_occurr
     from tests.unit.test_batch_recompute import RECORDS, at, archive_rows
 
     # v1 written with an escape: its JSON text does not hold "v1" literally.
-    escaped = (2, 9, at(0, 11, 0), b'{"event_id": "e9", "video_id": "\\u0076\\u0031", "event_time": "2026-11-25T11:00:00Z"}')
+    escaped = (2, 9, at(0, 11, 0),
+               b'{"event_id": "e9", "video_id": "\\u0076\\u0031", "event_time": "2026-11-25T11:00:00Z"}')
     records = archive_rows(spark, RECORDS + [escaped])
     window = BatchWindow(escaped[2].date())
     everything = occurrences(records, None, window)

@@ -63,7 +63,7 @@ def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
 
 def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless_told_otherwise(tmp_path):
     from storage.settings import SparkKnobs
-    from storage.spark_classes import QUICK_JIT
+    from storage.spark import QUICK_JIT
 
     settings, _ = _settings_with_jars(tmp_path)
     assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == QUICK_JIT
