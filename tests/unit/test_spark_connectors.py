@@ -22,7 +22,8 @@ def _settings_with_jars(tmp_path):
 
 def test_a_local_master_puts_the_jars_on_the_classpath_and_ships_nothing(tmp_path):
     settings, jars = _settings_with_jars(tmp_path)
-    assert submit_options(settings, "local[2]") == {"driver_class_path": os.pathsep.join(jars)}
+    assert submit_options(settings, "local[2]")["driver_class_path"] == os.pathsep.join(jars)
+    assert "jars" not in submit_options(settings, "local[2]")
     conf = spark_conf(settings, master="local[2]")
     assert conf["spark.driver.extraClassPath"] == os.pathsep.join(jars)
     assert "spark.jars" not in conf
@@ -30,25 +31,27 @@ def test_a_local_master_puts_the_jars_on_the_classpath_and_ships_nothing(tmp_pat
 
 def test_a_cluster_master_ships_the_jars(tmp_path):
     settings, jars = _settings_with_jars(tmp_path)
-    assert submit_options(settings, "spark://10.1.2.3:7077") == {"jars": ",".join(jars)}
+    assert submit_options(settings, "spark://10.1.2.3:7077")["jars"] == ",".join(jars)
+    assert "driver_class_path" not in submit_options(settings, "spark://10.1.2.3:7077")
     conf = spark_conf(settings, master="yarn")
     assert conf["spark.jars"] == ",".join(jars)
     assert "spark.driver.extraClassPath" not in conf
 
 
 def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
+    from storage.spark import JVM_OUTPUT_TO_STDERR
     from storage.spark_classes import class_archive
 
     settings, _ = _settings_with_jars(tmp_path)
-    assert "driver_java_options" not in submit_options(settings, "local[2]")
-    assert "spark.driver.defaultJavaOptions" not in spark_conf(settings, master="local[2]")
+    assert "SharedArchiveFile" not in submit_options(settings, "local[2]")["driver_java_options"]
+    assert "SharedArchiveFile" not in spark_conf(settings, master="local[2]")["spark.driver.defaultJavaOptions"]
     archive = class_archive(settings)
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"")
-    option = f"-XX:SharedArchiveFile={archive}"
+    option = f"{JVM_OUTPUT_TO_STDERR} -XX:SharedArchiveFile={archive}"
     assert submit_options(settings, "local[2]")["driver_java_options"] == option
     assert spark_conf(settings, master="local[2]")["spark.driver.defaultJavaOptions"] == option
-    assert "spark.driver.defaultJavaOptions" not in spark_conf(settings, master="yarn")
+    assert spark_conf(settings, master="yarn")["spark.driver.defaultJavaOptions"] == JVM_OUTPUT_TO_STDERR
 
 
 def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
@@ -63,12 +66,37 @@ def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
 
 def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless_told_otherwise(tmp_path):
     from storage.settings import SparkKnobs
-    from storage.spark import QUICK_JIT
+    from storage.spark import JVM_OUTPUT_TO_STDERR, QUICK_JIT
 
     settings, _ = _settings_with_jars(tmp_path)
-    assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == QUICK_JIT
-    assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == QUICK_JIT
-    assert "driver_java_options" not in submit_options(settings, "local[2]")  # streaming jobs: both compilers
-    assert "driver_java_options" not in submit_options(settings, "yarn", short_lived=True)
+    quick = f"{JVM_OUTPUT_TO_STDERR} {QUICK_JIT}"
+    assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == quick
+    assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == quick
+    # streaming jobs and cluster masters: both compilers
+    assert submit_options(settings, "local[2]")["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+    assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
     both = replace(settings, spark=SparkKnobs(quick_jit=False))
-    assert "driver_java_options" not in submit_options(both, "local[2]", short_lived=True)
+    assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+
+
+def test_the_quick_compiler_keeps_a_code_cache_a_driver_does_not_fill():
+    """C1 alone defaults to a 48 MB code cache; a reconcile filled it, the JVM stopped
+    compiling and printed so on the command's standard output (its ``--json`` result)."""
+    import subprocess
+
+    from storage.spark import JVM_OUTPUT_TO_STDERR, QUICK_JIT
+
+    flags = subprocess.run(["java", *QUICK_JIT.split(), "-XX:+PrintFlagsFinal", "-version"],
+                           capture_output=True, text=True, check=True).stdout
+    size = next(int(line.split("=")[1].split()[0]) for line in flags.splitlines()
+                if line.split()[1:2] == ["ReservedCodeCacheSize"])
+    assert size >= 240 * 1024 * 1024
+    # The JVM's own output goes to standard error only: its unified log's warnings (large
+    # pages asked for where none are configured) and its console prints (the code cache).
+    noisy = ["-XX:+UseLargePages", "-XX:+PrintCodeCache", "-version"]
+    plain = subprocess.run(["java", *noisy], capture_output=True, text=True)
+    assert "nmethods" in plain.stdout  # where the JVM writes by default
+    kept = subprocess.run(["java", *JVM_OUTPUT_TO_STDERR.split(), *noisy], capture_output=True, text=True)
+    assert kept.returncode == 0 and kept.stdout == "", kept.stdout
+    assert "nmethods" in kept.stderr
+    assert ("[warning][pagesize]" in plain.stdout) == ("[warning][pagesize]" in kept.stderr)
