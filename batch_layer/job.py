@@ -87,11 +87,9 @@ def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: 
     files are checked against archive_hours (a cheap pass: no value bytes are read)."""
     from batch_layer.completeness import file_gaps, refusal
     from batch_layer.recompute import count_day, events_in_window, tally_archive
-    from storage.archive import existing_hour_paths, read_archive
+    from storage.archive import read_archive_hours
 
-    hours = window.hours()
-    paths = existing_hour_paths(spark, root, hours)
-    records = read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
+    records = read_archive_hours(spark, root, window.hours())  # the tallies count what lies outside the window too
     tallies = tally_archive(records, window)
     gaps = file_gaps(completeness.spans, tallies.by_partition)
     if gaps and not allow_gaps:

@@ -9,8 +9,8 @@ Three steps, all built from ``counting``:
   its own Kafka timestamp; the caller caches the result, since both the counts and the
   statistics read it (cheaper than parsing twice, and than ``observe``, which measured
   at twice the CPU of the whole count);
-- ``count_day``: ``valid_events``, the minutes of D, ``drop_duplicate_events`` over the
-  whole day, ``count_per_minute``.
+- ``count_day``: ``counting.day.countable_for_day`` (valid events of the minutes of D),
+  ``drop_duplicate_events`` over the whole day, ``count_per_minute``.
 
 The steps only a batch may take (sort, limit) are here, named for what they give:
 ``top_videos_by_views``.
@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from collections.abc import Callable
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from counting.events import parse_events, valid_events
+from counting.day import (
+    arrived_before_window, arrived_in_window, arrived_past_cutoff, countable_for_day, falls_in_day)
+from counting.events import parse_events
 from counting.reasons import REASONS
 from counting.views import count_per_minute, drop_duplicate_events
 from storage.batch_results import BatchStats
@@ -54,8 +56,8 @@ def tally_archive(records: DataFrame, window: BatchWindow) -> ArchiveTallies:
         F.count(F.lit(1)).alias("records"),
         F.min("offset").alias("first"),
         F.max("offset").alias("last"),
-        F.count_if(arrival < F.lit(window.start)).alias("before_window"),
-        F.count_if(arrival >= F.lit(window.cutoff)).alias("past_cutoff"),
+        F.count_if(arrived_before_window(window, arrival)).alias("before_window"),
+        F.count_if(arrived_past_cutoff(window, arrival)).alias("past_cutoff"),
     ).collect()
     return ArchiveTallies(
         by_partition={row.partition: (row.records, row.first, row.last) for row in rows},
@@ -67,17 +69,12 @@ def tally_archive(records: DataFrame, window: BatchWindow) -> ArchiveTallies:
 def events_in_window(records: DataFrame, window: BatchWindow) -> DataFrame:
     """Parsed events (video_id, event_id, event_time, reason) of the window's arrivals."""
     arrival = F.col("kafka_timestamp")
-    is_in_window = (arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))
     return (
-        records.filter(is_in_window)
+        records.filter(arrived_in_window(window, arrival))
         .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
         .transform(parse_events())
         .select("video_id", "event_id", "event_time", "reason")
     )
-
-
-def _is_in_day(window: BatchWindow) -> Column:
-    return (F.col("event_time") >= F.lit(window.day_start)) & (F.col("event_time") < F.lit(window.day_end))
 
 
 def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
@@ -85,8 +82,7 @@ def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
 
     def count(events: DataFrame) -> DataFrame:
         return (
-            events.transform(valid_events)
-            .filter(_is_in_day(window))
+            events.transform(countable_for_day(window))
             .transform(drop_duplicate_events)
             .transform(count_per_minute)
         )
@@ -99,8 +95,8 @@ def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, win
     is_valid = F.col("reason").isNull()
     read = events.agg(
         F.count(F.lit(1)).alias("events_read"),
-        F.count_if(is_valid & ~_is_in_day(window)).alias("other_days"),
-        F.count_if(is_valid & _is_in_day(window)).alias("valid_in_day"),
+        F.count_if(is_valid & ~falls_in_day(window)).alias("other_days"),
+        F.count_if(is_valid & falls_in_day(window)).alias("valid_in_day"),
         *[F.count_if(F.col("reason") == reason).alias(reason) for reason in REASONS],
     ).first()
     totals = counts.agg(

@@ -2,7 +2,7 @@
 
 A version is identified by its input fingerprint: the arrival window and cutoff, the
 archive offsets read per Kafka partition, the gaps accepted, and the counting rules (a
-hash of the ``counting`` modules' source and of this layer's recompute). Two runs with
+hash of every ``counting`` module's source and of this layer's recompute). Two runs with
 the same fingerprint compute the same rows, so a rerun rewrites its version instead of
 adding one; any change of input or rules gives the next number.
 """
@@ -10,8 +10,11 @@ adding one; any change of input or rules gives the next number.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
+import pkgutil
+from types import ModuleType
 
 from storage.batch_results import COMPLETE, BatchVersion
 
@@ -19,17 +22,21 @@ from batch_layer.completeness import Completeness
 from counting.window import BatchWindow
 
 
-def rules_version() -> str:
-    """A hash of the source of every module that decides what counts."""
-    import counting.event_time
-    import counting.events
-    import counting.reasons
-    import counting.views
+def rule_modules() -> list[ModuleType]:
+    """Every module that decides what counts: each module of ``counting`` (found, not
+    listed, so a new rule file is covered the day it is added) and this layer's recompute."""
+    import counting
 
     from batch_layer import recompute
 
+    names = sorted(module.name for module in pkgutil.iter_modules(counting.__path__))
+    return [importlib.import_module(f"counting.{name}") for name in names] + [recompute]
+
+
+def rules_version() -> str:
+    """A hash of the source of every module that decides what counts (``rule_modules``)."""
     digest = hashlib.sha256()
-    for module in (counting.reasons, counting.event_time, counting.events, counting.views, recompute):
+    for module in rule_modules():
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:16]
 

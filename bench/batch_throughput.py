@@ -121,7 +121,7 @@ def _jvm_cpu_seconds(spark) -> float | None:
 def time_batch(path: Path) -> tuple[float, float | None, int, int]:
     from batch_layer.recompute import (
         count_day, day_stats, events_in_window, tally_archive, top_videos_by_views)
-    from storage.archive import existing_hour_paths, read_archive
+    from storage.archive import read_archive_hours
     from counting.window import BatchWindow
     from storage.spark import build_session
 
@@ -130,8 +130,7 @@ def time_batch(path: Path) -> tuple[float, float | None, int, int]:
     try:
         window, root = BatchWindow(DAY), f"file://{path}"
         started, cpu_started = time.perf_counter(), _jvm_cpu_seconds(spark)
-        paths = existing_hour_paths(spark, root, window.hours())
-        records = read_archive(spark, root, list(paths.values()))
+        records = read_archive_hours(spark, root, window.hours())
         tallies = tally_archive(records, window)  # what the job checks against archive_hours
         events = events_in_window(records, window).persist()
         counts = events.transform(count_day(window)).persist()

@@ -17,9 +17,10 @@ import json
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from counting.day import arrived_in_window, countable_for_day
 from counting.event_time import event_minute
-from counting.events import parse_events, valid_events
-from storage.archive import archive_schema, existing_hour_paths, read_archive
+from counting.events import parse_events
+from storage.archive import archive_schema, read_window
 from storage.kafka_config import spark_options
 from storage.settings import Settings
 
@@ -27,18 +28,6 @@ from reconcile.completeness import Gap
 from counting.window import BatchWindow as Window
 
 OCCURRENCE_COLUMNS = ("video_id", "minute", "event_id", "partition", "offset", "event_time_us", "in_archive")
-
-
-def _arrived_in(window: Window, arrival: Column) -> Column:
-    return (arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))
-
-
-def window_archive(spark: SparkSession, root: str, window: Window) -> DataFrame:
-    """Archive rows (archive_schema()) that arrived inside the window."""
-    hours = window.hours()
-    paths = existing_hour_paths(spark, root, hours)
-    rows = read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
-    return rows.filter(_arrived_in(window, F.col("kafka_timestamp")))
 
 
 def _in_gap(gaps: list[Gap]) -> Column:
@@ -73,12 +62,12 @@ def gap_records(spark: SparkSession, settings: Settings, gaps: list[Gap]) -> Dat
 
 
 def _countable(records: DataFrame, window: Window, in_archive: bool) -> DataFrame:
-    is_in_day = (F.col("event_time") >= F.lit(window.day_start)) & (F.col("event_time") < F.lit(window.day_end))
+    arrival = F.col("kafka_timestamp")
     return (
-        records.select("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"), "key", "value")
+        records.filter(arrived_in_window(window, arrival))
+        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
         .transform(parse_events())
-        .transform(valid_events)
-        .filter(is_in_day & _arrived_in(window, F.col("kafka_timestamp")))
+        .transform(countable_for_day(window))
         .select("video_id", event_minute(F.col("event_time")).alias("minute"), "event_id", "partition",
                 "offset", F.unix_micros("event_time").alias("event_time_us"), F.lit(in_archive).alias("in_archive"))
     )

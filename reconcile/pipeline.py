@@ -64,13 +64,12 @@ class Locations:
 
 
 def _archive(spark: "SparkSession", settings: Settings, session: "Session", window: Window):
-    from storage.archive import archive_path
+    from storage.archive import archive_path, read_window
 
     from reconcile.completeness import archive_hours_records, check_archive, kafka_window_offsets
-    from reconcile.evidence import window_archive
 
     kafka = kafka_window_offsets(settings, window)
-    archived = window_archive(spark, archive_path(settings), window)
+    archived = read_window(spark, archive_path(settings), window)
     completeness = check_archive(archived.select("partition", "offset"), kafka,
                                  archive_hours_records(session, settings.views_topic, window))
     return kafka, archived, completeness

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
     from pyspark.sql import DataFrame, SparkSession
 
+    from counting.window import BatchWindow
+
 PARTITION_COLUMNS = ("arrival_date", "arrival_hour", "batch_id")
 # The archive columns counting needs (the archiver writes these and more), as
 # (name, Spark SQL type); ``archive_schema()`` builds the StructType.
@@ -135,6 +137,22 @@ def existing_hour_paths(spark: "SparkSession", root: str, hours: list[Hour]) -> 
             if hour_date == date and f"arrival_hour={hour}" in names:
                 found[(date, hour)] = f"{root}/arrival_date={date}/arrival_hour={hour}"
     return found
+
+
+def read_archive_hours(spark: "SparkSession", root: str, hours: list[Hour]) -> "DataFrame":
+    """Every archived record of these arrival hours (those that have a folder)."""
+    paths = existing_hour_paths(spark, root, hours)
+    return read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
+
+
+def read_window(spark: "SparkSession", root: str, window: "BatchWindow") -> "DataFrame":
+    """The archived records that arrived in the batch window of day D
+    (``counting.day.arrived_in_window``): what the batch of D counts from."""
+    from pyspark.sql import functions as F
+
+    from counting.day import arrived_in_window
+
+    return read_archive_hours(spark, root, window.hours()).filter(arrived_in_window(window, F.col("kafka_timestamp")))
 
 
 def read_archive(spark: "SparkSession", root: str, paths: list[str]) -> "DataFrame":

@@ -13,22 +13,17 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+    from counting.window import BatchWindow
+
 CAUSES = ("late", "duplicate", "missing_in_speed", "missing_in_archive", "other")
 
 
 def window_records(spark: "SparkSession", settings: Settings, day: dt.date) -> "DataFrame":
     """The archived records that arrived in D's window: what the batch of D reads."""
-    from pyspark.sql import functions as F
-
     from counting.window import BatchWindow
-    from storage.archive import archive_path, existing_hour_paths, read_archive
+    from storage.archive import archive_path, read_window
 
-    window, root = BatchWindow(day), archive_path(settings)
-    hours = window.hours()
-    paths = existing_hour_paths(spark, root, hours)
-    arrival = F.col("kafka_timestamp")
-    return (read_archive(spark, root, [paths[hour] for hour in hours if hour in paths])
-            .filter((arrival >= F.lit(window.start)) & (arrival < F.lit(window.cutoff))))
+    return read_window(spark, archive_path(settings), BatchWindow(day))
 
 
 def offsets_per_partition(records: "DataFrame") -> "pd.DataFrame":
@@ -64,20 +59,20 @@ def counts_profile(counts: "DataFrame") -> "pd.DataFrame":
     ).toPandas()
 
 
-def distinct_valid_events(records: "DataFrame", day: dt.date) -> int:
-    """Distinct (video, minute, event_id) of D's valid events, counted straight from the
-    records with the counting rules (not through the batch's dedupe and aggregation)."""
+def distinct_valid_events(records: "DataFrame", window: "BatchWindow") -> int:
+    """Distinct (video, minute, event_id) of the events that count for D
+    (``counting.day.countable_for_day``), counted straight from the records (not through
+    the batch's dedupe and aggregation)."""
     from pyspark.sql import functions as F
 
-    from counting.events import parse_events, valid_events
+    from counting.day import countable_for_day
+    from counting.events import parse_events
     from counting.event_time import event_minute
     from counting.views import DEDUPE_KEY
 
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-    in_day = (F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(start + dt.timedelta(days=1)))
     events = (records.select("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"),
                              "key", "value")
-              .transform(parse_events()).transform(valid_events).filter(in_day)
+              .transform(parse_events()).transform(countable_for_day(window))
               .withColumn("minute", event_minute(F.col("event_time"))))
     return events.agg(F.count_distinct(*DEDUPE_KEY).alias("events")).first().events
 
@@ -87,6 +82,7 @@ def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tup
     totals beside the distinct valid events recounted from the archive."""
     import pandas as pd
 
+    from counting.window import BatchWindow
     from storage.batch_results import COMPLETE, read_versions
     from storage.cassandra import connect
 
@@ -99,7 +95,7 @@ def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tup
         raise UserError(f"no complete batch version of {day}: run `viewcount batch --date {day}` first")
     newest = max(complete, key=lambda version: version.version)
     profile = counts_profile(spark.read.parquet(newest.parquet_uri))
-    recount = distinct_valid_events(window_records(spark, settings, day), day)
+    recount = distinct_valid_events(window_records(spark, settings, day), BatchWindow(day))
     totals = pd.DataFrame([{"version": newest.version, "total_views": int(profile["total_views"].iloc[0]),
                             "recorded_total_views": int(newest.total_views or 0),
                             "distinct_valid_events": int(recount)}])

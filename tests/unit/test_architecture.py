@@ -93,6 +93,36 @@ def test_the_clock_check_passes_time_given_as_an_argument():
     assert not clock_calls("def is_over(cutoff, now):\n    return now >= cutoff\n")
 
 
+# The bounds of day D and of its window of arrivals (``counting.window.BatchWindow``).
+WINDOW_BOUNDS = {"day_start", "day_end", "start", "cutoff"}
+
+
+def window_bound_literals(source: str) -> list[str]:
+    """``line: lit(….bound)`` for every Spark literal of a window bound: a comparison that
+    decides which records or events count for a day."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) == "lit":
+            for argument in node.args:
+                if isinstance(argument, ast.Attribute) and argument.attr in WINDOW_BOUNDS:
+                    found.append(f"{node.lineno}: lit(….{argument.attr})")
+    return found
+
+
+def test_the_day_rule_has_one_home():
+    """Which events count for D is written once, in counting/day.py; the batch, the
+    evidence and the quality checks use it."""
+    packages = sorted(OURS - {"tests", "bench"})
+    assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
+                if path != ROOT / "counting" / "day.py" for found in window_bound_literals(path.read_text())}
+
+
+def test_the_day_rule_check_sees_a_rewritten_rule():
+    assert window_bound_literals("in_day = F.col('event_time') < F.lit(window.day_end)\n")
+    assert window_bound_literals("from pyspark.sql.functions import lit\nlate = arrival >= lit(w.cutoff)\n")
+    assert not window_bound_literals("late = arrived_past_cutoff(window, arrival)\n")
+
+
 def test_serving_never_imports_spark():
     assert not imports_where("serving", lambda name: name.split(".")[0] == "pyspark" or name == "storage.spark")
 

@@ -40,6 +40,20 @@ def test_rules_version_is_stable_within_a_process():
     assert rules_version() == rules_version() and len(rules_version()) == 16
 
 
+def test_the_rules_version_covers_every_rule_file():
+    """Every file of counting/ (the day rule, the window, the parse, the dedupe) and the
+    batch's recompute: a change to any of them makes the next batch a new version."""
+    from pathlib import Path
+
+    import counting
+    from batch_layer.versions import rule_modules
+
+    covered = {Path(module.__file__).resolve() for module in rule_modules()}
+    files = {path.resolve() for path in Path(counting.__file__).parent.glob("*.py") if path.name != "__init__.py"}
+    assert files <= covered
+    assert {"day.py", "window.py", "events.py", "views.py", "recompute.py"} <= {path.name for path in covered}
+
+
 def test_a_rerun_rewrites_the_complete_version_with_the_same_input():
     existing = [version(3, fingerprint="b"), version(2, fingerprint="a"), version(1, fingerprint="a")]
 

@@ -109,5 +109,7 @@ def test_distinct_valid_events_counts_each_valid_view_of_the_day_once(spark):
     # Of RECORDS: e0 at 00:01 (its copy at 00:00:30 is over 5 minutes ahead of its arrival:
     # invalid), e1 once though re-sent, e4, e9, e2, e3; not e5 (the day before), e7 (the day
     # after) or the bad JSON. Arrival is not filtered here: window_records does that before.
-    assert frames.distinct_valid_events(archive_rows(spark), D) == 6
-    assert frames.distinct_valid_events(archive_rows(spark), D + dt.timedelta(days=1)) == 1  # e7
+    from counting.window import BatchWindow
+
+    assert frames.distinct_valid_events(archive_rows(spark), BatchWindow(D)) == 6
+    assert frames.distinct_valid_events(archive_rows(spark), BatchWindow(D + dt.timedelta(days=1))) == 1  # e7
