@@ -87,7 +87,7 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     from reconcile.evidence import gap_records, occurrences
     from reconcile.speed_log import consumed_ranges
 
-    ranges = consumed_ranges(session, kafka)
+    ranges = consumed_ranges(session, settings.views_topic, kafka)
     say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window")
     gaps = [gap for partition in completeness for gap in partition.gaps]
     cells = divergent.select(*CELL)

@@ -53,9 +53,11 @@ def _bucket_may_overlap(first: dict[int, int], next_first: dict[int, int] | None
     return False
 
 
-def _ranges(query_id: str, rows, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
+def _ranges(query_id: str, rows, topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
     found = []
     for row in rows:
+        if row.topic != topic:  # a checkpoint once run against another topic: not these offsets
+            continue
         for partition, end in (row.end_offsets or {}).items():
             start = (row.start_offsets or {}).get(partition, end)
             window = windows.get(partition)
@@ -65,19 +67,21 @@ def _ranges(query_id: str, rows, windows: dict[int, tuple[int, int]]) -> list[Co
     return found
 
 
-def consumed_ranges(session: "Session", windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
-    """Every logged (batch, partition) range of every counter query that overlaps
-    ``windows`` (per partition: [first offset, end offset) of the arrival window)."""
-    probe = session.prepare(f"SELECT start_offsets FROM {LOG_TABLE} WHERE query_id = ? AND batch_bucket = ? LIMIT 1")
-    read = session.prepare(f"SELECT batch_id, start_offsets, end_offsets, late_watermark_ms FROM {LOG_TABLE}"
+def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
+    """Every logged (batch, partition) range of ``topic`` of every counter query that
+    overlaps ``windows`` (per partition: [first offset, end offset) of the arrival window)."""
+    probe = session.prepare(f"SELECT topic, start_offsets FROM {LOG_TABLE}"
+                            " WHERE query_id = ? AND batch_bucket = ? LIMIT 1")
+    read = session.prepare(f"SELECT batch_id, topic, start_offsets, end_offsets, late_watermark_ms FROM {LOG_TABLE}"
                            " WHERE query_id = ? AND batch_bucket = ?")
     found = []
     for query_id in counter_query_ids(session):
         firsts = []
         while (row := session.execute(probe, (query_id, len(firsts))).one()) is not None:
-            firsts.append(dict(row.start_offsets or {}))
+            # A bucket that starts on another topic proves nothing about this one's offsets.
+            firsts.append(dict(row.start_offsets or {}) if row.topic == topic else {})
         for bucket, first in enumerate(firsts):
             next_first = firsts[bucket + 1] if bucket + 1 < len(firsts) else None
             if _bucket_may_overlap(first, next_first, windows):
-                found += _ranges(query_id, session.execute(read, (query_id, bucket)), windows)
+                found += _ranges(query_id, session.execute(read, (query_id, bucket)), topic, windows)
     return found

@@ -92,8 +92,11 @@ class MinuteCountSink:
     def __call__(self, counts: DataFrame, batch_id: int) -> None:
         offsets = self.offsets.of(batch_id)
         started = time.monotonic()
-        rows_written = write_minute_counts(counts, self.settings)
-        self.log().record(offsets, rows_written)
+        # Cells carry the batch order as their write timestamp: a leftover writer of an
+        # earlier batch (a dead driver's, an executor with a lagging clock) cannot win.
+        write_timestamp = self.log().write_timestamp(offsets)
+        rows_written = write_minute_counts(counts, self.settings, write_timestamp=write_timestamp)
+        self.log().record(offsets, rows_written, write_timestamp)
         print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells in "
               f"{time.monotonic() - started:.2f} s", file=sys.stderr, flush=True)
 

@@ -62,17 +62,31 @@ def _parse_offset_log(text: str) -> tuple[dict, dict[str, dict[int, int]]]:
     }
 
 
+def _parse_initial_offsets(text: str) -> dict[str, dict[int, int]]:
+    """The Kafka source's initial offsets (``<checkpoint>/sources/0/0``): a NUL byte kept
+    for old readers, ``v1``, then the offsets as JSON per topic and partition."""
+    version, _, offsets = text.lstrip("\0").partition("\n")
+    if version != "v1":
+        raise ValueError(f"unsupported initial offsets version {version!r}")
+    return {topic: {int(partition): int(offset) for partition, offset in partitions.items()}
+            for topic, partitions in json.loads(offsets).items()}
+
+
 def read_batch_offsets(
     spark: "SparkSession", checkpoint: str, batch_id: int, topic: str,
     earliest_offsets: dict[int, int],
 ) -> BatchOffsets:
-    """Offsets and watermarks of one batch; ``earliest_offsets`` fills in partitions the
-    previous batch did not have (batch 0 starts from the earliest offsets)."""
+    """Offsets and watermarks of one batch. Batch 0 starts where the query's Kafka source
+    started (its initial offsets: the earliest, the latest or given ones, as
+    ``--starting-offsets`` said); a partition the previous batch did not have starts at its
+    earliest offset (``earliest_offsets``), as Spark reads a new partition."""
     metadata, ends = _parse_offset_log(_read_text(spark, f"{checkpoint}/offsets/{batch_id}"))
-    previous_text = _read_text(spark, f"{checkpoint}/offsets/{batch_id - 1}") if batch_id else None
-    previous_metadata, previous_ends = (
-        _parse_offset_log(previous_text) if previous_text else ({}, {})
-    )
+    if batch_id:
+        previous_text = _read_text(spark, f"{checkpoint}/offsets/{batch_id - 1}")
+        previous_metadata, previous_ends = _parse_offset_log(previous_text) if previous_text else ({}, {})
+    else:
+        initial_text = _read_text(spark, f"{checkpoint}/sources/0/0")
+        previous_metadata, previous_ends = {}, _parse_initial_offsets(initial_text) if initial_text else {}
     end_offsets = ends.get(topic, {})
     start_offsets = {
         partition: previous_ends.get(topic, {}).get(partition, earliest_offsets.get(partition, 0))
@@ -87,6 +101,14 @@ def read_batch_offsets(
         eviction_watermark_ms=int(metadata.get("batchWatermarkMs", 0)),
         batch_timestamp_ms=int(metadata.get("batchTimestampMs", 0)),
     )
+
+
+def next_write_timestamp(batch_timestamp_ms: int, previous: int | None) -> int:
+    """The write timestamp (microseconds) of a batch's speed cells: the time Spark planned
+    the batch at (from its offset log, so a replay gets the same), and strictly above the
+    previous batch's, whatever the driver's clock did between them."""
+    planned = batch_timestamp_ms * 1000
+    return planned if previous is None else max(planned, previous + 1)
 
 
 def earliest_offsets(settings: Settings) -> dict[int, int]:
@@ -127,19 +149,36 @@ class MicrobatchLog:
         self.query_id = query_id
         self._record = session.prepare(
             f"INSERT INTO {TABLE} (query_id, batch_bucket, batch_id, topic, start_offsets,"
-            " end_offsets, late_watermark_ms, eviction_watermark_ms, batch_time, rows_written)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " end_offsets, late_watermark_ms, eviction_watermark_ms, batch_time, rows_written,"
+            " write_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._write_timestamp = session.prepare(
+            f"SELECT write_timestamp FROM {TABLE} WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
         )
         self._progress = session.prepare(
             f"UPDATE {TABLE} SET rows_in = ?, late_dropped = ?, duplicates_dropped = ?,"
             " invalid = ?, duration_ms = ? WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
         )
 
-    def record(self, batch: BatchOffsets, rows_written: int) -> None:
+    def _logged_write_timestamp(self, batch_id: int) -> int | None:
+        row = self.session.execute(self._write_timestamp,
+                                   (self.query_id, batch_id // BATCHES_PER_BUCKET, batch_id)).one()
+        return row.write_timestamp if row else None
+
+    def write_timestamp(self, batch: BatchOffsets) -> int:
+        """The timestamp to write this batch's cells with: the one logged for it when the
+        batch is a replay, else ``next_write_timestamp`` after the batch before it."""
+        logged = self._logged_write_timestamp(batch.batch_id)
+        if logged is not None:
+            return logged
+        previous = self._logged_write_timestamp(batch.batch_id - 1) if batch.batch_id else None
+        return next_write_timestamp(batch.batch_timestamp_ms, previous)
+
+    def record(self, batch: BatchOffsets, rows_written: int, write_timestamp: int | None = None) -> None:
         self.session.execute(self._record, (
             self.query_id, batch.batch_id // BATCHES_PER_BUCKET, batch.batch_id, batch.topic,
             batch.start_offsets, batch.end_offsets, batch.late_watermark_ms,
-            batch.eviction_watermark_ms, batch.batch_timestamp_ms, rows_written,
+            batch.eviction_watermark_ms, batch.batch_timestamp_ms, rows_written, write_timestamp,
         ))
 
     def add_progress(self, batch_id: int, *, rows_in: int, late_dropped: int,

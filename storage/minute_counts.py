@@ -85,39 +85,46 @@ def upsert_minute_counts(
     table: str = SPEED_TABLE,
     concurrency: int = DEFAULT_CONCURRENCY,
     rows_per_batch: int = ROWS_PER_BATCH,
+    write_timestamp: int | None = None,
 ) -> int:
-    """Upsert absolute counts; returns the number of rows written. Raises on any failure."""
-    return write_partition_grouped(
-        session,
-        f"INSERT INTO {table} (video_id, day, minute, views, updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))",
-        ((row.video_id, row.day, _utc(row.minute), row.views) for row in rows),
-        key_columns=2, concurrency=concurrency, rows_per_batch=rows_per_batch,
-    )
+    """Upsert absolute counts; returns the number of rows written. Raises on any failure.
+
+    ``write_timestamp`` (microseconds) stamps every cell ``USING TIMESTAMP`` instead of the
+    client's clock: the speed layer's batch order (``speed_layer.microbatch_log``), so an
+    earlier batch's late writer never overwrites a later batch's count."""
+    insert = f"INSERT INTO {table} (video_id, day, minute, views, updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))"
+    values = ((row.video_id, row.day, _utc(row.minute), row.views) for row in rows)
+    if write_timestamp is not None:
+        insert += " USING TIMESTAMP ?"
+        values = ((*row, int(write_timestamp)) for row in values)
+    return write_partition_grouped(session, insert, values, key_columns=2, concurrency=concurrency,
+                                   rows_per_batch=rows_per_batch)
 
 
 def _from_epoch_millis(millis: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(millis / 1000, tz=dt.timezone.utc)
 
 
-def _write_partition(settings: Settings, table: str, rows: Iterable) -> Iterator[int]:
+def _write_partition(settings: Settings, table: str, write_timestamp: int | None, rows: Iterable) -> Iterator[int]:
     from storage.cassandra import cached_session
 
     yield upsert_minute_counts(
         cached_session(settings),
         (MinuteCount(row.video_id, _from_epoch_millis(row.minute_ms), row.views) for row in rows),
-        table=table,
+        table=table, write_timestamp=write_timestamp,
     )
 
 
 def write_minute_counts(
-    counts: "DataFrame", settings: Settings, *, table: str = SPEED_TABLE
+    counts: "DataFrame", settings: Settings, *, table: str = SPEED_TABLE, write_timestamp: int | None = None
 ) -> int:
     """Write a DataFrame of (video_id, minute, views) as absolute counts; idempotent.
-    Returns the number of rows written, counted by the writers themselves (one pass)."""
+    Returns the number of rows written, counted by the writers themselves (one pass).
+    ``write_timestamp``: see ``upsert_minute_counts``."""
     # Minutes travel as epoch millis: Python's conversion of Spark timestamps would
     # apply the worker's local time zone.
     minutes = counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views")
-    return int(minutes.rdd.mapPartitions(partial(_write_partition, settings, table)).sum())
+    return int(minutes.rdd.mapPartitions(partial(_write_partition, settings, table, write_timestamp)).sum())
 
 
 def read_minute_counts(

@@ -72,3 +72,24 @@ def test_batch_log_accounts_for_every_record_and_prints_progress(counted):
         invalid.update(batch.invalid or {})
     assert +invalid == {k: v for k, v in counted["summary"]["invalid"].items() if v}
     assert "[counter] batch 0:" in counted["stderr"]
+
+
+def test_each_cell_carries_the_write_timestamp_of_the_batch_that_last_wrote_it(counted):
+    """Cells are written USING TIMESTAMP of their batch, strictly increasing with the batch
+    order, so no leftover writer of an earlier batch can overwrite a later count."""
+    from storage.cassandra import connect
+    from storage.minute_counts import SPEED_TABLE
+
+    settings = counted["settings"]
+    batches = sorted(logged_batches(settings, counted["folder"] / "checkpoint" / "counts"),
+                     key=lambda batch: batch.batch_id)
+    stamps = [batch.write_timestamp for batch in batches]
+    assert None not in stamps and all(later > earlier for earlier, later in zip(stamps, stamps[1:]))
+    planned = [round(batch.batch_time.replace(tzinfo=dt.timezone.utc).timestamp() * 1000) * 1000 for batch in batches]
+    assert all(stamp >= at for stamp, at in zip(stamps, planned))
+    session = connect(settings)
+    try:
+        written = {row.stamp for row in session.execute(f"SELECT writetime(views) AS stamp FROM {SPEED_TABLE}")}
+    finally:
+        session.cluster.shutdown()
+    assert written and written <= set(stamps)

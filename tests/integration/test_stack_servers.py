@@ -130,3 +130,25 @@ def test_spark_dataframe_writer_upserts_minute_counts(spark, stack, cassandra_se
         MinuteCount(video_id, dt.datetime(2026, 11, 25, 23, 59, tzinfo=utc), 4)]
     assert read_minute_counts(cassandra_session, video_id, dt.date(2026, 11, 26)) == [
         MinuteCount(video_id, dt.datetime(2026, 11, 26, 0, 0, tzinfo=utc), 6)]
+
+
+def test_an_earlier_batchs_late_writer_cannot_overwrite_a_later_batchs_count(spark, stack, cassandra_session):
+    """Speed cells carry their batch's write timestamp: batch N's count (7) stays when a
+    leftover writer of batch N-1 (a dead driver's executor) writes its older count (5)
+    afterwards; with the client's clock as timestamp the older count would have won."""
+    import time
+
+    from storage.minute_counts import MinuteCount, read_minute_counts, write_minute_counts
+
+    video_id = f"vid-{uuid.uuid4().hex[:8]}"
+    minute = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+
+    def views(n):
+        return spark.createDataFrame([(video_id, "2026-11-25 12:00:00", n)], "video_id string, minute string, views long"
+                                     ).selectExpr("video_id", "to_timestamp(minute) AS minute", "views")
+
+    batch_n = int(time.time() * 1_000_000)
+    write_minute_counts(views(7), stack, write_timestamp=batch_n)
+    write_minute_counts(views(5), stack, write_timestamp=batch_n - 1_000)  # batch N-1, arriving late
+
+    assert read_minute_counts(cassandra_session, video_id, minute.date()) == [MinuteCount(video_id, minute, 7)]

@@ -92,16 +92,26 @@ def test_a_bad_catalog_row_names_its_line(text, message):
         parse_catalog(text)
 
 
-Row = namedtuple("Row", "batch_id start_offsets end_offsets late_watermark_ms")
+Row = namedtuple("Row", "batch_id topic start_offsets end_offsets late_watermark_ms")
 
 
 def test_log_ranges_outside_the_window_are_left_out():
-    rows = [Row(0, {0: 0, 1: 0}, {0: 10, 1: 0}, 0), Row(1, {0: 10, 1: 0}, {0: 20, 1: 5}, 99)]
+    rows = [Row(0, "views", {0: 0, 1: 0}, {0: 10, 1: 0}, 0), Row(1, "views", {0: 10, 1: 0}, {0: 20, 1: 5}, 99)]
 
-    ranges = _ranges("q", rows, {0: (12, 30), 1: (0, 5)})
+    ranges = _ranges("q", rows, "views", {0: (12, 30), 1: (0, 5)})
 
     assert [(r.batch_id, r.partition, r.start, r.end, r.late_watermark_ms) for r in ranges] == [
         (1, 0, 10, 20, 99), (1, 1, 0, 5, 99)]
+
+
+def test_log_ranges_of_another_topic_are_not_taken_for_this_ones():
+    """A checkpoint once run against another topic logged offsets with the same partition
+    numbers: they say nothing about what the counter read of this topic."""
+    rows = [Row(0, "staging.views", {0: 0}, {0: 50}, 0), Row(1, "views", {0: 0}, {0: 20}, 0)]
+
+    ranges = _ranges("q", rows, "views", {0: (0, 50)})
+
+    assert [(r.batch_id, r.start, r.end) for r in ranges] == [(1, 0, 20)]
 
 
 def test_a_log_bucket_is_read_only_when_it_can_touch_the_window():
