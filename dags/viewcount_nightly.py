@@ -121,7 +121,8 @@ def viewcount_nightly():
         from reconcile.command import summarize
 
         summary = summarize(_day(ds))  # stored in Cassandra and S3; XCom gets ids only
-        return {"status": summary["status"], "report_uri": summary["report_uri"]}
+        return {"status": summary["status"], "report_uri": summary["report_uri"],
+                "batch_version": summary["batch_version"]}
 
     @task
     def publish_report(reconciled: dict, ds: str | None = None) -> dict:
@@ -141,15 +142,17 @@ def viewcount_nightly():
                                        f"{published['blocking'] or 'none'}; see {published['report_uri']}")
 
     @task
-    def promote(ds: str | None = None) -> int:
-        from batch_layer.promotion import promote_newest
+    def promote(published: dict, ds: str | None = None) -> int:
+        from batch_layer.promotion import promote_version
 
-        return promote_newest(_day(ds))
+        # The version this run reconciled, not the newest at this moment: a batch run by hand
+        # in between was never reconciled. promote_version refuses one that did not pass.
+        return promote_version(_day(ds), published["batch_version"]).version
 
     reconciled = reconcile()
     published = publish_report(reconciled)
     (archive_complete() >> validate_archive() >> batch >> validate_batch() >> reconciled)
-    gate(published) >> promote()
+    gate(published) >> promote(published)
 
 
 viewcount_nightly()

@@ -15,6 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Iterable
 
 from storage.settings import Settings
+from storage.errors import UserError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -157,24 +158,49 @@ def read_promotion(session: "Session", day: dt.date) -> Promotion | None:
     return Promotion(day, row.version, row.previous_version, _utc(row.promoted_at)) if row else None
 
 
-def promote(session: "Session", day: dt.date, version: int, previous: int | None) -> dt.datetime:
-    """Make ``version`` the day's served version; returns the promotion time.
+class PromotionConflict(UserError):
+    """Another promotion or rollback of the day landed between reading and switching."""
 
-    Serving reads only the batch_promotions row, so the switch is that one row. A logged
-    batch adds the history row with it: both are applied or neither.
+
+def promote(session: "Session", day: dt.date, version: int, previous: int | None, *,
+            unreconciled: bool = False, reconciliation: str | None = None) -> dt.datetime:
+    """Make ``version`` the day's served version, if ``previous`` is still the served one
+    (None: none is); returns the promotion time.
+
+    Serving reads only the batch_promotions row, so the switch is that one row, written as
+    a compare-and-set (a lightweight transaction): Cassandra orders it by its own Paxos
+    ballot, not by this host's clock, so a rollback from a host whose clock lags still
+    wins, and a promotion that raced another one fails with ``PromotionConflict`` instead
+    of silently overwriting it. An ``unreconciled`` promotion (an explicit override) is put
+    on record in ``unreconciled_promotions``, with the version's ``reconciliation`` status,
+    before the switch (removed again when the switch does not apply), so no override is
+    ever served unrecorded; the history row follows the switch.
     """
-    from cassandra.query import BatchStatement
-
     now = dt.datetime.now(dt.timezone.utc)
     promoted_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # Cassandra keeps milliseconds
-    batch = BatchStatement()
-    batch.add(session.prepare(
-        "INSERT INTO batch_promotions (day, version, previous_version, promoted_at) VALUES (?, ?, ?, ?)"),
-        (day, version, previous, promoted_at))
-    batch.add(session.prepare(
+    if unreconciled:
+        session.execute(session.prepare(
+            "INSERT INTO unreconciled_promotions (day, promoted_at, version, status) VALUES (?, ?, ?, ?)"),
+            (day, promoted_at, version, reconciliation))
+    if previous is None:
+        switch = session.execute(session.prepare(
+            "INSERT INTO batch_promotions (day, version, previous_version, promoted_at) VALUES (?, ?, ?, ?)"
+            " IF NOT EXISTS"), (day, version, None, promoted_at))
+    else:
+        switch = session.execute(session.prepare(
+            "UPDATE batch_promotions SET version = ?, previous_version = ?, promoted_at = ? WHERE day = ?"
+            " IF version = ?"), (version, previous, promoted_at, day, previous))
+    if not switch.was_applied:
+        if unreconciled:
+            session.execute(session.prepare(
+                "DELETE FROM unreconciled_promotions WHERE day = ? AND promoted_at = ?"), (day, promoted_at))
+        current = getattr(switch.one(), "version", None)
+        raise PromotionConflict(
+            f"day {day}: the served version changed meanwhile (expected {previous or 'none'}, found "
+            f"{current or 'none'}); nothing was switched: run `viewcount promote` again")
+    session.execute(session.prepare(
         "INSERT INTO batch_promotion_history (day, promoted_at, version, previous_version) VALUES (?, ?, ?, ?)"),
         (day, promoted_at, version, previous))
-    session.execute(batch)
     return promoted_at
 
 
@@ -183,3 +209,11 @@ def read_promotion_history(session: "Session", day: dt.date) -> list[Promotion]:
     rows = session.execute(session.prepare(
         "SELECT version, previous_version, promoted_at FROM batch_promotion_history WHERE day = ?"), (day,))
     return [Promotion(day, row.version, row.previous_version, _utc(row.promoted_at)) for row in rows]
+
+
+def read_unreconciled_promotions(session: "Session", day: dt.date) -> list[tuple[dt.datetime, int, str | None]]:
+    """(promoted_at, version, its reconciliation status then) of every promotion of the day
+    made by override without a passing reconciliation, newest first."""
+    rows = session.execute(session.prepare(
+        "SELECT promoted_at, version, status FROM unreconciled_promotions WHERE day = ?"), (day,))
+    return [(_utc(row.promoted_at), row.version, row.status) for row in rows]

@@ -19,12 +19,30 @@ SUMMARY_BY_DAY = f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?"
 
 
 def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
-    """Store (replace) the day's reconciliation summary; ``summary`` is the contract dict."""
-    session.execute(session.prepare(
+    """Store (replace) the day's reconciliation summary, ``summary`` the contract dict, and
+    the outcome of its batch version (``reconciled_versions``), in one logged batch."""
+    from cassandra.query import BatchStatement
+
+    batch = BatchStatement()
+    batch.add(session.prepare(
         "INSERT INTO reconciliations (day, status, batch_version, summary, report_uri, created_at)"
         " VALUES (?, ?, ?, ?, ?, toTimestamp(now()))"),
         (day, summary["status"], summary.get("batch_version"), json.dumps(summary, sort_keys=False),
          summary.get("report_uri")))
+    if summary.get("batch_version") is not None:
+        batch.add(session.prepare(
+            "INSERT INTO reconciled_versions (day, batch_version, status, report_uri, reconciled_at)"
+            " VALUES (?, ?, ?, ?, toTimestamp(now()))"),
+            (day, summary["batch_version"], summary["status"], summary.get("report_uri")))
+    session.execute(batch)
+
+
+def read_version_status(session: "Session", day: dt.date, version: int) -> str | None:
+    """The status ('pass' or 'fail') of the latest reconciliation of this batch version of
+    the day; None when it was never reconciled."""
+    row = session.execute(session.prepare(
+        "SELECT status FROM reconciled_versions WHERE day = ? AND batch_version = ?"), (day, version)).one()
+    return row.status if row else None
 
 
 def read_summary(session: "Session", day: dt.date) -> dict | None:

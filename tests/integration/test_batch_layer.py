@@ -142,20 +142,94 @@ def test_a_gap_is_refused_and_counted_with_allow_gaps_as_a_new_version(dataset):
     assert all(any(gap in recorded for recorded in version_2.gaps) for gap in missing)
 
 
+def _reconciled(dataset, version: int, status: str) -> None:
+    """The outcome of a reconciliation of this version, stored as `viewcount reconcile` stores it."""
+    from storage.reconciliations import write_summary
+
+    write_summary(dataset.session, D, {"status": status, "batch_version": version, "report_uri": None})
+
+
+def test_promote_refuses_a_version_without_a_passing_reconciliation(dataset):
+    from storage.batch_results import read_promotion
+
+    never = run_cli(dataset.env, "promote", "--date", str(D))  # the newest, version 2
+    _reconciled(dataset, 2, "fail")
+    failed = run_cli(dataset.env, "promote", "--date", str(D), "--version", "2")
+    _reconciled(dataset, 1, "pass")  # a later pass of another version proves nothing of version 2
+    still = run_cli(dataset.env, "promote", "--date", str(D), "--version", "2")
+
+    for result, why in ((never, "it was never reconciled"), (failed, "its reconciliation failed"),
+                        (still, "its reconciliation failed")):
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert f"version 2 of {D} has no passing reconciliation ({why})" in result.stderr
+        assert f"viewcount reconcile --date {D} --version 2" in result.stderr
+    assert read_promotion(dataset.session, D) is None
+
+
+def test_an_unreconciled_promotion_is_an_explicit_recorded_override(dataset):
+    from storage.batch_results import read_promotion, read_unreconciled_promotions
+
+    overridden = viewcount(dataset.env, "promote", "--date", str(D), "--version", "2", "--unreconciled")
+    back = viewcount(dataset.env, "promote", "--date", str(D), "--version", "1")  # its reconciliation passed
+
+    assert overridden.stdout.strip() == (f"day {D}: promoted version 2 (previous: none); "
+                                         "without a passing reconciliation, by override (recorded)")
+    assert "without a passing reconciliation" in overridden.stderr  # the warning in the log
+    assert back.stdout.strip() == f"day {D}: rolled back to version 1 (previous: version 2)"
+    assert [(version, status) for _, version, status in read_unreconciled_promotions(dataset.session, D)] == [
+        (2, "fail")]
+    assert read_promotion(dataset.session, D).version == 1
+
+
 def test_promote_serves_the_newest_complete_version_and_rolls_back(dataset):
     from storage.batch_results import read_promotion, read_promotion_history
 
+    _reconciled(dataset, 2, "pass")
     promoted = viewcount(dataset.env, "promote", "--date", str(D))
     rolled_back = viewcount(dataset.env, "promote", "--date", str(D), "--version", "1")
     again = viewcount(dataset.env, "promote", "--date", str(D), "--version", "1")
 
-    assert promoted.stdout.strip() == f"day {D}: promoted version 2 (previous: none)"
+    assert promoted.stdout.strip() == f"day {D}: promoted version 2 (previous: version 1)"
     assert rolled_back.stdout.strip() == f"day {D}: rolled back to version 1 (previous: version 2)"
     assert again.stdout.strip() == f"day {D}: version 1 is already promoted; nothing changed"
     current = read_promotion(dataset.session, D)
     assert (current.version, current.previous_version) == (1, 2)
     history = read_promotion_history(dataset.session, D)
-    assert [(p.version, p.previous_version) for p in history] == [(1, 2), (2, None)]
+    assert [(p.version, p.previous_version) for p in history] == [(1, 2), (2, 1), (1, 2), (2, None)]
+
+
+def test_a_promotion_that_raced_another_switches_nothing(dataset):
+    """The switch is a compare-and-set on the version read: a promoter that read a stale
+    served version fails in one line and leaves the day as it is."""
+    from storage.batch_results import PromotionConflict, promote, read_promotion, read_promotion_history
+
+    served, history = read_promotion(dataset.session, D).version, len(read_promotion_history(dataset.session, D))
+    with pytest.raises(PromotionConflict, match="the served version changed meanwhile"):
+        promote(dataset.session, D, 2, previous=2)  # read before someone rolled back to 1
+    with pytest.raises(PromotionConflict, match="expected none, found 1"):
+        promote(dataset.session, D, 2, previous=None)  # read before anything was promoted
+
+    assert (served, read_promotion(dataset.session, D).version) == (1, 1)
+    assert len(read_promotion_history(dataset.session, D)) == history
+
+
+def test_a_rollback_from_a_host_whose_clock_lags_still_takes_effect(dataset):
+    """Ordered by Cassandra's Paxos ballot, not by the writer's clock: with plain writes,
+    a rollback stamped an hour in the past would lose to the promotion it undoes."""
+    import time
+
+    from storage.batch_results import promote, read_promotion
+    from storage.cassandra import connect
+
+    lagging = connect(dataset.settings)
+    lagging.cluster.timestamp_generator = lambda: int((time.time() - 3600) * 1_000_000)
+    try:
+        promote(dataset.session, D, 2, previous=1)
+        promote(lagging, D, 1, previous=2)
+    finally:
+        lagging.cluster.shutdown()
+
+    assert read_promotion(dataset.session, D).version == 1
 
 
 def test_promote_refuses_unknown_and_incomplete_versions_in_one_line(dataset):

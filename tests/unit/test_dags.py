@@ -35,3 +35,13 @@ def test_nightly_runs_its_steps_in_order(dagbag):
              "publish_report", "gate", "promote"]
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+
+
+def test_nightly_promotes_the_version_its_reconcile_task_compared(dagbag):
+    """promote takes the batch version from the reconciliation's XCom (through the
+    published report), not the newest version at its own moment."""
+    dag = dagbag.dags["viewcount_nightly"]
+    promote = dag.get_task("promote")
+    assert {"gate", "publish_report"} <= promote.upstream_task_ids
+    published = promote.op_args[0]  # the XComArg of publish_report's result
+    assert published.operator.task_id == "publish_report"
