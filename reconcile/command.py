@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", metavar="P",
                         help="S3 key prefix for the speed snapshot and the reports, e.g. 'staging' "
                              "(env VIEWCOUNT_RECONCILE_PREFIX; default: none)")
+    parser.add_argument("--accept-gaps", action="store_true",
+                        help="accept, for billing, the archive gaps a batch version was counted over "
+                             "(viewcount batch --allow-gaps); without it such a version fails the gate")
     add_tolerance_arguments(parser)
     parser.add_argument("--master", metavar="URL",
                         help="Spark master (default: VIEWCOUNT_SPARK_MASTER or local[2])")
@@ -51,7 +54,7 @@ def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs):
 
 
 def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = None,
-              tolerances: Tolerances | None = None, master: str | None = None) -> dict:
+              tolerances: Tolerances | None = None, master: str | None = None, accept_gaps: bool = False) -> dict:
     """Reconcile ``day`` and publish the summary and report; returns the summary.
 
     The command line, the DAG and the tests call this the same way; what they leave out
@@ -74,7 +77,7 @@ def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = 
                  f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ}")
         spark = _spark(settings, master, knobs)
         locations = Locations(settings.s3_bucket, prefix.strip("/"), day)
-        outcome = reconcile_day(spark, settings, session, chosen, window, tolerances, locations)
+        outcome = reconcile_day(spark, settings, session, chosen, window, tolerances, locations, accept_gaps)
         publish(settings, session, outcome, locations)
     finally:
         if spark is not None:
@@ -89,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
     from reconcile.summary import human_text
 
     summary = summarize(args.date, version=args.version, prefix=args.prefix,
-                        tolerances=tolerances_from(vars(args)), master=args.master)
+                        tolerances=tolerances_from(vars(args)), master=args.master, accept_gaps=args.accept_gaps)
     print(json.dumps(summary) if args.json else human_text(summary), flush=True)
     return EXIT_FAIL if summary["status"] == "fail" else 0

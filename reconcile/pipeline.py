@@ -102,7 +102,7 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
 
 
 def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session", version: BatchVersion,
-                  window: Window, tolerances: Tolerances, locations: Locations) -> Outcome:
+                  window: Window, tolerances: Tolerances, locations: Locations, accept_gaps: bool = False) -> Outcome:
     from reconcile.billing import bill
     from reconcile.compare import divergent_cells
     from reconcile.speed_snapshot import read_catalog, snapshot_speed
@@ -134,11 +134,10 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
                    "cutoff": window.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")},
         "speed_snapshot_uri": speed_uri,
         "batch_parquet_uri": version.parquet_uri,
-        "batch_gaps_accepted": list(version.gaps),
     }
     summary = build_summary(day=day.isoformat(), version=version.version, totals=totals, figures=figures,
                             tolerances=tolerances, archive=completeness, report_uri=locations.report_uri,
-                            extra=extra)
+                            extra=extra, batch_gaps=list(version.gaps), accept_gaps=accept_gaps)
     return Outcome(summary, figures, totals)
 
 

@@ -100,6 +100,18 @@ def _archive_section(summary: dict) -> str:
             + (_table(["partition", "first missing", "last missing", "records"], gaps) if gaps else ""))
 
 
+def _batch_gaps_section(summary: dict) -> str:
+    """The archive gaps the batch version was counted over (``viewcount batch --allow-gaps``)."""
+    gaps = summary.get("batch_gaps_accepted") or []
+    if not gaps:
+        return ""
+    verdict = ("accepted again at reconcile time (--accept-gaps)" if summary["gate"].get("gaps_accepted_at_reconcile")
+               else "not accepted at reconcile time: the gate fails")
+    return (f"<p>Batch version {summary['batch_version']} was counted over {len(gaps):,} archive gaps, "
+            f"{escape(verdict)}. Views missing from both the archive and the speed table leave no divergence.</p>"
+            + _table(["gap the batch accepted"], [[gap] for gap in gaps]))
+
+
 def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_hour: list[int]) -> str:
     """The whole HTML document of one reconciliation."""
     status, hours = summary["status"], [f"{h:02d}" for h in range(24)]
@@ -124,6 +136,7 @@ def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_h
         f"Accepted causes: {escape(', '.join(summary['gate']['accepted_causes']))}. Videos not in the catalog "
         f"(treated as billable at rate 0): {summary['videos_not_in_catalog']:,}. Non-billable cells beyond "
         f"tolerance: {summary['nonbillable_cells_beyond_tolerance']:,}.</p>",
+        _batch_gaps_section(summary),
         '<h2>Speed vs batch</h2><div class="kpi">',
         "".join(f"<div>{escape(name)}<b>{_number(value)}</b></div>" for name, value in kpis), "</div>",
         "<p>Views per hour of event time</p>",

@@ -87,23 +87,39 @@ def figures_of(billed: DataFrame) -> Figures:
     return figures
 
 
-def gate_reason(figures: Figures, tolerances: Tolerances) -> str:
+def gate_reason(figures: Figures, tolerances: Tolerances, batch_gaps: list[str] | None = None,
+                accept_gaps: bool = False) -> str:
+    reasons = []
     if figures.failing_cells:
         causes = ", ".join(f"{name} {count:,}" for name, count in figures.failing_by_cause.items() if count)
-        return (f"{figures.failing_cells:,} billable cells diverge beyond tolerance (abs "
-                f"{tolerances.billable_abs:g}, rel {tolerances.billable_rel:g}) for causes not accepted: {causes}")
+        reasons.append(f"{figures.failing_cells:,} billable cells diverge beyond tolerance (abs "
+                       f"{tolerances.billable_abs:g}, rel {tolerances.billable_rel:g}) for causes not accepted: {causes}")
+    if batch_gaps and not accept_gaps:
+        reasons.append(f"the batch version was counted over {len(batch_gaps):,} archive gaps (--allow-gaps): views "
+                       "missing from both the archive and the speed table cannot show as divergences; reconcile "
+                       "with --accept-gaps to accept them for billing")
+    if reasons:
+        return "; and ".join(reasons)
     accepted = figures.billing_cells_divergent
+    also = (f"; {len(batch_gaps):,} archive gaps of the batch version accepted at reconcile time (--accept-gaps)"
+            if batch_gaps else "")
     return (f"no billable cell diverges beyond tolerance for a cause not accepted "
-            f"({accepted:,} billable cells diverge for accepted causes: {', '.join(ACCEPTED_CAUSES)})")
+            f"({accepted:,} billable cells diverge for accepted causes: {', '.join(ACCEPTED_CAUSES)}){also}")
 
 
 def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, tolerances: Tolerances,
-                  archive: list[PartitionCompleteness], report_uri: str, extra: dict) -> dict:
-    """The contract dict, contract fields first."""
+                  archive: list[PartitionCompleteness], report_uri: str, extra: dict,
+                  batch_gaps: list[str] | None = None, accept_gaps: bool = False) -> dict:
+    """The contract dict, contract fields first. A batch version counted over archive gaps
+    (``batch_gaps``, accepted by ``viewcount batch --allow-gaps``) fails the gate unless
+    they are accepted again here (``accept_gaps``): views lost from both the archive and
+    the speed table agree with each other and leave no divergence to see."""
     gaps = [gap_dict(gap) for partition in archive for gap in partition.gaps]
+    batch_gaps = list(batch_gaps or [])
+    unaccepted_gaps = bool(batch_gaps) and not accept_gaps
     return {
         "day": day,
-        "status": "fail" if figures.failing_cells else "pass",
+        "status": "fail" if figures.failing_cells or unaccepted_gaps else "pass",
         "cells_compared": totals.cells_compared,
         "cells_divergent": totals.cells_divergent,
         "billing_cells_divergent": figures.billing_cells_divergent,
@@ -118,7 +134,9 @@ def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, t
         "divergences_total": totals.cells_divergent,
         "divergences_listed": len(figures.divergences),
         "gate": {"failing_cells": figures.failing_cells, "failing_by_cause": figures.failing_by_cause,
-                 "accepted_causes": list(ACCEPTED_CAUSES), "reason": gate_reason(figures, tolerances)},
+                 "accepted_causes": list(ACCEPTED_CAUSES),
+                 "batch_gaps": len(batch_gaps), "gaps_accepted_at_reconcile": bool(batch_gaps) and accept_gaps,
+                 "reason": gate_reason(figures, tolerances, batch_gaps, accept_gaps)},
         "tolerances": tolerances.as_dict(),
         "nonbillable_cells_beyond_tolerance": figures.nonbillable_cells_beyond_tolerance,
         "videos_not_in_catalog": figures.videos_not_in_catalog,
@@ -126,6 +144,7 @@ def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, t
         "archive_gaps": gaps[:MAX_GAPS_LISTED],
         "archive_gaps_total": len(gaps),
         "archive": [partition.as_dict() | {"gaps": len(partition.gaps)} for partition in archive],
+        "batch_gaps_accepted": batch_gaps,
         **extra,
     }
 

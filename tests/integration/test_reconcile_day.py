@@ -205,6 +205,11 @@ def test_the_archive_gap_is_listed_with_its_offsets(reconciled):
     offsets = sorted(o for _, o in reconciled.removed)
     assert summary["archive_gaps"] == [{"partition": partition, "first_offset": offsets[0],
                                         "last_offset": offsets[-1], "records": len(offsets)}]
+    # The batch was run with --allow-gaps over that gap: the gate says so, whatever the cells.
+    assert summary["gate"]["batch_gaps"] == len(summary["batch_gaps_accepted"]) == 1
+    assert summary["batch_gaps_accepted"][0].startswith(f"partition {partition}: ")
+    assert not summary["gate"]["gaps_accepted_at_reconcile"] and "--accept-gaps" in summary["gate"]["reason"]
+    assert "not accepted at reconcile time" in reconciled.report_html
 
 
 def test_the_summary_is_stored_in_cassandra_and_beside_the_report(reconciled):

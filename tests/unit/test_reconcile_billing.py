@@ -85,3 +85,29 @@ def test_the_report_is_one_self_contained_html_file(spark):
     assert html.startswith("<!doctype html>") and html.count("<svg") == 3
     assert not re.search(r"(src|href)=|<script|@import|url\(", html)
     assert "FAIL" in html and "missing_in_speed" in html and "first missing" in html
+
+
+def test_a_batch_version_counted_over_gaps_fails_the_gate_unless_accepted_again():
+    """No divergence at all (the lost views are missing from both layers), yet the batch
+    accepted archive gaps: the day fails unless reconcile accepts them, and says why."""
+    from reconcile.summary import Figures
+
+    totals = Totals(10, 0, 300, 300, 0, [0] * 24, [0] * 24)
+    gaps = ["partition 4: offsets 756-783 missing"]
+
+    def summary(accept_gaps: bool) -> dict:
+        return build_summary(day="2026-11-20", version=2, totals=totals, figures=Figures(), tolerances=Tolerances(),
+                             archive=[], report_uri="s3://b/r.html", extra={}, batch_gaps=gaps,
+                             accept_gaps=accept_gaps)
+
+    refused, accepted = summary(False), summary(True)
+    without_gaps = build_summary(day="2026-11-20", version=2, totals=totals, figures=Figures(),
+                                 tolerances=Tolerances(), archive=[], report_uri="s3://b/r.html", extra={})
+
+    assert (refused["status"], accepted["status"], without_gaps["status"]) == ("fail", "pass", "pass")
+    assert "counted over 1 archive gaps (--allow-gaps)" in refused["gate"]["reason"]
+    assert "--accept-gaps" in refused["gate"]["reason"] and "accepted at reconcile time" in accepted["gate"]["reason"]
+    assert (refused["gate"]["batch_gaps"], refused["gate"]["gaps_accepted_at_reconcile"]) == (1, False)
+    assert accepted["gate"]["gaps_accepted_at_reconcile"] and refused["batch_gaps_accepted"] == gaps
+    html = render(refused, Figures(), totals.speed_by_hour, totals.batch_by_hour)
+    assert "not accepted at reconcile time: the gate fails" in html and "offsets 756-783 missing" in html
