@@ -108,6 +108,9 @@ def _report_input(day: dt.date, stats: "BatchStats", tallies: "ArchiveTallies") 
     _say(day, f"invalid per reason: {invalid or 'none'} (total {sum(stats.invalid.values()):,})")
     _say(day, f"duplicates removed {stats.duplicates_removed:,}; valid events of other days "
               f"{stats.other_days:,}; past cutoff {stats.past_cutoff:,} (not counted)")
+    if stats.restamped_events:
+        _say(day, f"re-stamped retries: {stats.restamped_events:,} event ids counted in more than one minute, "
+                  f"{stats.restamped_extra_views:,} views beyond one each (e.g. {stats.restamped_sample[0]})")
 
 
 def _claim(session: "Session", window: BatchWindow, completeness: "Completeness",

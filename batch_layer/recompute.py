@@ -28,12 +28,13 @@ from counting.day import (
     arrived_before_window, arrived_in_window, arrived_past_cutoff, countable_for_day, falls_in_day)
 from counting.events import parse_events
 from counting.reasons import REASONS
-from counting.views import count_per_minute, drop_duplicate_events
+from counting.views import count_per_minute, drop_duplicate_events, events_in_several_cells
 from storage.batch_results import BatchStats
 
 from counting.window import BatchWindow
 
 TOP_VIDEOS = 1_000
+RESTAMPED_SAMPLE = 20  # re-stamped event ids kept with a version, for the report
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, win
         F.coalesce(F.sum("views"), F.lit(0)).alias("views"),
         F.count_distinct("video_id").alias("videos"),
     ).first()
+    restamped, extra_views, sample = restamped_retries(events, window)
     return BatchStats(
         events_read=read.events_read,
         invalid={reason: read[reason] for reason in REASONS},
@@ -113,7 +115,21 @@ def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, win
         cells=totals.cells,
         total_views=totals.views,
         videos=totals.videos,
+        restamped_events=restamped,
+        restamped_extra_views=extra_views,
+        restamped_sample=sample,
     )
+
+
+def restamped_retries(events: DataFrame, window: BatchWindow) -> tuple[int, int, list[str]]:
+    """Event ids of D counted in more than one minute cell (``events_in_several_cells``):
+    how many, the views they add beyond one per event id, and the ``RESTAMPED_SAMPLE``
+    counted in the most cells, as "video_id/event_id: N cells"."""
+    several = events.transform(countable_for_day(window)).transform(events_in_several_cells)
+    totals = several.agg(F.count(F.lit(1)).alias("events"),
+                         F.coalesce(F.sum(F.col("cells") - 1), F.lit(0)).alias("extra_views")).first()
+    sample = several.orderBy(F.col("cells").desc(), "video_id", "event_id").limit(RESTAMPED_SAMPLE).collect()
+    return totals.events, totals.extra_views, [f"{row.video_id}/{row.event_id}: {row.cells} cells" for row in sample]
 
 
 def daily_totals(counts: DataFrame) -> DataFrame:

@@ -48,6 +48,21 @@ def count_per_minute(events: DataFrame) -> DataFrame:
     )
 
 
+def events_in_several_cells(events: DataFrame) -> DataFrame:
+    """(video_id, event_id, cells) of every event id counted in more than one minute cell.
+
+    A client retry that re-stamps its event_time into another minute counts once per minute
+    it lands in (the dedupe key holds the minute), in both layers alike, so no divergence
+    shows it; billing still wants to see clients whose retries are counted again. Expects
+    the valid events of one day (``counting.day.countable_for_day``)."""
+    return (
+        events.withColumn("minute", event_minute(F.col("event_time")))
+        .groupBy("video_id", "event_id")
+        .agg(F.count_distinct("minute").alias("cells"))
+        .filter(F.col("cells") > 1)
+    )
+
+
 def count_views_per_minute(
     watermark_delay: str = DEFAULT_WATERMARK_DELAY,
 ) -> Callable[[DataFrame], DataFrame]:

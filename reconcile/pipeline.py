@@ -134,6 +134,10 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
                    "cutoff": window.cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")},
         "speed_snapshot_uri": speed_uri,
         "batch_parquet_uri": version.parquet_uri,
+        # Counted by both layers alike (no divergence shows them): over-counting clients.
+        "restamped_events": version.restamped_events,
+        "restamped_extra_views": version.restamped_extra_views,
+        "restamped_sample": list(version.restamped_sample),
     }
     summary = build_summary(day=day.isoformat(), version=version.version, totals=totals, figures=figures,
                             tolerances=tolerances, archive=completeness, report_uri=locations.report_uri,

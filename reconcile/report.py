@@ -112,6 +112,21 @@ def _batch_gaps_section(summary: dict) -> str:
             + _table(["gap the batch accepted"], [[gap] for gap in gaps]))
 
 
+def _restamped_section(summary: dict) -> str:
+    """Event ids the batch counted in more than one minute cell: retries whose event_time
+    a client re-stamped, counted once per minute by the rules, in both layers alike."""
+    events = summary.get("restamped_events")
+    if events is None:
+        return ""
+    text = (f"{events:,} event ids counted in more than one minute cell, "
+            f"{summary.get('restamped_extra_views') or 0:,} views beyond one each "
+            "(counted by the rules in both layers, so no divergence shows them; a client that re-stamps "
+            "its retries is over-counted).")
+    sample = summary.get("restamped_sample") or []
+    return (f"<h2>Re-stamped retries</h2><p>{escape(text)}</p>"
+            + (_table(["video_id/event_id: cells"], [[item] for item in sample]) if sample else ""))
+
+
 def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_hour: list[int]) -> str:
     """The whole HTML document of one reconciliation."""
     status, hours = summary["status"], [f"{h:02d}" for h in range(24)]
@@ -146,6 +161,7 @@ def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_h
         "<h2>Top divergent videos</h2>",
         _table(["video", "cells", "|delta|", "speed", "batch", "billable", "money", "causes"], top),
         "<h2>Archive completeness</h2>", _archive_section(summary),
+        _restamped_section(summary),
         f"<h2>Divergent cells</h2><p>{escape(listed)}</p>",
         _table(["video", "minute", "speed", "batch", "delta", "cause", "billable"], cells),
         "</body></html>",

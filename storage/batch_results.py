@@ -42,6 +42,9 @@ class BatchVersion:
     gaps: tuple[str, ...] = ()
     input_offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     total_views: int | None = None
+    restamped_events: int | None = None
+    restamped_extra_views: int | None = None
+    restamped_sample: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ class BatchStats:
     cells: int
     total_views: int
     videos: int
+    # Event ids counted in more than one minute cell (re-stamped retries), the views they
+    # add beyond one per event id, and a sample "video_id/event_id: N cells".
+    restamped_events: int = 0
+    restamped_extra_views: int = 0
+    restamped_sample: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,12 @@ def read_versions(session: "Session", day: dt.date) -> list[BatchVersion]:
     """Every version of a day, newest first."""
     rows = session.execute(session.prepare(
         "SELECT version, status, input_fingerprint, completed_at, cutoff, parquet_uri, allow_gaps, gaps,"
-        " input_offsets, total_views FROM batch_versions WHERE day = ?"), (day,))
+        " input_offsets, total_views, restamped_events, restamped_extra_views, restamped_sample"
+        " FROM batch_versions WHERE day = ?"), (day,))
     return [BatchVersion(day, row.version, row.status, row.input_fingerprint, _utc(row.completed_at),
                          _utc(row.cutoff), row.parquet_uri, bool(row.allow_gaps), tuple(row.gaps or ()),
-                         {p: tuple(span) for p, span in (row.input_offsets or {}).items()}, row.total_views)
+                         {p: tuple(span) for p, span in (row.input_offsets or {}).items()}, row.total_views,
+                         row.restamped_events, row.restamped_extra_views, tuple(row.restamped_sample or ()))
             for row in rows]
 
 
@@ -109,10 +119,12 @@ def complete_version(session: "Session", claim: VersionClaim, stats: BatchStats,
     session.execute(session.prepare(
         "UPDATE batch_versions SET status = ?, completed_at = toTimestamp(now()), allow_gaps = ?, gaps = ?,"
         " input_offsets = ?, events_read = ?, invalid = ?, duplicates_removed = ?, past_cutoff = ?,"
-        " other_days = ?, cells = ?, total_views = ?, videos = ?, parquet_uri = ? WHERE day = ? AND version = ?"),
+        " other_days = ?, cells = ?, total_views = ?, videos = ?, restamped_events = ?, restamped_extra_views = ?,"
+        " restamped_sample = ?, parquet_uri = ? WHERE day = ? AND version = ?"),
         (COMPLETE, claim.allow_gaps, claim.gaps, claim.input_offsets, stats.events_read, stats.invalid,
          stats.duplicates_removed, stats.past_cutoff, stats.other_days, stats.cells, stats.total_views,
-         stats.videos, parquet_uri, claim.day, claim.version))
+         stats.videos, stats.restamped_events, stats.restamped_extra_views, stats.restamped_sample, parquet_uri,
+         claim.day, claim.version))
 
 
 def _write_minute_views(settings: Settings, day: dt.date, version: int, concurrency: int,

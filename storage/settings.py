@@ -356,6 +356,9 @@ class ReconcileKnobs(_Knobs):
     billable_rel: NonNegative | None = None
     nonbillable_abs: NonNegative | None = None
     nonbillable_rel: NonNegative | None = None
+    # The batch_totals quality suite warns when views of re-stamped retries (event ids
+    # counted in more than one minute) exceed this share of the day's views.
+    max_restamped_share: NonNegative = 0.01
 
 
 TOP_ROWS_STORED = 1000  # batch_top_videos holds the first 1,000 ranks of a day

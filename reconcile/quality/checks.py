@@ -14,11 +14,12 @@ Each returns a ``Quality`` whose Data Docs are published to S3 beside the day's 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 from dataclasses import dataclass
 
 from storage.errors import UserError
-from storage.settings import Settings
+from storage.settings import ReconcileKnobs, Settings
 
 from reconcile.quality import frames, suites
 from reconcile.quality.validate import QualityRun, SuiteResult
@@ -73,7 +74,9 @@ def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)
     profile, totals = frames.batch_frames(spark, settings, day)
-    return _run(day, "batch", settings, [(profile, suites.batch_counts), (totals, suites.batch_totals)])
+    share = ReconcileKnobs.from_env().max_restamped_share
+    return _run(day, "batch", settings, [(profile, suites.batch_counts),
+                                         (totals, functools.partial(suites.batch_totals, share))])
 
 
 def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:

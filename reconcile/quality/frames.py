@@ -79,7 +79,8 @@ def distinct_valid_events(records: "DataFrame", window: "BatchWindow") -> int:
 
 def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """The newest complete version: the profile of its minute counts, and one row of its
-    totals beside the distinct valid events recounted from the archive."""
+    totals beside the distinct valid events recounted from the archive, and the share of
+    its views that re-stamped retries add (from its statistics)."""
     import pandas as pd
 
     from counting.window import BatchWindow
@@ -96,9 +97,11 @@ def batch_frames(spark: "SparkSession", settings: Settings, day: dt.date) -> tup
     newest = max(complete, key=lambda version: version.version)
     profile = counts_profile(spark.read.parquet(newest.parquet_uri))
     recount = distinct_valid_events(window_records(spark, settings, day), BatchWindow(day))
-    totals = pd.DataFrame([{"version": newest.version, "total_views": int(profile["total_views"].iloc[0]),
+    total_views = int(profile["total_views"].iloc[0])
+    totals = pd.DataFrame([{"version": newest.version, "total_views": total_views,
                             "recorded_total_views": int(newest.total_views or 0),
-                            "distinct_valid_events": int(recount)}])
+                            "distinct_valid_events": int(recount),
+                            "restamped_share": (newest.restamped_extra_views or 0) / max(total_views, 1)}])
     return profile, totals
 
 

@@ -61,10 +61,14 @@ def batch_counts() -> gx.ExpectationSuite:
     return suite
 
 
-def batch_totals() -> gx.ExpectationSuite:
+def batch_totals(max_restamped_share: float = 0.01) -> gx.ExpectationSuite:
     """On one row: the version's total views equal the distinct valid events of the day,
-    recounted from the archive independently of the batch's own statistics."""
+    recounted from the archive independently of the batch's own statistics; and, as a
+    warning (not critical: the rules count them), the views of re-stamped retries stay
+    within ``max_restamped_share`` of the day's views."""
     suite = gx.ExpectationSuite(name="batch_totals")
+    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="restamped_share", min_value=0,
+                                                            max_value=max_restamped_share))
     suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="total_views",
                                                               column_B="distinct_valid_events", meta=CRITICAL))
     suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="total_views",

@@ -74,6 +74,20 @@ def test_tallies_and_statistics_describe_what_was_read_and_rejected(spark):
     assert (stats.events_read, stats.past_cutoff, stats.other_days) == (9, 1, 2)
     assert stats.invalid["bad_json"] == 1 and sum(stats.invalid.values()) == 1
     assert (stats.duplicates_removed, stats.cells, stats.total_views, stats.videos) == (1, 4, 5, 3)
+    assert (stats.restamped_events, stats.restamped_extra_views, stats.restamped_sample) == (0, 0, [])
+
+
+def test_a_retry_re_stamped_into_another_minute_counts_there_and_is_reported(spark):
+    """e2 re-sent at 12:01 with a new event_time: the rules count it in both minutes (one
+    view more), and the statistics name it."""
+    restamped = RECORDS + [(1, 8, at(0, 12, 1, 10), view("e2", "v2", "2026-11-25T12:01:10Z"))]
+    records = archive_rows(spark, restamped)
+    events = events_in_window(records, WINDOW)
+
+    stats = day_stats(events, events.transform(count_day(WINDOW)), tally_archive(records, WINDOW), WINDOW)
+
+    assert (stats.cells, stats.total_views) == (5, 6)
+    assert (stats.restamped_events, stats.restamped_extra_views, stats.restamped_sample) == (1, 1, ["v2/e2: 2 cells"])
 
 
 def test_top_videos_rank_by_views_then_video_id(spark):

@@ -95,3 +95,15 @@ def test_minutes_before_1970_and_in_year_1(spark):
         "video_id string, minute string, views long",
     )  # fmt: skip
     assertDataFrameEqual(as_text, expected)
+
+
+def test_an_event_id_counted_in_two_minutes_is_listed_with_its_cells(spark):
+    """v1/e1 was re-stamped from 13:40 into 13:41: counted once in each (the rule), and
+    listed; e2's two times fall in one minute, and an invalid event never counts."""
+    from counting.views import events_in_several_cells
+
+    events = kafka_records(spark, RECORDS).transform(parse_events()).transform(valid_events)
+
+    several = events.transform(events_in_several_cells)
+
+    assertDataFrameEqual(several, spark.createDataFrame([("v1", "e1", 2)], "video_id string, event_id string, cells long"))

@@ -113,3 +113,16 @@ def test_distinct_valid_events_counts_each_valid_view_of_the_day_once(spark):
 
     assert frames.distinct_valid_events(archive_rows(spark), BatchWindow(D)) == 6
     assert frames.distinct_valid_events(archive_rows(spark), BatchWindow(D + dt.timedelta(days=1))) == 1  # e7
+
+
+def test_re_stamped_retries_beyond_their_share_warn_but_do_not_block(run):
+    import pandas as pd
+
+    def totals(share: float):
+        return pd.DataFrame([{"version": 1, "total_views": 1000, "recorded_total_views": 1000,
+                              "distinct_valid_events": 1000, "restamped_share": share}])
+
+    assert run.validate(totals(0.004), suites.batch_totals(0.01)).success
+    over = run.validate(totals(0.05), suites.batch_totals(0.01))
+    assert not over.success and not over.blocking
+    assert run.validate(totals(0.05), suites.batch_totals(0.10)).success
