@@ -11,6 +11,7 @@ from serving import health, metrics, reconciliations, top, views
 from serving.errors import install_error_handlers
 from serving.limits import Limits
 from serving.metrics import ApiMetrics, MetricsMiddleware
+from serving.rate_limit import RateLimitMiddleware, TokenBuckets
 from serving.store import StoreUnavailable, ViewStore
 from storage.settings import Settings
 
@@ -28,6 +29,10 @@ def create_app(store: ViewStore) -> FastAPI:
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
+    limits = store.limits
+    if limits.rate_limit_rps > 0:  # inside the metrics middleware, so a 429 is counted and timed too
+        app.add_middleware(RateLimitMiddleware, metrics=app.state.metrics,
+                           buckets=TokenBuckets(limits.rate_limit_rps, limits.rate_limit_burst))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = functools.partial(_schema_without_422, app, app.openapi)
     return app

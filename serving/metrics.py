@@ -31,6 +31,10 @@ class ApiMetrics:
             "viewcount_http_request_duration_seconds", "time to answer a request",
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "viewcount_http_rate_limited", "requests answered 429 by the per-client rate limit",
+            registry=self.registry,
+        )
 
     def watch_cache(self, cache) -> None:
         self.registry.register(_CacheCollector(cache))

@@ -83,5 +83,6 @@ class ReconciliationSummary(BaseModel):
 
 ERRORS = {
     400: {"model": Error, "description": "bad input"},
+    429: {"model": Error, "description": "over the client's rate limit; retry after Retry-After seconds"},
     503: {"model": Error, "description": "Cassandra unavailable; retry"},
 }

@@ -373,6 +373,10 @@ class ServingKnobs(_Knobs):
     serving_cache_entries: Annotated[int, Field(ge=0)] = 20_000
     # Cassandra's time limit per read before the API answers 503.
     serving_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    # Token bucket per client (X-Api-Key, else address) and per worker: requests a second
+    # and the burst allowed above it; a rate of 0 turns the limit off.
+    rate_limit_rps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1000.0
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 2000
 
 
 class DagKnobs(_Knobs):
