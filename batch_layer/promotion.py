@@ -2,9 +2,9 @@
 
 No Spark: a promotion reads the day's versions, checks the chosen one is complete and
 that its own latest reconciliation passed (``reconciled_versions``), and switches with one
-single-row write to ``batch_promotions`` (the history row goes with it in the same logged
-batch). Serving picks a day's version from that row, so a reader sees the old version or
-the new one, never a mix. ``--unreconciled`` promotes a version without a passing
+single-row compare-and-set on ``batch_promotions`` (``storage.batch_results.promote``; the
+history row follows it). Serving picks a day's version from that row, so a reader sees the
+old version or the new one, never a mix. ``--unreconciled`` promotes a version without a passing
 reconciliation; the override is recorded (``unreconciled_promotions``) and said so.
 """
 

@@ -125,10 +125,14 @@ def restamped_retries(events: DataFrame, window: BatchWindow) -> tuple[int, int,
     """Event ids of D counted in more than one minute cell (``events_in_several_cells``):
     how many, the views they add beyond one per event id, and the ``RESTAMPED_SAMPLE``
     counted in the most cells, as "video_id/event_id: N cells"."""
-    several = events.transform(countable_for_day(window)).transform(events_in_several_cells)
-    totals = several.agg(F.count(F.lit(1)).alias("events"),
-                         F.coalesce(F.sum(F.col("cells") - 1), F.lit(0)).alias("extra_views")).first()
-    sample = several.orderBy(F.col("cells").desc(), "video_id", "event_id").limit(RESTAMPED_SAMPLE).collect()
+    # Kept for its two reads (the totals, the sample): one shuffle of the day's events, not two.
+    several = events.transform(countable_for_day(window)).transform(events_in_several_cells).persist()
+    try:
+        totals = several.agg(F.count(F.lit(1)).alias("events"),
+                             F.coalesce(F.sum(F.col("cells") - 1), F.lit(0)).alias("extra_views")).first()
+        sample = several.orderBy(F.col("cells").desc(), "video_id", "event_id").limit(RESTAMPED_SAMPLE).collect()
+    finally:
+        several.unpersist()
     return totals.events, totals.extra_views, [f"{row.video_id}/{row.event_id}: {row.cells} cells" for row in sample]
 
 

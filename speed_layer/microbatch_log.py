@@ -159,6 +159,7 @@ class MicrobatchLog:
             f"UPDATE {TABLE} SET rows_in = ?, late_dropped = ?, duplicates_dropped = ?,"
             " invalid = ?, duration_ms = ? WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
         )
+        self._last_written: tuple[int, int] | None = None  # (batch id, write timestamp) last recorded here
 
     def _logged_write_timestamp(self, batch_id: int) -> int | None:
         row = self.session.execute(self._write_timestamp,
@@ -167,7 +168,14 @@ class MicrobatchLog:
 
     def write_timestamp(self, batch: BatchOffsets) -> int:
         """The timestamp to write this batch's cells with: the one logged for it when the
-        batch is a replay, else ``next_write_timestamp`` after the batch before it."""
+        batch is a replay, else ``next_write_timestamp`` after the batch before it. The batch
+        this process recorded last answers both without a read; the log is read only for the
+        first batch after a start."""
+        last_id, last_stamp = self._last_written or (None, None)
+        if last_id == batch.batch_id:
+            return last_stamp
+        if last_id is not None and last_id == batch.batch_id - 1:
+            return next_write_timestamp(batch.batch_timestamp_ms, last_stamp)
         logged = self._logged_write_timestamp(batch.batch_id)
         if logged is not None:
             return logged
@@ -180,6 +188,8 @@ class MicrobatchLog:
             batch.start_offsets, batch.end_offsets, batch.late_watermark_ms,
             batch.eviction_watermark_ms, batch.batch_timestamp_ms, rows_written, write_timestamp,
         ))
+        if write_timestamp is not None:
+            self._last_written = (batch.batch_id, write_timestamp)
 
     def add_progress(self, batch_id: int, *, rows_in: int, late_dropped: int,
                      duplicates_dropped: int, invalid: dict[str, int], duration_ms: int) -> None:
