@@ -250,6 +250,7 @@ def _security_problems(settings: Settings):
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+QuickJit = Literal["short-lived", "all", "none"]
 CassandraConsistency = Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
                                "EACH_QUORUM", "LOCAL_ONE"]
 
@@ -311,10 +312,27 @@ class SparkKnobs(_Knobs):
     shuffle_partitions: PositiveInt = 2
     # A batch run shuffles once per day: more partitions, merged by adaptive execution.
     batch_shuffle_partitions: PositiveInt = 16
-    # The local driver of a nightly job (batch, quality checks, reconcile) runs each query
-    # about once: the JVM's quick compiler alone (C1) reaches compiled code in a third of the
-    # time and the optimizing one (C2) never pays back. Streaming jobs always use both.
-    quick_jit: bool = True
+    # Which local drivers compile with the JVM's quick compiler alone (C1), which reaches
+    # compiled code in a third of the time: "short-lived" (the nightly's jobs: batch,
+    # quality checks, reconcile; each query runs about once and the optimizing compiler,
+    # C2, never pays back), "all" (the streaming jobs too: for runs over small data, such
+    # as the test suite's, each saved 10-15 s), "none". true / false are read as
+    # "short-lived" / "none".
+    quick_jit: QuickJit = "short-lived"
+
+    @field_validator("quick_jit", mode="before")
+    @classmethod
+    def _quick_jit_words(cls, value):
+        if isinstance(value, bool):
+            return "short-lived" if value else "none"
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return {"true": "short-lived", "1": "short-lived", "false": "none", "0": "none"}.get(value, value)
+        return value
+
+    def quick_jit_for(self, short_lived: bool) -> bool:
+        """Whether a local driver of a short-lived job (or another) gets the quick compiler."""
+        return self.quick_jit == "all" or (short_lived and self.quick_jit == "short-lived")
 
 
 class TopicKnobs(_Knobs):

@@ -35,7 +35,7 @@ def is_local(master: str | None) -> bool:
 
 
 # The JVM's quick compiler only (C1): compiled code in a third of the time, for a job whose
-# queries each run about once (``settings.spark.quick_jit``). C1 alone sizes the code cache
+# queries each run about once (``SparkKnobs.quick_jit_for``). C1 alone sizes the code cache
 # for a small client program (48 MB): a Spark driver fills that within a minute, and the JVM
 # then stops compiling and interprets the rest of the run; so the cache keeps its usual size.
 QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
@@ -53,13 +53,14 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     them (690 MB, mostly the AWS SDK bundle) into the session's scratch folder, at every
     start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
     was built, and for a ``short_lived`` job (one of the nightly's: each query runs about
-    once) the JVM's quick compiler only. A cluster's executors need the jars shipped. On
+    once; any job under ``VIEWCOUNT_QUICK_JIT=all``) the JVM's quick compiler only. A
+    cluster's executors need the jars shipped. On
     any master the driver's JVM keeps its own warnings off standard output."""
     jars = connector_jars(settings)
     if not is_local(master):
         return {"jars": ",".join(str(jar) for jar in jars), "driver_java_options": JVM_OUTPUT_TO_STDERR}
     flags = [JVM_OUTPUT_TO_STDERR, driver_java_options(settings)]  # the class-data archive, once built
-    if short_lived and settings.spark.quick_jit:
+    if settings.spark.quick_jit_for(short_lived):
         flags.append(QUICK_JIT)
     return {"driver_class_path": os.pathsep.join(str(jar) for jar in jars),
             "driver_java_options": " ".join(flag for flag in flags if flag)}

@@ -7,12 +7,17 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from storage.settings import Settings
 from storage.spark import spark_conf, submit_options
 
 
 def _settings_with_jars(tmp_path):
-    settings = replace(Settings.from_env(), cache_dir=tmp_path)
+    """The product's defaults (the suite itself runs with VIEWCOUNT_QUICK_JIT=all)."""
+    from storage.settings import SparkKnobs
+
+    settings = replace(Settings.from_env(), cache_dir=tmp_path, spark=SparkKnobs.defaults())
     lib = settings.spark_connectors_home / "lib"
     lib.mkdir(parents=True)
     for name in ("bundle.jar", "kafka-clients.jar"):
@@ -75,8 +80,30 @@ def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless
     # streaming jobs and cluster masters: both compilers
     assert submit_options(settings, "local[2]")["driver_java_options"] == JVM_OUTPUT_TO_STDERR
     assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
-    both = replace(settings, spark=SparkKnobs(quick_jit=False))
+    both = replace(settings, spark=SparkKnobs(quick_jit="none"))
     assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+    # VIEWCOUNT_QUICK_JIT=all: streaming jobs too (never a cluster's driver)
+    everywhere = replace(settings, spark=SparkKnobs(quick_jit="all"))
+    assert submit_options(everywhere, "local[2]")["driver_java_options"] == quick
+    assert submit_options(everywhere, "yarn")["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+
+
+@pytest.mark.parametrize(("variable", "read"), [
+    ("true", "short-lived"), ("False", "none"), ("all", "all"), (" Short-Lived ", "short-lived"), ("none", "none")])
+def test_the_quick_compiler_setting_reads_its_words_and_the_old_booleans(monkeypatch, variable, read):
+    from storage.settings import SparkKnobs
+
+    monkeypatch.setenv("VIEWCOUNT_QUICK_JIT", variable)
+    assert SparkKnobs.from_env().quick_jit == read
+
+
+def test_an_unknown_quick_compiler_setting_is_a_one_line_error(monkeypatch):
+    from storage.errors import UserError
+    from storage.settings import SparkKnobs
+
+    monkeypatch.setenv("VIEWCOUNT_QUICK_JIT", "sometimes")
+    with pytest.raises(UserError, match="VIEWCOUNT_QUICK_JIT must be one of"):
+        SparkKnobs.from_env()
 
 
 def test_the_quick_compiler_keeps_a_code_cache_a_driver_does_not_fill():
