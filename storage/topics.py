@@ -57,6 +57,21 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
     return [topic.topic for topic in missing]
 
 
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics (their records too); a topic already gone is fine."""
+    from confluent_kafka.admin import AdminClient
+
+    if not names:
+        return
+    admin = AdminClient(client_config(settings))
+    for future in admin.delete_topics(list(names), operation_timeout=30).values():
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 - deleted by someone else meanwhile is fine
+            if "UNKNOWN_TOPIC_OR_PART" not in str(error):
+                raise
+
+
 def _ensure_size_limits(admin, settings: Settings, topics: list[str]) -> None:
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 

@@ -20,9 +20,11 @@ from viewcount import oracle
 @contextmanager
 def isolated(stack, prefix: str):
     """Topics and a keyspace of its own, so a job's tables hold only this test's rows
-    (video ids are the same in every generated run). Yields (settings, environment)."""
+    (video ids are the same in every generated run), both deleted afterwards (a broker
+    holding every topic of past runs starts slower each time). Yields (settings,
+    environment)."""
     from storage.cassandra import apply_migrations, connect
-    from storage.topics import ensure_topics
+    from storage.topics import delete_topics, ensure_topics
 
     tag = uuid.uuid4().hex[:10]
     settings = replace(stack, keyspace=f"t_{tag}", views_topic=f"{prefix}-{tag}",
@@ -37,6 +39,7 @@ def isolated(stack, prefix: str):
         session = connect(settings, keyspace=False)
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
         session.cluster.shutdown()
+        delete_topics(settings, [settings.views_topic, settings.dlq_topic])
 
 
 def viewcount(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
