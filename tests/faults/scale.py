@@ -12,9 +12,9 @@ also be set by hand:
 
 | variable | default (CI) | `make soak` | what it sizes |
 |---|---|---|---|
-| VIEWCOUNT_CRASH_EVENTS | 40,000 | 1,000,000 | events produced at least (more if the kills take longer) |
+| VIEWCOUNT_CRASH_EVENTS | 10,000 | 1,000,000 | events produced at least (more if the kills take longer) |
 | VIEWCOUNT_CRASH_RATE | 200 | 2,500 | their rate per second |
-| VIEWCOUNT_CRASH_KILLS | 4 | 10 | kill -9 of the counter, and of the archiver |
+| VIEWCOUNT_CRASH_KILLS | 3 | 10 | kill -9 of the counter, and of the archiver |
 | VIEWCOUNT_POISON_RECORDS | 3,000 | 100,000 | hostile records (every kind of hostile.py occurs) |
 | VIEWCOUNT_OUTAGE_EVENTS | 30,000 | 90,000 | events produced around each outage, at 1,000/s |
 | VIEWCOUNT_ORCHESTRATION_RERUN_DAYS | 1 | 2 | days of the backfill run a second time |
@@ -33,11 +33,11 @@ def _size(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-CRASH_EVENTS = _size("VIEWCOUNT_CRASH_EVENTS", 40_000)
+CRASH_EVENTS = _size("VIEWCOUNT_CRASH_EVENTS", 10_000)
 CRASH_RATE = _size("VIEWCOUNT_CRASH_RATE", 200)
 # Kills alternate between mid-batch and between batches, so two are the fewest that land
-# on both.
-CRASH_KILLS = _size("VIEWCOUNT_CRASH_KILLS", 4, minimum=2)
+# on both; three give the harder aim (mid-batch) two tries, and a restart after a restart.
+CRASH_KILLS = _size("VIEWCOUNT_CRASH_KILLS", 3, minimum=2)
 POISON_RECORDS = _size("VIEWCOUNT_POISON_RECORDS", 3_000, minimum=100)
 OUTAGE_EVENTS = _size("VIEWCOUNT_OUTAGE_EVENTS", 30_000, minimum=10_000)
 # The rerun always includes the day whose batch was killed; 2 reruns the whole backfill.
