@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from counting.reasons import MAX_FUTURE_SECONDS
 from storage.kafka_config import client_config
 from storage.settings import Settings
 
@@ -15,8 +16,27 @@ VIEWS_MAX_MESSAGE_BYTES = 1_048_576
 DLQ_MAX_MESSAGE_BYTES = 2 * VIEWS_MAX_MESSAGE_BYTES
 
 
+# The views topic refuses a record whose timestamp (CreateTime, set by the producer) is
+# more than the counting rule's allowance ahead of the broker's clock: one producer with a
+# fast clock would otherwise pass the rule (an event_time is judged against its record's
+# timestamp) and move the speed layer's watermark ahead of real time, dropping every
+# on-time view as late. Kafka's own default lets records an hour ahead in. The producer of
+# a refused record gets INVALID_TIMESTAMP and nothing of it is written. Old timestamps stay
+# accepted: replays of past days carry them.
+VIEWS_TIMESTAMP_AFTER_MAX_MS = MAX_FUTURE_SECONDS * 1_000
+
+
 def max_message_bytes(settings: Settings, topic: str) -> int:
     return DLQ_MAX_MESSAGE_BYTES if topic == settings.dlq_topic else VIEWS_MAX_MESSAGE_BYTES
+
+
+def enforced_configs(settings: Settings, topic: str) -> dict[str, str]:
+    """What a topic of ours must have set, whether created now or found: the record size
+    limit, and for a views topic the bound on record timestamps ahead of the broker."""
+    configs = {"max.message.bytes": str(max_message_bytes(settings, topic))}
+    if topic != settings.dlq_topic:
+        configs["message.timestamp.after.max.ms"] = str(VIEWS_TIMESTAMP_AFTER_MAX_MS)
+    return configs
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:
@@ -29,8 +49,8 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> list[str]:
     """Create missing topics; returns the names created now.
 
-    Topics that exist already get their record size limit set (older local stacks created
-    them without one); their other settings are left as an operator may have tuned them.
+    Topics that exist already get ``enforced_configs`` set (older stacks created them
+    without); their other settings are left as an operator may have tuned them.
     """
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -38,11 +58,10 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
     existing = set(admin.list_topics(timeout=10).topics)
     retention = str(settings.topics.topic_retention_ms)
     specs = specs or topic_specs(settings)
-    _ensure_size_limits(admin, settings, [name for name in specs if name in existing])
+    _ensure_enforced_configs(admin, settings, [name for name in specs if name in existing])
     missing = [
         NewTopic(name, num_partitions=partitions, replication_factor=1,
-                 config={"retention.ms": retention,
-                         "max.message.bytes": str(max_message_bytes(settings, name))})
+                 config={"retention.ms": retention, **enforced_configs(settings, name)})
         for name, partitions in specs.items()
         if name not in existing
     ]
@@ -72,13 +91,13 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
                 raise
 
 
-def _ensure_size_limits(admin, settings: Settings, topics: list[str]) -> None:
+def _ensure_enforced_configs(admin, settings: Settings, topics: list[str]) -> None:
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
     resources = [
         ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-            ConfigEntry("max.message.bytes", str(max_message_bytes(settings, name)),
-                        incremental_operation=AlterConfigOpType.SET)])
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in enforced_configs(settings, name).items()])
         for name in topics
     ]
     if resources:

@@ -168,3 +168,59 @@ def test_a_record_over_the_topic_limit_is_refused_at_produce_time_and_leaves_not
         after.send([Record(b"v", view, now, "valid", -1, 0, False)])
         after.flush()
         assert [m.value() for m in consume(settings, settings.views_topic)] == [view]
+
+
+def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_nothing(stack):
+    """A producer whose clock runs fast: its record timestamp (CreateTime) must not pass the
+    5-minute future rule and move the speed layer's watermark ahead of real time. The views
+    topic refuses it at produce time; within the allowance a record is written."""
+    from counting.reasons import MAX_FUTURE_SECONDS
+    from storage.topics import ensure_topics
+    from viewcount.errors import UserError
+    from viewcount.inspect import topic_end_offsets
+    from viewcount.produce.generator import Record
+
+    with isolated(stack, "test-fast-clock") as (settings, _):
+        rng = random.Random(64)
+        fast = int(time.time() * 1000) + 59 * 60_000  # a clock 59 minutes fast
+        sink = _producer(settings, settings.views_topic)
+        with pytest.raises(UserError) as refused:
+            sink.send([Record(b"v", _valid_view(rng, fast), fast, "valid", -1, 0, False)])
+            sink.flush()
+        message = str(refused.value)
+        assert "not delivered" in message and "timestamp" in message.lower(), message
+        assert sum(topic_end_offsets(settings, settings.views_topic).values()) == 0
+
+        ahead = int(time.time() * 1000) + (MAX_FUTURE_SECONDS - 60) * 1000  # within the allowance
+        view = _valid_view(rng, ahead)
+        within = _producer(settings, settings.views_topic)
+        within.send([Record(b"v", view, ahead, "valid", -1, 0, False)])
+        within.flush()
+        assert [m.value() for m in consume(settings, settings.views_topic)] == [view]
+        # A topic created before the bound existed gets it when the stack ensures its topics.
+        _set_topic_config(settings, settings.views_topic, "message.timestamp.after.max.ms", "3600000")
+        ensure_topics(settings, {settings.views_topic: 6})
+        assert _topic_config(settings, settings.views_topic, "message.timestamp.after.max.ms") == str(
+            MAX_FUTURE_SECONDS * 1000)
+
+
+def _topic_config(settings, topic: str, key: str) -> str:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from storage.kafka_config import client_config
+
+    admin = AdminClient(client_config(settings))  # kept until its answer is in
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+
+
+def _set_topic_config(settings, topic: str, key: str, value: str) -> None:
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from storage.kafka_config import client_config
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient(client_config(settings))  # kept until its answer is in
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
