@@ -7,6 +7,7 @@ is read from that report, so it costs the batch nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import threading
@@ -31,6 +32,10 @@ LATE = Counter("viewcount_speed_late_dropped", "events dropped as behind the wat
 DUPLICATES = Counter("viewcount_speed_duplicates_dropped", "repeated events dropped", ["job"])
 INVALID = Counter("viewcount_speed_invalid", "records rejected by the counting rules", ["job", "reason"])
 LAST_BATCH = Gauge("viewcount_speed_last_batch_id", "id of the last finished micro-batch", ["job"])
+# Above 0 the watermark is ahead of the clock that started the batch: every on-time view is
+# then dropped as late (a producer's clock runs fast, or an event_time outlier got in).
+WATERMARK_AHEAD = Gauge("viewcount_speed_watermark_ahead_seconds",
+                        "event-time watermark minus the start of the batch that applied it", ["job"])
 
 INPUT_METRICS = "viewcount_input"  # name of the observe() on the parsed records
 
@@ -54,6 +59,13 @@ class BatchReport:
     watermark: str | None
     end_offsets: dict[int, int] = field(default_factory=dict)
     observed: dict[str, dict] = field(default_factory=dict)
+    started_at: str | None = None  # the batch's trigger time (the driver's clock), ISO 8601
+
+    def watermark_ahead_seconds(self) -> float | None:
+        """The watermark minus the batch's start; None before a query has a watermark."""
+        if not self.watermark or not self.started_at:
+            return None
+        return (_instant(self.watermark) - _instant(self.started_at)).total_seconds()
 
     def line(self) -> str:
         invalid = sum(self.invalid.values())
@@ -63,6 +75,11 @@ class BatchReport:
             f" {self.duplicates_dropped:,}, invalid {invalid:,}, lag {sum(self.lag.values()):,},"
             f" watermark {self.watermark or '-'}"
         )
+
+
+def _instant(text: str) -> dt.datetime:
+    """A progress report's time (``2026-11-12T10:00:00.000Z``)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _offsets(text: str | None) -> dict[int, int]:
@@ -100,6 +117,7 @@ def report_from_progress(job: str, progress) -> BatchReport:
         watermark=(progress.eventTime or {}).get("watermark"),
         end_offsets=ends,
         observed=observed,
+        started_at=progress.timestamp,
     )
 
 
@@ -113,6 +131,9 @@ def publish(report: BatchReport) -> None:
     for reason, count in report.invalid.items():
         INVALID.labels(job, reason).inc(count)
     LAST_BATCH.labels(job).set(report.batch_id)
+    ahead = report.watermark_ahead_seconds()
+    if ahead is not None:
+        WATERMARK_AHEAD.labels(job).set(ahead)
 
 
 class ProgressListener(StreamingQueryListener):

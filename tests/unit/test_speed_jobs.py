@@ -33,3 +33,24 @@ def test_a_progress_without_parsable_offsets_has_none_instead_of_crashing_the_li
 
     assert _offsets('{"views": {"0": 5, "1": 7}}') == {0: 5, 1: 7}
     assert [_offsets(text) for text in (None, "", " ", "null", "not json")] == [{}] * 5
+
+
+def test_the_watermark_ahead_of_the_batch_start_is_published_for_alerting():
+    from prometheus_client import REGISTRY
+
+    from speed_layer.progress import BatchReport, publish
+
+    def report(watermark, started_at="2026-12-02T10:00:00.000Z"):
+        return BatchReport(job="ahead-test", batch_id=3, rows_in=0, rows_per_second=0.0, duration_ms=10,
+                           late_dropped=0, duplicates_dropped=0, invalid={}, lag={}, watermark=watermark,
+                           started_at=started_at)
+
+    # A producer 59 minutes fast, 10 minutes of delay: the watermark is 49 minutes ahead.
+    fast = report("2026-12-02T10:49:00.000Z")
+    assert fast.watermark_ahead_seconds() == 49 * 60
+    publish(fast)
+    assert REGISTRY.get_sample_value("viewcount_speed_watermark_ahead_seconds", {"job": "ahead-test"}) == 2940
+    # A replayed past day: far behind; no watermark yet: nothing to say, the gauge is kept.
+    assert report("2026-11-12T23:50:00.000Z").watermark_ahead_seconds() == -(19 * 86_400 + 10 * 3_600 + 600)
+    publish(report(None))
+    assert REGISTRY.get_sample_value("viewcount_speed_watermark_ahead_seconds", {"job": "ahead-test"}) == 2940
