@@ -65,7 +65,7 @@ class BatchReport:
         """The watermark minus the batch's start; None before a query has a watermark."""
         if not self.watermark or not self.started_at:
             return None
-        return (_instant(self.watermark) - _instant(self.started_at)).total_seconds()
+        return (dt.datetime.fromisoformat(self.watermark) - dt.datetime.fromisoformat(self.started_at)).total_seconds()
 
     def line(self) -> str:
         invalid = sum(self.invalid.values())
@@ -75,11 +75,6 @@ class BatchReport:
             f" {self.duplicates_dropped:,}, invalid {invalid:,}, lag {sum(self.lag.values()):,},"
             f" watermark {self.watermark or '-'}"
         )
-
-
-def _instant(text: str) -> dt.datetime:
-    """A progress report's time (``2026-11-12T10:00:00.000Z``)."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _offsets(text: str | None) -> dict[int, int]:

@@ -323,8 +323,6 @@ class SparkKnobs(_Knobs):
     @field_validator("quick_jit", mode="before")
     @classmethod
     def _quick_jit_words(cls, value):
-        if isinstance(value, bool):
-            return "short-lived" if value else "none"
         if isinstance(value, str):
             value = value.strip().lower()
             return {"true": "short-lived", "1": "short-lived", "false": "none", "0": "none"}.get(value, value)

@@ -54,8 +54,8 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
     was built, and for a ``short_lived`` job (one of the nightly's: each query runs about
     once; any job under ``VIEWCOUNT_QUICK_JIT=all``) the JVM's quick compiler only. A
-    cluster's executors need the jars shipped. On
-    any master the driver's JVM keeps its own warnings off standard output."""
+    cluster's executors need the jars shipped. On any master the driver's JVM keeps its own
+    warnings off standard output."""
     jars = connector_jars(settings)
     if not is_local(master):
         return {"jars": ",".join(str(jar) for jar in jars), "driver_java_options": JVM_OUTPUT_TO_STDERR}

@@ -13,8 +13,8 @@ completeness rows adding up to the topic's end offsets.
 Events keep arriving until every kill is done (and at least VIEWCOUNT_CRASH_EVENTS have
 been sent), so every kill falls during production however slow the machine is. What
 matters is where the kills land, not how many events flow: CI kills each job 3 times
-among at least 10,000 events (production lasts as long as the kills do); `make soak` 10 times among at least 1,000,000
-(tests/faults/scale.py).
+among at least 10,000 events (production lasts as long as the kills do); `make soak` 10
+times among at least 1,000,000 (tests/faults/scale.py).
 """
 
 from __future__ import annotations

@@ -175,10 +175,12 @@ def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_n
     5-minute future rule and move the speed layer's watermark ahead of real time. The views
     topic refuses it at produce time; within the allowance a record is written."""
     from counting.reasons import MAX_FUTURE_SECONDS
+    from storage.kafka_config import client_config
     from storage.topics import ensure_topics
     from viewcount.errors import UserError
     from viewcount.inspect import topic_end_offsets
     from viewcount.produce.generator import Record
+    from viewcount.produce.kafka_sink import timestamp_window_ms
 
     with isolated(stack, "test-fast-clock") as (settings, _):
         rng = random.Random(64)
@@ -200,18 +202,7 @@ def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_n
         # A topic created before the bound existed gets it when the stack ensures its topics.
         _set_topic_config(settings, settings.views_topic, "message.timestamp.after.max.ms", "3600000")
         ensure_topics(settings, {settings.views_topic: 6})
-        assert _topic_config(settings, settings.views_topic, "message.timestamp.after.max.ms") == str(
-            MAX_FUTURE_SECONDS * 1000)
-
-
-def _topic_config(settings, topic: str, key: str) -> str:
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
-    from storage.kafka_config import client_config
-
-    admin = AdminClient(client_config(settings))  # kept until its answer is in
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+        assert timestamp_window_ms(client_config(settings), settings.views_topic)[1] == MAX_FUTURE_SECONDS * 1000
 
 
 def _set_topic_config(settings, topic: str, key: str, value: str) -> None:
