@@ -1,7 +1,8 @@
 """Orchestration faults: a batch task killed mid-run and retried, and a backfill run twice.
 
 Two days are produced into one topic, counted by the speed layer and archived. Then
-`viewcount nightly --date D1 --to D2` (`airflow dags test` per day) runs twice:
+`viewcount nightly --date D1 --to D2` (`airflow dags test` per day) runs, and under
+`make soak` runs again:
 
 1. The first pass is a backfill with a fault: once the first day's batch has counted the
    day and claimed its version (the `batch_versions` row is 'running', rows are being
@@ -12,12 +13,12 @@ Two days are produced into one topic, counted by the speed layer and archived. T
    half-written version by its input fingerprint and rewrites it. The day ends with one
    complete version, equal to the oracle, promoted; the half-written one was never served.
    The next day of the backfill then runs as usual.
-2. The second pass reruns the killed day without a fault (both days under `make soak`:
-   VIEWCOUNT_ORCHESTRATION_RERUN_DAYS, tests/faults/scale.py): every rerun day's
-   batch rows, top videos, version (number, input, Parquet), promotion and report numbers
-   are those of the first pass; the batch says it rewrote version 1, and the report was
-   rewritten. One day is enough in CI: the days of a backfill are independent DAG runs,
-   and that a rerun rewrites version 1 with the same rows is also proven by
+2. Under `make soak` (VIEWCOUNT_ORCHESTRATION_RERUN_DAYS, tests/faults/scale.py) a second
+   pass reruns the killed day, or both days, without a fault: every rerun day's batch rows,
+   top videos, version (number, input, Parquet), promotion and report numbers are those of
+   the first pass; the batch says it rewrote version 1, and the report was rewritten. CI
+   runs no second pass: the days of a backfill are independent DAG runs, and that a rerun
+   rewrites version 1 with the same rows and keeps the promotion is proven by
    tests/integration/test_batch_layer.py (the CLI) and test_nightly_dag.py (the DAG).
 """
 
@@ -172,7 +173,7 @@ class Backfills:
     expected: dict  # day -> (video, minute ms) -> views, from the oracle over the topic
     kill: Kill
     first: Pass
-    second: Pass
+    second: Pass | None  # None without rerun days (CI)
     leftovers: list  # objects under the killed day's version prefix that are not its output
 
 
@@ -202,7 +203,7 @@ def backfills(stack, tmp_path_factory):
 
         killer = BatchKiller(settings, KILLED_DAY)
         first = run_backfill(settings, env, DAYS, killer)
-        second = run_backfill(settings, env, RERUN_DAYS)
+        second = run_backfill(settings, env, RERUN_DAYS) if RERUN_DAYS else None
 
         bucket, prefix = split_uri(f"s3a://{settings.s3_bucket}/batch/day={KILLED_DAY}/version=1")
         listed = client(settings).list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
@@ -261,8 +262,14 @@ def test_every_day_promotes_one_complete_version_equal_to_the_oracle(backfills):
     assert backfills.leftovers == [], "the killed try's uncommitted Parquet was left behind"
 
 
+def _second(backfills) -> Pass:
+    if backfills.second is None:
+        pytest.skip("no second backfill at CI size: `make soak` (VIEWCOUNT_ORCHESTRATION_RERUN_DAYS) runs it")
+    return backfills.second
+
+
 def test_a_second_backfill_rewrites_the_same_versions_with_the_same_rows(backfills):
-    first, second = backfills.first, backfills.second
+    first, second = backfills.first, _second(backfills)
     assert second.returncode == 0, second.stderr[-4000:]
     print(f"\nsecond pass over {', '.join(map(str, second.days))}: {second.duration_s:.0f} s; days "
           f"{', '.join(f'{run.duration_s} s' for run in second.runs.values())}")
@@ -281,14 +288,16 @@ def test_a_second_backfill_rewrites_the_same_versions_with_the_same_rows(backfil
 
 
 def test_a_second_backfill_keeps_the_promotions(backfills):
-    for day in backfills.second.days:
+    second = _second(backfills)
+    for day in second.days:
         # Promoting the promoted version is a no-op: the same row, no new history entry.
-        assert backfills.second.states[day].promotions == backfills.first.states[day].promotions, day
+        assert second.states[day].promotions == backfills.first.states[day].promotions, day
 
 
 def test_a_second_backfill_rewrites_the_reports_with_the_same_numbers(backfills):
-    for day in backfills.second.days:
-        before, after = dict(backfills.first.reports[day]), dict(backfills.second.reports[day])
+    second = _second(backfills)
+    for day in second.days:
+        before, after = dict(backfills.first.reports[day]), dict(second.reports[day])
         assert after.pop("created_at") > before.pop("created_at"), day  # written again
         assert after == before, day
-        assert backfills.second.states[day].summary == backfills.second.reports[day], day
+        assert second.states[day].summary == second.reports[day], day
