@@ -82,11 +82,12 @@ def _session(settings: Settings, master: str | None) -> "SparkSession":
 
 
 def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness",
-           allow_gaps: bool) -> tuple["DataFrame", "DataFrame", "ArchiveTallies"]:
+           allow_gaps: bool) -> tuple["DataFrame", "DataFrame", "ArchiveTallies", int]:
     """The window's parsed events and the day's counts, both cached, once the archive
-    files are checked against archive_hours (a cheap pass: no value bytes are read)."""
+    files are checked against archive_hours (a cheap pass: no value bytes are read), and
+    the valid events of D that arrived in the hour after the cutoff (not counted)."""
     from batch_layer.completeness import file_gaps, refusal
-    from batch_layer.recompute import count_day, events_in_window, tally_archive
+    from batch_layer.recompute import PAST_CUTOFF_SPAN, count_day, events_in_window, past_cutoff_events, tally_archive
     from storage.archive import read_archive_hours
 
     records = read_archive_hours(spark, root, window.hours())  # the tallies count what lies outside the window too
@@ -98,7 +99,8 @@ def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: 
     events = events_in_window(records, window).persist()  # read by the counts and the statistics
     counts = events.transform(count_day(window)).persist()
     counts.count()
-    return events, counts, tallies
+    after = read_archive_hours(spark, root, window.hours_after_cutoff(PAST_CUTOFF_SPAN))
+    return events, counts, tallies, past_cutoff_events(records.unionByName(after), window)
 
 
 def _report_input(day: dt.date, stats: "BatchStats", tallies: "ArchiveTallies") -> None:
@@ -107,7 +109,7 @@ def _report_input(day: dt.date, stats: "BatchStats", tallies: "ArchiveTallies") 
     invalid = ", ".join(f"{reason} {count:,}" for reason, count in stats.invalid.items() if count)
     _say(day, f"invalid per reason: {invalid or 'none'} (total {sum(stats.invalid.values()):,})")
     _say(day, f"duplicates removed {stats.duplicates_removed:,}; valid events of other days "
-              f"{stats.other_days:,}; past cutoff {stats.past_cutoff:,} (not counted)")
+              f"{stats.other_days:,}; of D arrived in the hour after the cutoff {stats.past_cutoff:,} (not counted)")
     if stats.restamped_events:
         _say(day, f"re-stamped retries: {stats.restamped_events:,} event ids counted in more than one minute, "
                   f"{stats.restamped_extra_views:,} views beyond one each (e.g. {stats.restamped_sample[0]})")
@@ -166,9 +168,9 @@ def recompute_day(settings: Settings, window: BatchWindow, *, allow_gaps: bool =
     try:
         completeness = _checked_archive(session, settings, window, allow_gaps)
         spark = _session(settings, master)
-        events, counts, tallies = _count(spark, archive or archive_path(settings), window, completeness,
-                                         allow_gaps)
-        stats = day_stats(events, counts, tallies, window)
+        events, counts, tallies, past_cutoff = _count(spark, archive or archive_path(settings), window,
+                                                      completeness, allow_gaps)
+        stats = day_stats(events, counts, window, past_cutoff)
         events.unpersist()
         _report_input(window.day, stats, tallies)
         claim, same_input = _claim(session, window, completeness, allow_gaps)

@@ -18,6 +18,7 @@ The steps only a batch may take (sort, limit) are here, named for what they give
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from collections.abc import Callable
 
@@ -34,6 +35,9 @@ from storage.batch_results import BatchStats
 from counting.window import BatchWindow
 
 TOP_VIDEOS = 1_000
+# The arrivals after the cutoff the batch looks at, to report the views of D it leaves out:
+# the first hour, as archived when the batch runs (the nightly runs soon after the cutoff).
+PAST_CUTOFF_SPAN = dt.timedelta(hours=1)
 RESTAMPED_SAMPLE = 20  # re-stamped event ids kept with a version, for the report
 
 
@@ -78,6 +82,19 @@ def events_in_window(records: DataFrame, window: BatchWindow) -> DataFrame:
     )
 
 
+def past_cutoff_events(records: DataFrame, window: BatchWindow, span: dt.timedelta = PAST_CUTOFF_SPAN) -> int:
+    """Valid events of D among the records that arrived in [cutoff, cutoff + span): views
+    the day's rule leaves out of its count (before dedupe, like ``other_days``)."""
+    arrival = F.col("kafka_timestamp")
+    return (
+        records.filter(arrived_past_cutoff(window, arrival) & (arrival < F.lit(window.cutoff + span)))
+        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
+        .transform(parse_events())
+        .transform(countable_for_day(window))
+        .count()
+    )
+
+
 def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
     """views(video, minute) for the minutes of D: ``events.transform(count_day(window))``."""
 
@@ -91,8 +108,9 @@ def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
     return count
 
 
-def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, window: BatchWindow) -> BatchStats:
-    """The batch's statistics: one aggregate over the events, one over the counts."""
+def day_stats(events: DataFrame, counts: DataFrame, window: BatchWindow, past_cutoff: int) -> BatchStats:
+    """The batch's statistics: one aggregate over the events, one over the counts;
+    ``past_cutoff`` from ``past_cutoff_events``."""
     is_valid = F.col("reason").isNull()
     read = events.agg(
         F.count(F.lit(1)).alias("events_read"),
@@ -110,7 +128,7 @@ def day_stats(events: DataFrame, counts: DataFrame, tallies: ArchiveTallies, win
         events_read=read.events_read,
         invalid={reason: read[reason] for reason in REASONS},
         duplicates_removed=read.valid_in_day - totals.views,
-        past_cutoff=tallies.past_cutoff,
+        past_cutoff=past_cutoff,
         other_days=read.other_days,
         cells=totals.cells,
         total_views=totals.views,

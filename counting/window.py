@@ -89,6 +89,17 @@ class BatchWindow:
             instant += dt.timedelta(hours=1)
         return hours
 
+    def hours_after_cutoff(self, span: dt.timedelta) -> list[Hour]:
+        """The archive hours that hold arrivals in [cutoff, cutoff + span) and are not
+        among ``hours()`` (a cutoff inside an hour leaves that hour there)."""
+        hours, instant = [], self.cutoff.replace(minute=0, second=0, microsecond=0)
+        read = set(self.hours())
+        while instant < self.cutoff + span:
+            if _hour_of(instant) not in read:
+                hours.append(_hour_of(instant))
+            instant += dt.timedelta(hours=1)
+        return hours
+
     def dates(self) -> list[dt.date]:
         return sorted({date for date, _ in self.hours()})
 

@@ -54,7 +54,7 @@ class BatchStats:
     events_read: int
     invalid: dict[str, int]
     duplicates_removed: int
-    past_cutoff: int
+    past_cutoff: int  # valid events of D that arrived in the hour after the cutoff (as then archived)
     other_days: int
     cells: int
     total_views: int

@@ -57,8 +57,11 @@ def expected_top(views: dict[tuple[str, int], int], limit: int = 1000) -> list[t
 def expected_stats(records: list[Record], day: dt.date, cutoff_ms: int) -> dict:
     """What the batch must report about the arrivals of its window, by the oracle's rules."""
     start_ms, end_ms = day_start_ms(day) - 300_000, day_start_ms(day) + 86_400_000
-    invalid, valid_in_day, other_days, read = Counter(), 0, 0, 0
+    invalid, valid_in_day, other_days, read, past_cutoff = Counter(), 0, 0, 0, 0
     for record in records:
+        if cutoff_ms <= record.timestamp_ms < cutoff_ms + 3_600_000:  # the hour after the cutoff
+            reason, event = oracle.classify(record.value, record.timestamp_ms)
+            past_cutoff += not reason and day_start_ms(day) <= event.minute_ms < end_ms
         if not start_ms <= record.timestamp_ms < cutoff_ms:
             continue
         read += 1
@@ -71,6 +74,7 @@ def expected_stats(records: list[Record], day: dt.date, cutoff_ms: int) -> dict:
             other_days += 1
     views = expected_views(records, day, cutoff_ms)
     return {"events_read": read, "invalid": {k: v for k, v in invalid.items() if v}, "other_days": other_days,
+            "past_cutoff": past_cutoff,
             "duplicates_removed": valid_in_day - sum(views.values()), "cells": len(views),
             "total_views": sum(views.values()), "videos": len({video for video, _ in views})}
 

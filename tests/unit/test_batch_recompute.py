@@ -11,6 +11,7 @@ from batch_layer.recompute import (
     count_day,
     day_stats,
     events_in_window,
+    past_cutoff_events,
     tally_archive,
     top_videos_by_views,
 )
@@ -67,7 +68,7 @@ def test_tallies_and_statistics_describe_what_was_read_and_rejected(spark):
     events = events_in_window(records, WINDOW)
 
     tallies = tally_archive(records, WINDOW)
-    stats = day_stats(events, events.transform(count_day(WINDOW)), tallies, WINDOW)
+    stats = day_stats(events, events.transform(count_day(WINDOW)), WINDOW, past_cutoff_events(records, WINDOW))
 
     assert tallies.by_partition == {0: (3, 0, 2), 1: (8, 0, 7)}
     assert (tallies.records, tallies.before_window, tallies.past_cutoff) == (11, 1, 1)
@@ -84,10 +85,24 @@ def test_a_retry_re_stamped_into_another_minute_counts_there_and_is_reported(spa
     records = archive_rows(spark, restamped)
     events = events_in_window(records, WINDOW)
 
-    stats = day_stats(events, events.transform(count_day(WINDOW)), tally_archive(records, WINDOW), WINDOW)
+    stats = day_stats(events, events.transform(count_day(WINDOW)), WINDOW, 0)
 
     assert (stats.cells, stats.total_views) == (5, 6)
     assert (stats.restamped_events, stats.restamped_extra_views, stats.restamped_sample) == (1, 1, ["v2/e2: 2 cells"])
+
+
+def test_past_cutoff_counts_the_valid_views_of_the_day_that_arrived_in_the_hour_after_the_cutoff(spark):
+    after = [(2, 0, at(1, 1, 30), view("p1", "v1", "2026-11-25T23:59:00Z")),  # counted in past_cutoff
+             (2, 1, at(1, 1, 31), view("p1", "v1", "2026-11-25T23:59:00Z")),  # re-sent: an event again
+             (2, 2, at(1, 1, 40), view("p2", "v1", "2026-11-26T01:39:00Z")),  # a view of the next day
+             (2, 3, at(1, 1, 45), b'{"event_id": "p3"'),  # malformed
+             (2, 4, at(1, 2, 0), view("p4", "v1", "2026-11-25T23:59:00Z"))]  # past the hour after it
+
+    # RECORDS holds e9, a view of D at the cutoff itself.
+    assert past_cutoff_events(archive_rows(spark, RECORDS + after), WINDOW) == 3
+    assert WINDOW.hours_after_cutoff(dt.timedelta(hours=1)) == [(dt.date(2026, 11, 26), 1)]
+    assert BatchWindow(D, dt.timedelta(minutes=90)).hours_after_cutoff(dt.timedelta(hours=1)) == [
+        (dt.date(2026, 11, 26), 2)]  # the cutoff's own hour is among the window's
 
 
 def test_top_videos_rank_by_views_then_video_id(spark):
@@ -103,7 +118,7 @@ def test_top_videos_rank_by_views_then_video_id(spark):
 def test_an_empty_day_counts_nothing(spark):
     for records in (read_archive(spark, "file:///nowhere", []), archive_rows(spark, RECORDS[:1])):
         events = events_in_window(records, WINDOW)
-        stats = day_stats(events, events.transform(count_day(WINDOW)), tally_archive(records, WINDOW), WINDOW)
+        stats = day_stats(events, events.transform(count_day(WINDOW)), WINDOW, past_cutoff_events(records, WINDOW))
         assert (stats.events_read, stats.cells, stats.total_views, stats.videos) == (0, 0, 0, 0)
 
 
