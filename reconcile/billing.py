@@ -8,10 +8,13 @@
   batch; billable videos default to exact, non-billable ones to 10 views and 1%.
 - ``billing_cells_divergent``: billable cells beyond tolerance, whatever the cause;
   ``money_at_risk``: the sum over them of |delta| x rate / 1000.
-- The gate fails when a billable cell beyond tolerance has a cause other than ``late``.
-  ``late`` is accepted by design: the speed layer drops events behind its watermark, the
-  batch counts them, and the batch is what becomes authoritative (and billed). Every other
-  cause means one of the two numbers is wrong for a reason the design does not allow.
+- The gate fails when a billable cell beyond tolerance has a cause other than ``late`` or
+  ``after_cutoff``. Both are accepted by design, and the batch is what becomes
+  authoritative (and billed): the speed layer drops events behind its watermark, which the
+  batch counts (``late``); a speed layer catching up across midnight counts views of D
+  that arrived after the cutoff, which the day's rule leaves out of the batch
+  (``after_cutoff``). Every other cause means one of the two numbers is wrong for a reason
+  the design does not allow.
   Non-billable cells beyond their tolerance never fail the gate (no money depends on them);
   they are counted in ``nonbillable_cells_beyond_tolerance`` and shown in the report.
 """
@@ -21,10 +24,10 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from reconcile.causes import LATE
+from reconcile.causes import AFTER_CUTOFF, LATE
 from reconcile.tolerances import Tolerances
 
-ACCEPTED_CAUSES = (LATE,)
+ACCEPTED_CAUSES = (LATE, AFTER_CUTOFF)
 MONEY_TYPE = "decimal(38, 9)"
 
 

@@ -13,6 +13,9 @@ occurrences (valid, event_time in D, arrived inside the batch's window):
   ``late_watermark_ms`` was at or past their event_time (Spark dropped them as late);
 - ``unconsumed_ids``: archived ids that no logged speed batch consumed (beyond what speed
   has read, or in a hole of its log: downtime, a checkpoint reset);
+- ``after_cutoff_ids``: ids with no occurrence in the window that speed counted from an
+  occurrence that arrived after the cutoff (within ``reconcile.evidence.AFTER_CUTOFF_SPAN``
+  of it), read back from Kafka where speed's log says it read past the window;
 - ``repeats_total``: counted occurrences minus counted ids (what counting occurrences
   instead of distinct ids would add), and ``repeats_by_batch``: the same per micro-batch
   (counted occurrences in the batch whose id had already been counted), i.e. what
@@ -29,6 +32,10 @@ holds" is ``archived_ids == b`` and is required by every rule but ``other``):
 - ``missing_in_archive``: s > b, counted_archived_ids == b and s - b == gap_counted_ids:
   speed counted exactly the batch's events plus events Kafka holds at offsets the archive
   lacks.
+- ``after_cutoff``: s > b, counted_archived_ids == b, gap_counted_ids == 0 and
+  s - b == after_cutoff_ids: speed counted exactly the batch's events plus views of D that
+  arrived after the day's cutoff (a counter catching up across midnight still had them
+  inside its watermark), which the rule leaves out of D's final count.
 - ``duplicate``: s > b, counted_ids == b, and s - b equals repeats_total or one value of
   repeats_by_batch: speed counted repeated occurrences of events it had already counted.
 - ``other``: anything else (mixed causes, the archive changed after the batch ran, counts
@@ -40,21 +47,18 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from storage.reconciliations import CAUSES
+
 from reconcile.consumption import CELL, EVIDENCE_COLUMNS
 
-LATE = "late"
-DUPLICATE = "duplicate"
-MISSING_IN_SPEED = "missing_in_speed"
-MISSING_IN_ARCHIVE = "missing_in_archive"
-OTHER = "other"
-CAUSES = (LATE, DUPLICATE, MISSING_IN_SPEED, MISSING_IN_ARCHIVE, OTHER)
+LATE, DUPLICATE, MISSING_IN_SPEED, MISSING_IN_ARCHIVE, AFTER_CUTOFF, OTHER = CAUSES
 
 
 def cause(speed: Column, batch: Column) -> Column:
     """The cause of a divergent cell from its counts and EVIDENCE_COLUMNS (present, not NULL)."""
     archived, counted = F.col("archived_ids"), F.col("counted_ids")
     counted_archived, gap_counted = F.col("counted_archived_ids"), F.col("gap_counted_ids")
-    late_ids, unconsumed = F.col("late_ids"), F.col("unconsumed_ids")
+    late_ids, unconsumed, after_cutoff = F.col("late_ids"), F.col("unconsumed_ids"), F.col("after_cutoff_ids")
     batch_read_the_archive = archived == batch
     speed_lower, speed_higher, excess = speed < batch, speed > batch, speed - batch
 
@@ -64,11 +68,14 @@ def cause(speed: Column, batch: Column) -> Column:
                            & ((speed < counted_archived) | (unconsumed > 0)))
     is_missing_in_archive = (speed_higher & batch_read_the_archive & (counted_archived == batch)
                              & (excess == gap_counted))
+    is_after_cutoff = (speed_higher & batch_read_the_archive & (counted_archived == batch) & (gap_counted == 0)
+                       & (excess == after_cutoff))
     repeats_explain = (excess == F.col("repeats_total")) | F.array_contains(F.col("repeats_by_batch"), excess)
     is_duplicate = speed_higher & batch_read_the_archive & (counted == batch) & repeats_explain
     return (F.when(is_late, F.lit(LATE))
             .when(is_missing_in_speed, F.lit(MISSING_IN_SPEED))
             .when(is_missing_in_archive, F.lit(MISSING_IN_ARCHIVE))
+            .when(is_after_cutoff, F.lit(AFTER_CUTOFF))
             .when(is_duplicate, F.lit(DUPLICATE))
             .otherwise(F.lit(OTHER)))
 

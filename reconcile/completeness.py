@@ -15,6 +15,7 @@ a partition (LogAppendTime, or producers stamping their send time).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,9 @@ def gap_dict(gap: Gap) -> dict:
             "records": gap.records}
 
 
-def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int, tuple[int, int]]:
-    """[first, end) offsets per partition of the records Kafka stamped inside the window."""
+def kafka_offsets_at(settings: Settings, *instants: dt.datetime) -> list[dict[int, int]]:
+    """Per instant, per partition of the views topic: the first offset Kafka stamped at or
+    after it (the partition's end offset when none is)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from storage.kafka_config import client_config
@@ -73,17 +75,22 @@ def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int,
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
 
-        def offsets_at(instant) -> dict[int, int]:
+        def offsets_at(instant: dt.datetime) -> dict[int, int]:
             millis = int(instant.timestamp() * 1000)
             found = consumer.offsets_for_times([TopicPartition(topic, p, millis) for p in partitions], timeout=10)
             # -1: no record stamped that late, so the window ends at the partition's end.
             return {tp.partition: tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(
                 TopicPartition(topic, tp.partition), timeout=10)[1] for tp in found}
 
-        starts, ends = offsets_at(window.start), offsets_at(window.cutoff)
-        return {p: (starts[p], ends[p]) for p in partitions}
+        return [offsets_at(instant) for instant in instants]
     finally:
         consumer.close()
+
+
+def kafka_window_offsets(settings: Settings, window: ArrivalWindow) -> dict[int, tuple[int, int]]:
+    """[first, end) offsets per partition of the records Kafka stamped inside the window."""
+    starts, ends = kafka_offsets_at(settings, window.start, window.cutoff)
+    return {p: (starts[p], ends[p]) for p in starts}
 
 
 def archive_hours_records(session: "Session", topic: str, window: ArrivalWindow) -> dict[int, int]:

@@ -1,7 +1,8 @@
 """What the speed layer did with each occurrence, and the per-cell tallies causes are
 proven from.
 
-An occurrence is *consumed* by a micro-batch whose logged offsets [start, end) of its
+Occurrences come from inside the batch's window and, marked ``past_cutoff``, from after its
+cutoff (``reconcile.evidence``). An occurrence is *consumed* by a micro-batch whose logged offsets [start, end) of its
 partition contain its offset; Spark dropped it there as late iff
 ``event_time <= late_watermark_ms`` (the watermark of the batch before, compared in
 microseconds, as Spark does). Spark applies that test from the very first batch, whose
@@ -33,7 +34,7 @@ RANGE_SCHEMA = T.StructType([
     T.StructField("late_watermark_ms", T.LongType(), False),
 ])
 EVIDENCE_COLUMNS = ("archived_ids", "counted_ids", "counted_archived_ids", "gap_counted_ids", "late_ids",
-                    "unconsumed_ids", "repeats_total", "repeats_by_batch")
+                    "unconsumed_ids", "after_cutoff_ids", "repeats_total", "repeats_by_batch")
 
 
 def ranges_frame(spark: SparkSession, ranges: list[ConsumedRange]) -> DataFrame:
@@ -57,7 +58,7 @@ def occurrence_status(occurrences: DataFrame, ranges: DataFrame) -> DataFrame:
     is_late = F.col("o.event_time_us") <= F.col("r.late_watermark_ms") * F.lit(1000)
     counted_by = F.when(F.col("r.query_id").isNotNull() & ~is_late, F.struct("r.query_id", "r.batch_id"))
     return joined.groupBy(*[F.col(f"o.{name}") for name in (*CELL, "event_id", "partition", "offset",
-                                                              "in_archive")]).agg(
+                                                              "in_archive", "past_cutoff")]).agg(
         (F.count("r.query_id") > 0).alias("consumed"),
         F.min(counted_by).alias("counted_by"),
     ).withColumn("counted", F.col("counted_by").isNotNull())
@@ -67,7 +68,8 @@ def _repeats_by_batch(status: DataFrame) -> DataFrame:
     """Per cell, the distinct non-zero numbers of counted occurrences in one batch whose id
     had already been counted (earlier, or earlier in the same batch): what replaying that
     one batch without its dedupe state would add."""
-    counted = status.filter("counted").select(*CELL, "event_id", F.col("counted_by").alias("batch"))
+    counted = status.filter("counted AND NOT past_cutoff").select(*CELL, "event_id",
+                                                                  F.col("counted_by").alias("batch"))
     per_batch = counted.groupBy(*CELL, "batch").agg(F.count(F.lit(1)).alias("occurrences"))
     firsts = (counted.groupBy(*CELL, "event_id").agg(F.min("batch").alias("batch"))
               .groupBy(*CELL, "batch").agg(F.count(F.lit(1)).alias("first_counted")))
@@ -78,12 +80,16 @@ def _repeats_by_batch(status: DataFrame) -> DataFrame:
 
 
 def cell_evidence(status: DataFrame) -> DataFrame:
-    """Per cell (video_id, minute): EVIDENCE_COLUMNS, tallies of distinct event ids."""
+    """Per cell (video_id, minute): EVIDENCE_COLUMNS, tallies of distinct event ids. Every
+    tally but ``after_cutoff_ids`` is of the occurrences inside the batch's window."""
+    in_window = ~F.col("past_cutoff")
     per_id = status.groupBy(*CELL, "event_id").agg(
-        F.max("in_archive").alias("in_archive"),
-        F.max("consumed").alias("consumed"),
-        F.max("counted").alias("counted"),
-        F.count_if("counted").alias("counted_occurrences"),
+        F.max(in_window).alias("in_window"),
+        F.max(in_window & F.col("in_archive")).alias("in_archive"),
+        F.max(in_window & F.col("consumed")).alias("consumed"),
+        F.max(in_window & F.col("counted")).alias("counted"),
+        F.max(F.col("past_cutoff") & F.col("counted")).alias("counted_after_cutoff"),
+        F.count_if(in_window & F.col("counted")).alias("counted_occurrences"),
     )
     in_archive, counted, consumed = F.col("in_archive"), F.col("counted"), F.col("consumed")
     tallies = per_id.groupBy(*CELL).agg(
@@ -93,6 +99,7 @@ def cell_evidence(status: DataFrame) -> DataFrame:
         F.count_if(counted & ~in_archive).alias("gap_counted_ids"),
         F.count_if(in_archive & consumed & ~counted).alias("late_ids"),
         F.count_if(in_archive & ~consumed).alias("unconsumed_ids"),
+        F.count_if(F.col("counted_after_cutoff") & ~F.col("in_window")).alias("after_cutoff_ids"),
         (F.sum("counted_occurrences") - F.count_if(counted)).alias("repeats_total"),
     )
     return tallies.join(_repeats_by_batch(status), on=list(CELL), how="left").select(

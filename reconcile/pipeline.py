@@ -3,8 +3,9 @@
 1. snapshot the speed table's cells of D to Parquet (token-range scan);
 2. compare them with the batch version's Parquet, full outer, per (video, minute);
 3. check the archive of the batch's arrival window against Kafka's offsets;
-4. for the divergent cells only: gather every countable occurrence (archive, and Kafka at
-   the archive's gaps), find the speed micro-batch that consumed each, classify causes;
+4. for the divergent cells only: gather every countable occurrence (archive, Kafka at the
+   archive's gaps, and Kafka after the cutoff where the speed layer read there), find the
+   speed micro-batch that consumed each, classify causes;
 5. bill: catalog rates, tolerances, the gate; the summary, the HTML report.
 """
 
@@ -83,17 +84,28 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     from pyspark.sql import functions as F
 
     from reconcile.causes import classify
+    from reconcile.completeness import kafka_offsets_at
     from reconcile.consumption import CELL, cell_evidence, occurrence_status, ranges_frame
-    from reconcile.evidence import gap_records, occurrences
+    from reconcile.evidence import AFTER_CUTOFF_SPAN, gap_records, kafka_records, occurrences, read_past_window
     from reconcile.speed_log import consumed_ranges
 
-    ranges = consumed_ranges(session, settings.views_topic, kafka)
-    say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window")
+    # The log's ranges of the window and of the span after it: a counter catching up across
+    # midnight may have counted views of D that arrived after the cutoff.
+    (span_ends,) = kafka_offsets_at(settings, window.cutoff + AFTER_CUTOFF_SPAN)
+    reach = {p: (first, max(end, span_ends.get(p, end))) for p, (first, end) in kafka.items()}
+    ranges = consumed_ranges(session, settings.views_topic, reach)
+    say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window "
+                    f"and the {AFTER_CUTOFF_SPAN.total_seconds() / 3600:g} h after it")
     gaps = [gap for partition in completeness for gap in partition.gaps]
     cells = divergent.select(*CELL)
     videos = [row.video_id for row in cells.select("video_id").distinct().collect()]
     from_kafka = gap_records(spark, settings, gaps) if gaps else None
-    events = occurrences(archived, from_kafka, window, videos).join(
+    consumed_ends = {}
+    for consumed in ranges:
+        consumed_ends[consumed.partition] = max(consumed_ends.get(consumed.partition, 0), consumed.end)
+    past = read_past_window({p: end for p, (_, end) in kafka.items()}, consumed_ends, span_ends)
+    after_cutoff = kafka_records(spark, settings, past) if past else None
+    events = occurrences(archived, from_kafka, window, videos, after_cutoff).join(
         F.broadcast(cells), on=list(CELL), how="left_semi")
     # The evidence reads the divergent cells' occurrences in several branches: parse the
     # window's records once, keep the few rows they leave.

@@ -12,7 +12,7 @@ from reconcile.causes import CAUSES
 from reconcile.summary import Figures
 
 COLORS = {"late": "#8c9eff", "duplicate": "#ffb74d", "missing_in_speed": "#e57373",
-          "missing_in_archive": "#ba68c8", "other": "#90a4ae", "speed": "#4fc3f7", "batch": "#1565c0"}
+          "missing_in_archive": "#ba68c8", "after_cutoff": "#4db6ac", "other": "#90a4ae", "speed": "#4fc3f7", "batch": "#1565c0"}
 ROWS_SHOWN = 200
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}

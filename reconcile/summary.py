@@ -2,7 +2,7 @@
 
 Contract fields (never renamed): day, status, cells_compared, cells_divergent,
 billing_cells_divergent, views_speed, views_batch, abs_delta_views, money_at_risk,
-causes{late, duplicate, missing_in_speed, missing_in_archive, other},
+causes{late, duplicate, missing_in_speed, missing_in_archive, after_cutoff, other},
 divergences[{video_id, minute, speed, batch, delta, cause, billable}], report_uri.
 
 The divergences list is capped at MAX_DIVERGENCES cells, largest |delta| first (then

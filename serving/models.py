@@ -53,6 +53,7 @@ class ReconciliationCauses(BaseModel):
     duplicate: int
     missing_in_speed: int
     missing_in_archive: int
+    after_cutoff: int = 0  # summaries stored before the cause existed lack it
     other: int
 
 

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
 
 RECONCILIATION_TABLE = "reconciliations"
+# The summary's causes (its "causes" counts, each divergence's "cause"); what each means and
+# how it is proven: reconcile/causes.py.
+CAUSES = ("late", "duplicate", "missing_in_speed", "missing_in_archive", "after_cutoff", "other")
 SUMMARY_BY_DAY = f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?"
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from storage.errors import UserError
+from storage.reconciliations import CAUSES
 from storage.settings import Settings
 
 if TYPE_CHECKING:
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from counting.window import BatchWindow
-
-CAUSES = ("late", "duplicate", "missing_in_speed", "missing_in_archive", "other")
 
 
 def window_records(spark: "SparkSession", settings: Settings, day: dt.date) -> "DataFrame":

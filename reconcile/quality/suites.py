@@ -16,6 +16,8 @@ from __future__ import annotations
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
+from storage.reconciliations import CAUSES
+
 CRITICAL = {"critical": True}
 
 ARCHIVE_COLUMNS = {
@@ -80,8 +82,7 @@ def reconciliation() -> gx.ExpectationSuite:
     """On the divergences: each one well formed, its delta what its sides say."""
     suite = gx.ExpectationSuite(name="reconciliation")
     suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
-        column="cause", value_set=["late", "duplicate", "missing_in_speed", "missing_in_archive", "other"],
-        meta=CRITICAL))
+        column="cause", value_set=list(CAUSES), meta=CRITICAL))
     for column in ("speed", "batch"):
         suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, meta=CRITICAL))
     suite.add_expectation(gxe.ExpectColumnPairValuesToBeEqual(column_A="delta", column_B="speed_minus_batch",

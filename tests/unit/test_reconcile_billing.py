@@ -27,9 +27,9 @@ CELLS = [
 ]
 
 
-def billed(spark, tolerances=Tolerances()):
+def billed(spark, tolerances=Tolerances(), cells=CELLS):
     rows = [(video, M + dt.timedelta(minutes=i), speed, batch, speed - batch, cause, *EVIDENCE.values())
-            for i, (video, speed, batch, cause) in enumerate(CELLS)]
+            for i, (video, speed, batch, cause) in enumerate(cells)]
     classified = spark.createDataFrame(rows, "video_id string, minute timestamp, speed long, batch long, "
                                              "delta long, cause string, " + ", ".join(f"{k} long" for k in EVIDENCE))
     catalog = spark.createDataFrame([("paid", True, 2.5), ("free", False, 9.0)],
@@ -44,11 +44,22 @@ def test_money_and_the_gate_come_from_billable_cells_beyond_tolerance(spark):
     assert figures.billing_cells_divergent == 3  # both paid cells and the unknown video
     assert figures.money_at_risk == (10 + 4) * 2.5 / 1000
     assert figures.failing_by_cause == {"late": 0, "duplicate": 1, "missing_in_speed": 1,
-                                        "missing_in_archive": 0, "other": 0}
+                                        "missing_in_archive": 0, "after_cutoff": 0, "other": 0}
     assert (figures.nonbillable_cells_beyond_tolerance, figures.videos_not_in_catalog) == (1, 1)
     assert figures.causes == {"late": 1, "duplicate": 2, "missing_in_speed": 1, "missing_in_archive": 0,
-                              "other": 1}
+                              "after_cutoff": 0, "other": 1}
     assert [d["video_id"] for d in figures.divergences] == ["free", "paid", "free", "paid", "unknown"]
+
+
+def test_views_that_arrived_after_the_cutoff_are_priced_but_do_not_fail_the_gate(spark):
+    cells = [("paid", 104, 100, "after_cutoff"), ("paid", 6, 5, "other")]
+
+    figures = figures_of(billed(spark, cells=cells))
+
+    assert figures.billing_cells_divergent == 2 and figures.money_at_risk == (4 + 1) * 2.5 / 1000
+    assert figures.causes["after_cutoff"] == 1
+    assert figures.failing_by_cause == {"late": 0, "duplicate": 0, "missing_in_speed": 0,
+                                        "missing_in_archive": 0, "after_cutoff": 0, "other": 1}
 
 
 def test_a_billable_tolerance_lets_small_divergences_pass(spark):
