@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from storage.reconciliations import money_text
+
 from reconcile.causes import CAUSES
 from reconcile.summary import Figures
 
@@ -133,9 +135,10 @@ def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_h
     kpis = [("cells compared", summary["cells_compared"]), ("divergent", summary["cells_divergent"]),
             ("billable divergent", summary["billing_cells_divergent"]), ("views speed", summary["views_speed"]),
             ("views batch", summary["views_batch"]), ("|delta| views", summary["abs_delta_views"]),
-            ("money at risk", f"{summary['money_at_risk']:,.4f}")]
+            ("money at risk", money_text(summary["money_at_risk"]))]
     top = [[v["video_id"], v["cells"], v["abs_delta"], v["speed"], v["batch"], "yes" if v["billable"] else "no",
-            f"{v['money']:,.4f}", ", ".join(v["causes"])] for v in figures.top_videos]
+            money_text({v["currency"]: v["money"]}) if v["currency"] else "-", ", ".join(v["causes"])]
+           for v in figures.top_videos]
     cells = [[d["video_id"], d["minute"], d["speed"], d["batch"], d["delta"], d["cause"],
               "yes" if d["billable"] else "no"] for d in summary["divergences"][:ROWS_SHOWN]]
     listed = (f"largest {len(cells):,} of {summary['divergences_total']:,} by |delta| "

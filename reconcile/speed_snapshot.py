@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 SPEED_SCAN = TableScan(SPEED_TABLE, ("video_id", "day"), ("video_id", "day", "minute", "views"))
-CATALOG_SCAN = TableScan("video_catalog", ("video_id",), ("video_id", "billable", "rate_per_1000"))
+CATALOG_SCAN = TableScan("video_catalog", ("video_id",), ("video_id", "billable", "rate_per_1000", "currency"))
 CELL_SCHEMA = T.StructType([
     T.StructField("video_id", T.StringType(), False),
     T.StructField("minute_ms", T.LongType(), False),
@@ -36,6 +36,7 @@ CATALOG_SCHEMA = T.StructType([
     T.StructField("video_id", T.StringType(), False),
     T.StructField("billable", T.BooleanType(), True),
     T.StructField("rate_per_1000", RATE_TYPE, True),
+    T.StructField("currency", T.StringType(), True),
 ])
 
 
@@ -52,7 +53,7 @@ def _cell_of_day(day_days_since_epoch: int, row) -> tuple | None:
 
 
 def _catalog_row(row) -> tuple:
-    return row.video_id, row.billable, row.rate_per_1000
+    return row.video_id, row.billable, row.rate_per_1000, row.currency
 
 
 def snapshot_speed(spark: "SparkSession", settings: Settings, day: dt.date, uri: str) -> str:
@@ -65,5 +66,5 @@ def snapshot_speed(spark: "SparkSession", settings: Settings, day: dt.date, uri:
 
 
 def read_catalog(spark: "SparkSession", settings: Settings) -> "DataFrame":
-    """video_id, billable, rate_per_1000 of every catalogued video."""
+    """video_id, billable, rate_per_1000, currency of every catalogued video."""
     return scan_table(spark, settings, CATALOG_SCAN, _catalog_row, CATALOG_SCHEMA, ranges=64)

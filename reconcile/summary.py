@@ -4,6 +4,9 @@ Contract fields (never renamed): day, status, cells_compared, cells_divergent,
 billing_cells_divergent, views_speed, views_batch, abs_delta_views, money_at_risk,
 causes{late, duplicate, missing_in_speed, missing_in_archive, after_cutoff, other},
 divergences[{video_id, minute, speed, batch, delta, cause, billable}], report_uri.
+``money_at_risk`` is an object, currency -> the exact amount as a decimal string
+({"EUR": "0.035000000"}; {} when nothing is at risk): money is never summed across
+currencies nor carried in floating point.
 
 The divergences list is capped at MAX_DIVERGENCES cells, largest |delta| first (then
 video_id, minute), so a bad day cannot produce a JSON of gigabytes; ``divergences_total``
@@ -13,9 +16,12 @@ says how many there were. Every count and total covers all cells, not only the l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from storage.reconciliations import money_text
 
 from reconcile.billing import ACCEPTED_CAUSES
 from reconcile.tolerances import Tolerances
@@ -36,7 +42,7 @@ class Figures:
 
     causes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     billing_cells_divergent: int = 0
-    money_at_risk: float = 0.0
+    money_at_risk: dict[str, Decimal] = field(default_factory=dict)  # currency -> amount
     failing_by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     nonbillable_cells_beyond_tolerance: int = 0
     videos_not_in_catalog: int = 0
@@ -55,6 +61,18 @@ def _divergence(row) -> dict:
             "evidence": {name: row[name] for name in EVIDENCE_FIELDS}}
 
 
+def _money_by_currency(billed: DataFrame) -> dict[str, Decimal]:
+    """The money of the billing cells (billable, beyond tolerance) per currency, exact."""
+    rows = (billed.filter(F.col("billable") & F.col("beyond_tolerance") & F.col("currency").isNotNull())
+            .groupBy("currency").agg(F.sum("money").alias("money")).collect())
+    return {row.currency: row.money for row in sorted(rows, key=lambda row: row.currency)}
+
+
+def money_json(amounts: dict[str, Decimal]) -> dict[str, str]:
+    """Amounts as the summary holds them: currency -> the exact decimal, as a string."""
+    return {currency: format(amount, "f") for currency, amount in amounts.items()}
+
+
 def figures_of(billed: DataFrame) -> Figures:
     """A few small aggregates over the billed divergent cells (persisted by the caller)."""
     cause, billable, beyond = F.col("cause"), F.col("billable"), F.col("beyond_tolerance")
@@ -62,14 +80,13 @@ def figures_of(billed: DataFrame) -> Figures:
         *[F.count_if(cause == name).alias(f"cause_{name}") for name in CAUSES],
         *[F.count_if(F.col("fails_gate") & (cause == name)).alias(f"fails_{name}") for name in CAUSES],
         F.count_if(billable & beyond).alias("billing_cells_divergent"),
-        F.coalesce(F.sum("money"), F.lit(0)).alias("money"),
         F.count_if(~billable & beyond).alias("nonbillable_beyond"),
         F.count_distinct(F.when(~F.col("in_catalog"), F.col("video_id"))).alias("not_in_catalog"),
     ).first()
     figures = Figures(
         causes={name: totals[f"cause_{name}"] for name in CAUSES},
         billing_cells_divergent=totals.billing_cells_divergent,
-        money_at_risk=round(float(totals.money), 6),
+        money_at_risk=_money_by_currency(billed),
         failing_by_cause={name: totals[f"fails_{name}"] for name in CAUSES},
         nonbillable_cells_beyond_tolerance=totals.nonbillable_beyond,
         videos_not_in_catalog=totals.not_in_catalog,
@@ -82,7 +99,8 @@ def figures_of(billed: DataFrame) -> Figures:
     figures.top_videos = [row.asDict() for row in billed.groupBy("video_id").agg(
         F.count(F.lit(1)).alias("cells"), F.sum(F.abs("delta")).alias("abs_delta"),
         F.sum("speed").alias("speed"), F.sum("batch").alias("batch"), F.max("billable").alias("billable"),
-        F.sum("money").cast("double").alias("money"), F.array_sort(F.collect_set("cause")).alias("causes"),
+        F.sum("money").alias("money"), F.max("currency").alias("currency"),
+        F.array_sort(F.collect_set("cause")).alias("causes"),
     ).orderBy(F.col("abs_delta").desc(), "video_id").limit(TOP_VIDEOS).collect()]
     return figures
 
@@ -126,7 +144,7 @@ def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, t
         "views_speed": totals.views_speed,
         "views_batch": totals.views_batch,
         "abs_delta_views": totals.abs_delta_views,
-        "money_at_risk": figures.money_at_risk,
+        "money_at_risk": money_json(figures.money_at_risk),
         "causes": figures.causes,
         "divergences": figures.divergences,
         "report_uri": report_uri,
@@ -158,7 +176,7 @@ def human_text(summary: dict) -> str:
         f"  views speed {summary['views_speed']:,}, batch {summary['views_batch']:,}, "
         f"|delta| {summary['abs_delta_views']:,}",
         f"  billable cells divergent {summary['billing_cells_divergent']:,}, money at risk "
-        f"{summary['money_at_risk']:,.6f}",
+        f"{money_text(summary['money_at_risk'])}",
         f"  gate: {summary['gate']['reason']}",
         f"  archive: {'complete' if summary['archive_complete'] else str(summary['archive_gaps_total']) + ' gaps'}",
     ]

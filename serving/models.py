@@ -76,7 +76,9 @@ class ReconciliationSummary(BaseModel):
     views_speed: int
     views_batch: int
     abs_delta_views: int
-    money_at_risk: float
+    money_at_risk: dict[str, str] | float = Field(
+        description="currency (ISO 4217) -> the exact amount at risk, as a decimal string; "
+                    "a bare number in summaries written before 2026-12-02")
     causes: ReconciliationCauses
     divergences: list[Divergence]
     report_uri: str | None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +20,16 @@ RECONCILIATION_TABLE = "reconciliations"
 # how it is proven: reconcile/causes.py.
 CAUSES = ("late", "duplicate", "missing_in_speed", "missing_in_archive", "after_cutoff", "other")
 SUMMARY_BY_DAY = f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?"
+
+
+def money_text(amounts: dict[str, str | Decimal]) -> str:
+    """A summary's ``money_at_risk`` (currency -> exact amount) for a person: '0.035 EUR,
+    1.2 USD', every digit kept; '0' when nothing is at risk."""
+    def exact(amount: str | Decimal) -> str:
+        text = format(Decimal(amount), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+    return ", ".join(f"{exact(amount)} {currency}" for currency, amount in amounts.items()) or "0"
 
 
 def write_summary(session: "Session", day: dt.date, summary: dict) -> None:

@@ -26,6 +26,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from storage.reconciliations import money_text
 from storage.settings import Settings
 from viewcount.errors import UserError
 
@@ -138,16 +139,16 @@ def _reset_demo_data(settings: Settings) -> None:
 
 
 def write_demo_catalog(path: Path, videos: int) -> int:
-    """The generator's videos as a billing catalog: the hottest share billable, at 2.50 per 1,000."""
+    """The generator's videos as a billing catalog: the hottest share billable, at 2.50 USD per 1,000."""
     from viewcount.produce.catalog import video_ids
 
     path.parent.mkdir(parents=True, exist_ok=True)
     billable = int(videos * BILLABLE_SHARE)
     with path.open("w") as out:
-        out.write("video_id,billable,rate_per_1000,title\n")
+        out.write("video_id,billable,rate_per_1000,currency,title\n")
         for rank, video in enumerate(video_ids(videos)):
             paid = rank < billable
-            out.write(f"{video},{str(paid).lower()},{'2.50' if paid else '0'},Demo video {rank + 1}\n")
+            out.write(f"{video},{str(paid).lower()},{'2.50' if paid else '0'},USD,Demo video {rank + 1}\n")
     return billable
 
 
@@ -323,7 +324,7 @@ def _show_summary(summary: dict) -> None:
         f"views: speed {summary['views_speed']:,}, batch {summary['views_batch']:,}, "
         f"|delta| {summary['abs_delta_views']:,}",
         f"billing: {summary['billing_cells_divergent']:,} billable cells divergent, "
-        f"money at risk {summary['money_at_risk']:,.2f}",
+        f"money at risk {money_text(summary['money_at_risk'])}",
         f"gate: {summary.get('gate', {}).get('reason', '-')}",
     ]
     for line in lines:

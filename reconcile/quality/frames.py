@@ -17,6 +17,21 @@ if TYPE_CHECKING:
     from counting.window import BatchWindow
 
 
+def money_well_formed(money: object) -> bool:
+    """True for a money_at_risk of ISO 4217 codes, each with a finite decimal amount >= 0."""
+    import re
+    from decimal import Decimal, InvalidOperation
+
+    if not isinstance(money, dict):
+        return False
+    try:
+        amounts = [Decimal(amount) for amount in money.values() if isinstance(amount, str)]
+    except InvalidOperation:
+        return False
+    return (len(amounts) == len(money) and all(re.fullmatch(r"[A-Z]{3}", code) for code in money)
+            and all(amount.is_finite() and amount >= 0 for amount in amounts))
+
+
 def window_records(spark: "SparkSession", settings: Settings, day: dt.date) -> "DataFrame":
     """The archived records that arrived in D's window: what the batch of D reads."""
     from counting.window import BatchWindow
@@ -116,7 +131,7 @@ def reconciliation_frames(summary: dict) -> tuple["pd.DataFrame", "pd.DataFrame"
         "cells_compared": summary["cells_compared"],
         "cells_divergent": summary["cells_divergent"],
         "causes_total": sum(int(causes.get(cause, 0)) for cause in CAUSES),
-        "money_at_risk": float(summary["money_at_risk"]),
+        "money_well_formed": money_well_formed(summary["money_at_risk"]),
         "abs_delta_views": summary["abs_delta_views"],
         "abs_total_difference": abs(summary["views_speed"] - summary["views_batch"]),
     }])

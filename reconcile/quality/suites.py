@@ -100,7 +100,8 @@ def reconciliation_summary() -> gx.ExpectationSuite:
                                                               meta=CRITICAL))
     suite.add_expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
         column_A="cells_compared", column_B="cells_divergent", or_equal=True, meta=CRITICAL))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="money_at_risk", min_value=0, meta=CRITICAL))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="money_well_formed", value_set=[True],
+                                                          meta=CRITICAL))
     # Divergences of opposite sign may cancel in the totals, never the other way round.
     suite.add_expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
         column_A="abs_delta_views", column_B="abs_total_difference", or_equal=True, meta=CRITICAL))

@@ -71,7 +71,7 @@ def reconciliation_summary(day: dt.date) -> dict:
     return {
         "day": day.isoformat(), "status": "pass", "cells_compared": 300, "cells_divergent": 1,
         "billing_cells_divergent": 0, "views_speed": 1000, "views_batch": 1003, "abs_delta_views": 3,
-        "money_at_risk": 0.0,
+        "money_at_risk": {},
         "causes": {"late": 1, "duplicate": 0, "missing_in_speed": 0, "missing_in_archive": 0, "other": 0},
         "divergences": [{"video_id": EXAMPLE_VIDEO, "minute": f"{day.isoformat()}T00:05:00Z", "speed": 4,
                          "batch": 7, "delta": 3, "cause": "late", "billable": False,

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 
@@ -36,7 +37,7 @@ ACCEPTED = ("late", "after_cutoff")
 VIDEOS = 150
 CONTRACT = {"day": str, "status": str, "cells_compared": int, "cells_divergent": int,
             "billing_cells_divergent": int, "views_speed": int, "views_batch": int, "abs_delta_views": int,
-            "money_at_risk": (int, float), "causes": dict, "divergences": list, "report_uri": str}
+            "money_at_risk": dict, "causes": dict, "divergences": list, "report_uri": str}
 
 
 @dataclass
@@ -169,7 +170,7 @@ def test_a_clean_day_reconciles_with_no_divergent_cell(reconciled):
     assert (summary["status"], summary["cells_divergent"], summary["divergences"]) == ("pass", 0, [])
     assert (summary["cells_compared"], summary["views_speed"], summary["views_batch"]) == (
         len(reconciled.clean_cells), views, views)
-    assert summary["archive_complete"] and summary["money_at_risk"] == 0
+    assert summary["archive_complete"] and summary["money_at_risk"] == {}
 
 
 def test_each_fault_yields_exactly_its_cells_with_their_cause(reconciled):
@@ -187,9 +188,14 @@ def test_billable_divergence_fails_with_exit_3_and_its_money_at_risk(reconciled)
     summary = json.loads(reconciled.faulted.stdout)
 
     billable = {cell: abs(s - b) for cell, (s, b, _, is_billable) in reconciled.expected.items() if is_billable}
-    money = sum(float(reconciled.catalog[video][1]) * delta / 1000 for (video, _), delta in billable.items())
+    money = {}
+    for (video, _), delta in billable.items():
+        _, rate, currency = reconciled.catalog[video]
+        money[currency] = money.get(currency, Decimal(0)) + rate * delta / 1000
     assert summary["status"] == "fail" and summary["billing_cells_divergent"] == len(billable)
-    assert summary["money_at_risk"] == pytest.approx(money, abs=1e-9)
+    # Exact, per currency: the catalog's cells in both currencies diverge.
+    assert {code: Decimal(amount) for code, amount in summary["money_at_risk"].items()} == money
+    assert set(money) == {"EUR", "USD"}
     assert summary["gate"]["failing_cells"] == sum(
         1 for s, b, cause, is_billable in reconciled.expected.values() if is_billable and cause not in ACCEPTED)
 
@@ -240,11 +246,12 @@ def test_a_day_without_a_batch_version_is_a_one_line_error(reconciled):
 
 
 def test_the_catalog_shows_what_was_loaded(reconciled):
-    video = next(video for video, (billable, _) in reconciled.catalog.items() if billable)
+    video = next(video for video, (billable, _, _) in reconciled.catalog.items() if billable)
 
     result = run_cli(reconciled.env, "catalog", "show", video, "nope")
 
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{video}: billable, rate {reconciled.catalog[video][1]} per 1,000, Video {video}",
+        f"{video}: billable, rate {reconciled.catalog[video][1]} {reconciled.catalog[video][2]} per 1,000, "
+        f"Video {video}",
         "nope: not in the catalog"]

@@ -44,11 +44,18 @@ def catalog_rows(videos: int) -> list[tuple[str, bool, Decimal]]:
     return [(video, rank % 4 != 3, Decimal(1 + rank % 3) / 2) for rank, video in enumerate(video_ids(videos))]
 
 
-def write_catalog_csv(path, videos: int) -> dict[str, tuple[bool, Decimal]]:
-    lines = ["video_id,billable,rate_per_1000,title"]
-    lines += [f"{video},{str(billable).lower()},{rate},Video {video}" for video, billable, rate in catalog_rows(videos)]
+def currency_of(rank: int) -> str:
+    return "EUR" if rank % 5 == 4 else "USD"  # two currencies: money is summed per currency
+
+
+def write_catalog_csv(path, videos: int) -> dict[str, tuple[bool, Decimal, str]]:
+    """A catalog CSV of the generator's videos; returns video -> (billable, rate, currency)."""
+    rows = [(video, billable, rate, currency_of(rank))
+            for rank, (video, billable, rate) in enumerate(catalog_rows(videos))]
+    lines = ["video_id,billable,rate_per_1000,currency,title"]
+    lines += [f"{video},{str(billable).lower()},{rate},{currency},Video {video}" for video, billable, rate, currency in rows]
     path.write_text("\n".join(lines) + "\n")
-    return {video: (billable, rate) for video, billable, rate in catalog_rows(videos)}
+    return {video: (billable, rate, currency) for video, billable, rate, currency in rows}
 
 
 def view(video: str, event_time_ms: int) -> bytes:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 SUMMARY = {
     "day": "2034-02-03", "status": "fail", "cells_compared": 1200, "cells_divergent": 2,
     "billing_cells_divergent": 1, "views_speed": 50_000, "views_batch": 50_007, "abs_delta_views": 7,
-    "money_at_risk": 0.035, "causes": {"late": 5, "duplicate": 0, "missing_in_speed": 2,
+    "money_at_risk": {"EUR": "0.035000000"}, "causes": {"late": 5, "duplicate": 0, "missing_in_speed": 2,
                                        "missing_in_archive": 0, "other": 0},
     "divergences": [{"video_id": "v1", "minute": "2034-02-03T10:00:00Z", "speed": 10, "batch": 15,
                      "delta": 5, "cause": "late", "billable": True}],

@@ -77,7 +77,8 @@ def test_batch_counts_block_on_duplicate_keys_zero_views_missing_fields_and_bad_
 def _summary(**changes) -> dict:
     summary = {
         "day": str(DAY), "status": "fail", "cells_compared": 10, "cells_divergent": 2,
-        "views_speed": 9, "views_batch": 12, "abs_delta_views": 3, "money_at_risk": 0.5,
+        "views_speed": 9, "views_batch": 12, "abs_delta_views": 3,
+        "money_at_risk": {"EUR": "0.500000000"},
         "causes": {"late": 1, "duplicate": 0, "missing_in_speed": 1, "missing_in_archive": 0, "other": 0},
         "divergences": [
             {"video_id": "v-1", "minute": "2026-11-20T10:01:00Z", "speed": 1, "batch": 2, "delta": -1,
@@ -96,6 +97,10 @@ def test_reconciliation_suites_pass_on_a_consistent_summary_and_block_on_inconsi
 
     _, figures = frames.reconciliation_frames(_summary(cells_divergent=3))
     assert run.validate(figures, suites.reconciliation_summary()).blocking
+
+    for money in (0.5, {"EUR": "-1"}, {"euro": "1"}, {"EUR": "NaN"}, {"EUR": 0.5}):  # exact amounts per currency only
+        _, figures = frames.reconciliation_frames(_summary(money_at_risk=money))
+        assert run.validate(figures, suites.reconciliation_summary()).blocking, money
 
     wrong_delta = _summary()
     wrong_delta["divergences"][0] = {**wrong_delta["divergences"][0], "delta": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 from reconcile.billing import bill
 from reconcile.tolerances import Tolerances
@@ -11,6 +12,7 @@ from reconcile.compare import Totals
 from reconcile.completeness import Gap, PartitionCompleteness
 from reconcile.report import render
 from reconcile.summary import build_summary, figures_of
+from storage.reconciliations import money_text
 
 UTC = dt.timezone.utc
 M = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -27,14 +29,17 @@ CELLS = [
 ]
 
 
-def billed(spark, tolerances=Tolerances(), cells=CELLS):
+CATALOG = [("paid", True, "2.5", "EUR"), ("free", False, "9.0", "USD")]
+
+
+def billed(spark, tolerances=Tolerances(), cells=CELLS, catalog_rows=CATALOG):
     rows = [(video, M + dt.timedelta(minutes=i), speed, batch, speed - batch, cause, *EVIDENCE.values())
             for i, (video, speed, batch, cause) in enumerate(cells)]
     classified = spark.createDataFrame(rows, "video_id string, minute timestamp, speed long, batch long, "
                                              "delta long, cause string, " + ", ".join(f"{k} long" for k in EVIDENCE))
-    catalog = spark.createDataFrame([("paid", True, 2.5), ("free", False, 9.0)],
-                                    "video_id string, billable boolean, rate_per_1000 double").selectExpr(
-        "video_id", "billable", "cast(rate_per_1000 as decimal(18, 6)) as rate_per_1000")
+    catalog = spark.createDataFrame(catalog_rows, "video_id string, billable boolean, rate_per_1000 string, "
+                                                  "currency string").selectExpr(
+        "video_id", "billable", "cast(rate_per_1000 as decimal(18, 6)) as rate_per_1000", "currency")
     return bill(classified, catalog, tolerances)
 
 
@@ -42,7 +47,7 @@ def test_money_and_the_gate_come_from_billable_cells_beyond_tolerance(spark):
     figures = figures_of(billed(spark))
 
     assert figures.billing_cells_divergent == 3  # both paid cells and the unknown video
-    assert figures.money_at_risk == (10 + 4) * 2.5 / 1000
+    assert figures.money_at_risk == {"EUR": Decimal("0.035")}  # (10 + 4) x 2.5 / 1000; the unknown video: 0
     assert figures.failing_by_cause == {"late": 0, "duplicate": 1, "missing_in_speed": 1,
                                         "missing_in_archive": 0, "after_cutoff": 0, "other": 0}
     assert (figures.nonbillable_cells_beyond_tolerance, figures.videos_not_in_catalog) == (1, 1)
@@ -56,7 +61,7 @@ def test_views_that_arrived_after_the_cutoff_are_priced_but_do_not_fail_the_gate
 
     figures = figures_of(billed(spark, cells=cells))
 
-    assert figures.billing_cells_divergent == 2 and figures.money_at_risk == (4 + 1) * 2.5 / 1000
+    assert figures.billing_cells_divergent == 2 and figures.money_at_risk == {"EUR": Decimal("0.0125")}
     assert figures.causes["after_cutoff"] == 1
     assert figures.failing_by_cause == {"late": 0, "duplicate": 0, "missing_in_speed": 0,
                                         "missing_in_archive": 0, "after_cutoff": 0, "other": 1}
@@ -66,7 +71,23 @@ def test_a_billable_tolerance_lets_small_divergences_pass(spark):
     figures = figures_of(billed(spark, Tolerances(billable_abs=4)))
 
     assert figures.failing_cells == 0 and figures.billing_cells_divergent == 1  # only the late cell (10)
-    assert figures.money_at_risk == 10 * 2.5 / 1000
+    assert figures.money_at_risk == {"EUR": Decimal("0.025")}
+
+
+def test_money_is_exact_and_summed_per_currency_never_across(spark):
+    catalog = [("paid", True, "0.000001", "EUR"), ("dollar", True, "1234567.123456", "USD"),
+               ("old", True, "3", None)]  # loaded before currencies were kept
+    cells = [("paid", 1, 4, "missing_in_speed"), ("dollar", 7, 0, "other"), ("dollar", 0, 1, "other"),
+             ("old", 2, 1, "other")]
+
+    summary = build_summary(day="2026-11-20", version=1, totals=Totals(4, 4, 10, 6, 12, [0] * 24, [0] * 24),
+                            figures=figures_of(billed(spark, cells=cells, catalog_rows=catalog)),
+                            tolerances=Tolerances(), archive=[], report_uri="s3://b/r.html", extra={})
+
+    # 3 x 0.000001 / 1000 and 8 x 1234567.123456 / 1000, to the last digit, as decimal strings.
+    assert summary["money_at_risk"] == {"EUR": "0.000000003", "USD": "9876.536987648", "XXX": "0.003000000"}
+    assert money_text(summary["money_at_risk"]) == "0.000000003 EUR, 9876.536987648 USD, 0.003 XXX"
+    assert money_text({}) == "0"
 
 
 def summary_of(spark):

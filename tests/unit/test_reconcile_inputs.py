@@ -73,10 +73,20 @@ def test_tolerances_come_from_flags_then_environment_then_defaults(monkeypatch):
 
 
 def test_a_catalog_csv_is_parsed_and_checked_whole():
-    entries = parse_catalog("video_id,billable,rate_per_1000,title\nv-1,true,2.50,Trailer\nv_2,no,0,\n")
+    entries = parse_catalog("video_id,billable,rate_per_1000,currency,title\nv-1,true,2.50,EUR,Trailer\n"
+                            "v_2,no,0,USD,\n")
 
-    assert [(e.video_id, e.billable, e.rate_per_1000, e.title) for e in entries] == [
-        ("v-1", True, Decimal("2.50"), "Trailer"), ("v_2", False, Decimal("0"), None)]
+    assert [(e.video_id, e.billable, e.rate_per_1000, e.currency, e.title) for e in entries] == [
+        ("v-1", True, Decimal("2.50"), "EUR", "Trailer"), ("v_2", False, Decimal("0"), "USD", None)]
+
+
+def test_rows_without_a_currency_take_the_one_given_and_none_is_ever_guessed():
+    text = "video_id,billable,rate_per_1000,currency\nv1,true,1,\nv2,true,1,EUR\n"
+
+    assert [e.currency for e in parse_catalog(text, "USD")] == ["USD", "EUR"]
+    assert [e.currency for e in parse_catalog("video_id,billable,rate_per_1000\nv1,true,1\n", "CHF")] == ["CHF"]
+    with pytest.raises(UserError, match="line 2: no currency: add a currency column .* or pass --currency"):
+        parse_catalog(text)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -86,10 +96,11 @@ def test_a_catalog_csv_is_parsed_and_checked_whole():
     ("video_id,billable,rate_per_1000\nv1,true,0.0000001\n", "at most 6 decimal places"),
     ("video_id,billable,rate_per_1000\nv1,true,1\nv 2,true,1\n", "line 3: video_id 'v 2'"),
     ("video_id,billable,rate_per_1000\nv1,true,1\nv1,false,1\n", "line 3: video v1 is already on line 2"),
+    ("video_id,billable,rate_per_1000,currency\nv1,true,1,euro\n", "line 2: currency 'euro' is not an ISO 4217"),
 ])
 def test_a_bad_catalog_row_names_its_line(text, message):
     with pytest.raises(UserError, match=message):
-        parse_catalog(text)
+        parse_catalog(text, "USD")
 
 
 Row = namedtuple("Row", "batch_id topic start_offsets end_offsets late_watermark_ms")
