@@ -7,7 +7,9 @@ partition contain its offset; Spark dropped it there as late iff
 ``event_time <= late_watermark_ms`` (the watermark of the batch before, compared in
 microseconds, as Spark does). Spark applies that test from the very first batch, whose
 watermark is 0: an event before 1970 is late even there. An
-occurrence is *counted* when some batch consumed it and did not drop it as late.
+occurrence is *counted* when some batch consumed it and did not drop it as late. A batch of
+a rebuild (``speed_layer.rebuild``) never wrote the minutes before its query's write floor:
+it does not count as consuming their occurrences.
 
 The logged ranges are joined by (partition, offset bucket) and then by range, so each
 occurrence meets only the few batches that read its bucket, not the whole log.
@@ -32,13 +34,15 @@ RANGE_SCHEMA = T.StructType([
     T.StructField("start", T.LongType(), False),
     T.StructField("end", T.LongType(), False),
     T.StructField("late_watermark_ms", T.LongType(), False),
+    T.StructField("written_from_ms", T.LongType(), False),
 ])
 EVIDENCE_COLUMNS = ("archived_ids", "counted_ids", "counted_archived_ids", "gap_counted_ids", "late_ids",
                     "unconsumed_ids", "after_cutoff_ids", "repeats_total", "repeats_by_batch")
 
 
 def ranges_frame(spark: SparkSession, ranges: list[ConsumedRange]) -> DataFrame:
-    rows = [(r.query_id, r.batch_id, r.partition, r.start, r.end, r.late_watermark_ms) for r in ranges]
+    rows = [(r.query_id, r.batch_id, r.partition, r.start, r.end, r.late_watermark_ms, r.written_from_ms)
+            for r in ranges]
     return spark.createDataFrame(rows, RANGE_SCHEMA)
 
 
@@ -53,7 +57,9 @@ def occurrence_status(occurrences: DataFrame, ranges: DataFrame) -> DataFrame:
     occurrence = occurrences.withColumn("bucket", _bucket(F.col("offset"))).alias("o")
     log = bucketed.alias("r")
     reads_it = ((F.col("o.partition") == F.col("r.partition")) & (F.col("o.bucket") == F.col("r.bucket"))
-                & (F.col("o.offset") >= F.col("r.start")) & (F.col("o.offset") < F.col("r.end")))
+                & (F.col("o.offset") >= F.col("r.start")) & (F.col("o.offset") < F.col("r.end"))
+                & ((F.col("r.written_from_ms") == 0)
+                   | (F.col("o.event_time_us") >= F.col("r.written_from_ms") * F.lit(1000))))
     joined = occurrence.join(log, on=reads_it, how="left")
     is_late = F.col("o.event_time_us") <= F.col("r.late_watermark_ms") * F.lit(1000)
     counted_by = F.when(F.col("r.query_id").isNotNull() & ~is_late, F.struct("r.query_id", "r.batch_id"))

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from storage.speed_queries import COUNTER_JOB, LOG_TABLE, RegisteredQuery, registered_queries
+
 if TYPE_CHECKING:
     from cassandra.cluster import Session
-
-COUNTER_JOB = "counter"
-LOG_TABLE = "speed_microbatches"
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,13 @@ class ConsumedRange:
     start: int
     end: int
     late_watermark_ms: int
+    # The query's write floor (epoch millis; 0: none): a rebuild never wrote the minutes
+    # before it (speed_layer.rebuild), so it counted none of their views.
+    written_from_ms: int = 0
 
 
-def counter_query_ids(session: "Session") -> list[str]:
-    return [row.query_id for row in session.execute(
-        "SELECT query_id FROM speed_queries WHERE job = %s", (COUNTER_JOB,))]
+def _written_from_ms(query: RegisteredQuery) -> int:
+    return int(query.write_floor.timestamp() * 1000) if query.write_floor else 0
 
 
 def _overlaps(start: int, end: int, window: tuple[int, int]) -> bool:
@@ -53,7 +54,7 @@ def _bucket_may_overlap(first: dict[int, int], next_first: dict[int, int] | None
     return False
 
 
-def _ranges(query_id: str, rows, topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
+def _ranges(query: RegisteredQuery, rows, topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
     found = []
     for row in rows:
         if row.topic != topic:  # a checkpoint once run against another topic: not these offsets
@@ -62,8 +63,8 @@ def _ranges(query_id: str, rows, topic: str, windows: dict[int, tuple[int, int]]
             start = (row.start_offsets or {}).get(partition, end)
             window = windows.get(partition)
             if end > start and window is not None and _overlaps(start, end, window):
-                found.append(ConsumedRange(query_id, row.batch_id, partition, start, end,
-                                           int(row.late_watermark_ms or 0)))
+                found.append(ConsumedRange(query.query_id, row.batch_id, partition, start, end,
+                                           int(row.late_watermark_ms or 0), _written_from_ms(query)))
     return found
 
 
@@ -75,7 +76,8 @@ def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int
     read = session.prepare(f"SELECT batch_id, topic, start_offsets, end_offsets, late_watermark_ms FROM {LOG_TABLE}"
                            " WHERE query_id = ? AND batch_bucket = ?")
     found = []
-    for query_id in counter_query_ids(session):
+    for query in registered_queries(session, COUNTER_JOB):
+        query_id = query.query_id
         firsts = []
         while (row := session.execute(probe, (query_id, len(firsts))).one()) is not None:
             # A bucket that starts on another topic proves nothing about this one's offsets.
@@ -83,5 +85,5 @@ def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int
         for bucket, first in enumerate(firsts):
             next_first = firsts[bucket + 1] if bucket + 1 < len(firsts) else None
             if _bucket_may_overlap(first, next_first, windows):
-                found += _ranges(query_id, session.execute(read, (query_id, bucket)), topic, windows)
+                found += _ranges(query, session.execute(read, (query_id, bucket)), topic, windows)
     return found

@@ -15,9 +15,10 @@ spark-submit entry point: ``spark-submit ... speed_layer/counter.py [--available
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,18 +29,20 @@ from counting.reasons import MAX_FUTURE_SECONDS, REASONS
 from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
-from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, read_query_id
+from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earliest_offsets, read_query_id
 from speed_layer.progress import INPUT_METRICS, BatchReport
+from storage.errors import UserError
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.reachability import require_reachable
 from storage.settings import Settings
+from storage.speed_queries import COUNTER_JOB
 from storage.topics import DLQ_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
-COUNTER = "counter"
+COUNTER = COUNTER_JOB
 DEAD_LETTERS = "dead-letters"
 
 
@@ -53,6 +56,9 @@ class CounterOptions:
     # Dead letters are not latency-sensitive: a longer interval spends fewer fixed
     # per-batch costs on the cores the counter needs.
     dead_letter_trigger: jobs.Trigger = field(default_factory=lambda: jobs.Trigger(interval_seconds=10.0))
+    # A rebuild's first minute to write (speed_layer.rebuild); a restart keeps the one
+    # registered with the query at its first start.
+    write_floor: dt.datetime | None = None
 
     @property
     def counts_checkpoint(self) -> str:
@@ -78,6 +84,7 @@ class MinuteCountSink:
         self.settings = settings
         self.options = options
         self._log: MicrobatchLog | None = None
+        self.write_floor: dt.datetime | None = None
         self.offsets = CheckpointOffsets(spark, settings, options.counts_checkpoint)
 
     def log(self) -> MicrobatchLog:
@@ -86,7 +93,8 @@ class MinuteCountSink:
 
             query_id = read_query_id(self.spark, self.options.counts_checkpoint)
             self._log = MicrobatchLog(cached_session(self.settings), query_id)
-            self._log.register(COUNTER, self.options.counts_checkpoint)
+            registered = self._log.register(COUNTER, self.options.counts_checkpoint, self.options.write_floor)
+            self.write_floor = registered.write_floor
         return self._log
 
     def __call__(self, counts: DataFrame, batch_id: int) -> None:
@@ -95,6 +103,8 @@ class MinuteCountSink:
         # Cells carry the batch order as their write timestamp: a leftover writer of an
         # earlier batch (a dead driver's, an executor with a lagging clock) cannot win.
         write_timestamp = self.log().write_timestamp(offsets)
+        if self.write_floor is not None:  # a rebuild: minutes it cannot count whole keep their counts
+            counts = counts.filter(F.unix_millis("minute") >= int(self.write_floor.timestamp() * 1000))
         rows_written = write_minute_counts(counts, self.settings, write_timestamp=write_timestamp)
         self.log().record(offsets, rows_written, write_timestamp)
         print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells in "
@@ -145,6 +155,10 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions,
         .foreachBatch(sink)
         .option("checkpointLocation", options.counts_checkpoint)
     ).start()
+    try:
+        sink.log()  # registers the query (and a rebuild's floor) now, before its first batch
+    except Exception as error:  # noqa: BLE001 - Cassandra gone for a moment: the first batch registers it
+        print(f"[{COUNTER}] query not registered yet ({error}); its first batch will", file=sys.stderr, flush=True)
     dead_letters = options.dead_letter_trigger.apply(
         dead_letter_records(read_views(spark, settings, options.source), options.max_future_seconds)
         .writeStream.queryName(DEAD_LETTERS)
@@ -165,6 +179,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watermark-delay", default=DEFAULT_WATERMARK_DELAY, metavar="DELAY",
                         help="how far behind the newest event time views are still counted "
                              "(default: %(default)s)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="start a new checkpoint although earlier counters already counted the topic "
+                             "(a lost checkpoint): recount from Kafka, writing only the minutes it can "
+                             "count whole (docs/reliability.md)")
+
+
+def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: CounterOptions, *,
+                         rebuild: bool) -> dt.datetime | None:
+    """Before a new checkpoint starts: refuse it against a topic earlier counters counted,
+    unless rebuilding, and say which minutes a rebuild will write (``speed_layer.rebuild``)."""
+    from speed_layer.rebuild import write_floor
+    from storage.cassandra import cached_session
+
+    try:
+        read_query_id(spark, options.counts_checkpoint)
+    except FileNotFoundError:
+        pass
+    else:
+        if rebuild:
+            raise UserError(f"--rebuild starts a new checkpoint, but {options.counts_checkpoint} already holds "
+                            "one: without --rebuild the counter resumes from it")
+        return None  # a restart: the floor registered at the first start applies
+    floor = write_floor(cached_session(settings), topic=settings.views_topic, earliest=earliest_offsets(settings),
+                        starting_offsets=options.source.starting_offsets, rebuild=rebuild,
+                        now=dt.datetime.now(dt.timezone.utc))
+    if rebuild:
+        written = (f"minutes from {floor:%Y-%m-%d %H:%M} UTC on; earlier minutes keep their counts"
+                   if floor else "every minute (Kafka still holds every offset counted before)")
+        print(f"[{COUNTER}] rebuilding the speed table from {options.source.starting_offsets} offsets: "
+              f"writing {written}", file=sys.stderr, flush=True)
+    return floor
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         source=jobs.source_from_args(args),
     )
     spark = jobs.session("viewcount-counter", settings, args)
+    options = replace(options, write_floor=new_checkpoint_floor(spark, settings, options, rebuild=args.rebuild))
     jobs.serve(args)
     # One sink and one listener for every restart: the checkpoint keeps the query's id.
     sink = MinuteCountSink(spark, settings, options)

@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING
 from storage.settings import Settings
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from cassandra.cluster import Session
     from pyspark.sql import SparkSession
+
+    from storage.speed_queries import RegisteredQuery
 
 TABLE = "speed_microbatches"
 BATCHES_PER_BUCKET = 10_000
@@ -198,12 +202,12 @@ class MicrobatchLog:
             self.query_id, batch_id // BATCHES_PER_BUCKET, batch_id,
         ))
 
-    def register(self, job: str, checkpoint: str) -> None:
-        self.session.execute(
-            "INSERT INTO speed_queries (job, query_id, checkpoint, first_started)"
-            " VALUES (%s, %s, %s, toTimestamp(now())) IF NOT EXISTS",
-            (job, self.query_id, checkpoint),
-        )
+    def register(self, job: str, checkpoint: str, write_floor: "dt.datetime | None" = None) -> "RegisteredQuery":
+        """Register the query at its first start; a restart gets the row of that start back
+        (its write floor: ``speed_layer.rebuild``)."""
+        from storage.speed_queries import register_query
+
+        return register_query(self.session, job, self.query_id, checkpoint, write_floor)
 
     def batches(self) -> list:
         """Every logged batch of this query, oldest first (buckets are filled in order)."""

@@ -115,6 +115,22 @@ def test_an_occurrence_read_by_two_queries_counts_if_either_kept_it(spark):
     assert (row.consumed, row.counted, row.by) == (True, True, "new")
 
 
+def test_a_rebuild_does_not_consume_the_minutes_before_its_write_floor(spark):
+    # A rebuild never wrote the minutes before its floor: only the older query counted them.
+    floor_ms = WATERMARK_MS + 60_000
+    ranges = [ConsumedRange("old", 0, 0, 0, 2, 0), ConsumedRange("rebuild", 0, 0, 0, 4, 0, floor_ms)]
+    occurrences = spark.createDataFrame(
+        [("A", M, "before", 0, 0, (floor_ms - 1) * 1000, True, False),
+         ("A", M, "gone", 0, 2, (floor_ms - 1) * 1000, True, False),
+         ("B", M, "from", 0, 3, floor_ms * 1000, True, False)], OCCURRENCE_SCHEMA)
+
+    rows = occurrence_status(occurrences, ranges_frame(spark, ranges)).select(
+        "event_id", "consumed", F.col("counted_by.query_id").alias("by")).collect()
+
+    assert {row.event_id: (row.consumed, row.by) for row in rows} == {
+        "before": (True, "old"), "gone": (False, None), "from": (True, "rebuild")}
+
+
 def test_an_event_before_1970_is_late_even_in_the_first_batch(spark):
     # Spark compares event times with the first batch's watermark too, and that is 0.
     year_one_us = int(dt.datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)

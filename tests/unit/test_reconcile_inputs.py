@@ -19,6 +19,7 @@ from reconcile.speed_log import _bucket_may_overlap, _ranges
 from reconcile.token_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
 from storage.errors import UserError
 from storage.batch_results import BatchVersion
+from storage.speed_queries import RegisteredQuery
 
 D = dt.date(2026, 11, 20)
 CUTOFF = dt.datetime(2026, 11, 21, 1, 0, tzinfo=dt.timezone.utc)
@@ -104,15 +105,26 @@ def test_a_bad_catalog_row_names_its_line(text, message):
 
 
 Row = namedtuple("Row", "batch_id topic start_offsets end_offsets late_watermark_ms")
+QUERY = RegisteredQuery("q", "/cp/counts", None)
 
 
 def test_log_ranges_outside_the_window_are_left_out():
     rows = [Row(0, "views", {0: 0, 1: 0}, {0: 10, 1: 0}, 0), Row(1, "views", {0: 10, 1: 0}, {0: 20, 1: 5}, 99)]
 
-    ranges = _ranges("q", rows, "views", {0: (12, 30), 1: (0, 5)})
+    ranges = _ranges(QUERY, rows, "views", {0: (12, 30), 1: (0, 5)})
 
     assert [(r.batch_id, r.partition, r.start, r.end, r.late_watermark_ms) for r in ranges] == [
         (1, 0, 10, 20, 99), (1, 1, 0, 5, 99)]
+    assert {(r.query_id, r.written_from_ms) for r in ranges} == {("q", 0)}
+
+
+def test_log_ranges_of_a_rebuild_carry_its_write_floor():
+    floor = dt.datetime(2026, 12, 3, 6, 11, tzinfo=dt.timezone.utc)
+    rows = [Row(0, "views", {0: 0}, {0: 10}, 0)]
+
+    [found] = _ranges(RegisteredQuery("r", "/cp/counts", floor), rows, "views", {0: (0, 10)})
+
+    assert found.written_from_ms == int(floor.timestamp() * 1000)
 
 
 def test_log_ranges_of_another_topic_are_not_taken_for_this_ones():
@@ -120,7 +132,7 @@ def test_log_ranges_of_another_topic_are_not_taken_for_this_ones():
     numbers: they say nothing about what the counter read of this topic."""
     rows = [Row(0, "staging.views", {0: 0}, {0: 50}, 0), Row(1, "views", {0: 0}, {0: 20}, 0)]
 
-    ranges = _ranges("q", rows, "views", {0: (0, 50)})
+    ranges = _ranges(QUERY, rows, "views", {0: (0, 50)})
 
     assert [(r.batch_id, r.start, r.end) for r in ranges] == [(1, 0, 20)]
 

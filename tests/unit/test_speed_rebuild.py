@@ -1,0 +1,59 @@
+"""Which minutes a counter rebuilding the speed table from a new checkpoint may write."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from speed_layer.rebuild import floor_after, last_read_below, reads_below
+from storage.speed_queries import LoggedBatch
+
+T0 = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.timezone.utc)
+
+
+def _batch(batch_id: int, start: dict, end: dict, seconds: int) -> LoggedBatch:
+    return LoggedBatch(batch_id, start, end, T0 + dt.timedelta(seconds=seconds))
+
+
+def test_the_floor_is_the_first_minute_after_the_latest_possible_event_time():
+    # Appended by 06:00:30: CreateTime up to 5 min ahead, event time up to 5 min after it.
+    assert floor_after(T0 + dt.timedelta(seconds=30)) == T0 + dt.timedelta(minutes=11)
+    # An event at exactly 06:10:00 counts in minute 06:10, so that minute is not whole either.
+    assert floor_after(T0) == T0 + dt.timedelta(minutes=11)
+    assert floor_after(T0 - dt.timedelta(microseconds=1)) == T0 + dt.timedelta(minutes=10)
+
+
+def test_a_batch_reads_below_offsets_only_where_it_read_something_below_them():
+    assert reads_below(_batch(0, {0: 0, 1: 0}, {0: 10, 1: 0}, 0), {0: 5, 1: 5})
+    assert not reads_below(_batch(1, {0: 10, 1: 0}, {0: 20, 1: 0}, 0), {0: 5, 1: 5}), "partition 1 read nothing"
+    assert not reads_below(_batch(2, {0: 5}, {0: 9}, 0), {0: 5})
+    assert not reads_below(_batch(3, {7: 0}, {7: 9}, 0), {0: 5}), "a partition the topic no longer has"
+
+
+def test_the_last_batch_that_read_an_expired_offset_is_found_in_the_last_bucket_that_starts_below():
+    buckets = {
+        0: [_batch(0, {0: 0}, {0: 100}, 10), _batch(1, {0: 100}, {0: 200}, 20)],
+        1: [_batch(2, {0: 200}, {0: 300}, 30), _batch(3, {0: 300}, {0: 300}, 40), _batch(4, {0: 300}, {0: 400}, 50)],
+        2: [_batch(5, {0: 400}, {0: 500}, 60)],
+    }
+    firsts = [(bucket, batches[0]) for bucket, batches in buckets.items()]
+    read = []
+
+    def read_bucket(bucket):
+        read.append(bucket)
+        return buckets[bucket]
+
+    # Offsets below 350 were read last by batch 4 (batch 3 read nothing).
+    assert last_read_below(firsts, read_bucket, {0: 350}) == T0 + dt.timedelta(seconds=50)
+    assert read == [1]
+    assert last_read_below(firsts, read_bucket, {0: 250}) == T0 + dt.timedelta(seconds=30)
+    assert last_read_below(firsts, read_bucket, {0: 0}) is None
+    # Bucket 1 starts below 201, but with a batch that read nothing: bucket 0 answers.
+    buckets[1] = [_batch(2, {0: 200}, {0: 200}, 30)]
+    firsts = [(bucket, batches[0]) for bucket, batches in buckets.items()]
+    assert last_read_below(firsts, read_bucket, {0: 201}) == T0 + dt.timedelta(seconds=20)
+
+
+def test_buckets_without_a_batch_of_the_topic_are_skipped():
+    firsts = [(0, None), (1, _batch(10_000, {0: 0}, {0: 10}, 5))]
+    assert last_read_below(firsts, lambda bucket: [firsts[1][1]] if bucket == 1 else [], {0: 5}) == \
+        T0 + dt.timedelta(seconds=5)
