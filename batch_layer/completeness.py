@@ -14,6 +14,10 @@ and the first archived after it, form one unbroken run:
   one. When no later hour holds the partition yet, the archive must reach the topic's end
   offset instead: now is past the cutoff, so whatever arrives later arrives after it.
 
+Offsets no reader receives (a transactional producer's markers and aborted records) are
+skipped, not missing, where the archiver recorded them as such (``archive_skipped_offsets``):
+the run goes on through them.
+
 This relies on Kafka timestamps that do not go down within a partition (LogAppendTime
 topics, or producers that stamp records with their send time, like ``viewcount produce``
 run day after day): a record stamped earlier than one before it would show as a hole.
@@ -27,11 +31,16 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from storage.archive import HourCompleteness
+from storage.archive import HourCompleteness, SkippedRange, skipped_within
 from storage.errors import UserError
 
 from counting.window import BatchWindow, Hour
+from storage.settings import Settings
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
 
 # How far before and after the window to look for a partition's neighbouring offsets.
 LOOKAROUND_DAYS = 7
@@ -112,34 +121,67 @@ class _Rows:
         return None
 
 
-def _walk(partition: int, rows: list[HourCompleteness], expected: int) -> tuple[list[str], int]:
+# What the archiver recorded as skipped in a partition: ranges starting in [first, last].
+ReadSkipped = Callable[[int, int, int], list[SkippedRange]]
+
+
+def _none_skipped(partition: int, first: int, last: int) -> list[SkippedRange]:
+    return []
+
+
+class _Skipped:
+    """One partition's skipped ranges, read only where the offsets do not run on."""
+
+    def __init__(self, partition: int, read: ReadSkipped):
+        self.partition, self.read = partition, read
+
+    def past(self, expected: int, upto: int) -> int:
+        """``expected`` moved past skipped offsets that start there, up to ``upto``: a hole
+        made only of skipped offsets is a chain of ranges, each starting where the last ended."""
+        for skipped in self.read(self.partition, expected, upto):
+            if skipped.first_offset != expected:
+                break
+            expected = skipped.last_offset + 1
+        return expected
+
+    def within(self, first: int, last: int) -> int:
+        return skipped_within(self.read(self.partition, first, last), first, last)
+
+
+def _walk(partition: int, rows: list[HourCompleteness], expected: int,
+          skipped: _Skipped) -> tuple[list[str], int]:
     """Gaps inside the window's rows of one partition, and the next offset expected."""
     gaps, previous = [], "the last hour archived before the window"
     for row in sorted(rows, key=lambda row: (row.first_offset, row.last_offset)):
+        expected = skipped.past(expected, row.first_offset - 1)
         if row.first_offset > expected:
             gaps.append(f"partition {partition}: offsets {expected}-{row.first_offset - 1} missing "
                         f"(between {previous} and {_label(row)})")
         elif row.first_offset < expected:
             gaps.append(f"partition {partition}: offsets {row.first_offset}-{expected - 1} archived twice "
                         f"({_label(row)})")
-        if row.records != row.last_offset - row.first_offset + 1:
-            gaps.append(f"partition {partition}: {row.last_offset - row.first_offset + 1 - row.records} offsets "
+        span = row.last_offset - row.first_offset + 1
+        if row.records != span and row.records + skipped.within(row.first_offset, row.last_offset) != span:
+            gaps.append(f"partition {partition}: {span - row.records} offsets "
                         f"missing inside {row.first_offset}-{row.last_offset} ({_label(row)})")
         expected, previous = max(expected, row.last_offset + 1), _label(row)
     return gaps, expected
 
 
 def _end_gaps(partition: int, expected: int, first_after: int | None, committed: int | None,
-              kafka_ends: Callable[[], dict[int, int]]) -> list[str]:
+              kafka_ends: Callable[[], dict[int, int]], skipped: _Skipped) -> list[str]:
     """Whether the archive goes on, unbroken, past the cutoff."""
     where = f"partition {partition}"
     if first_after is not None:
+        expected = skipped.past(expected, first_after - 1)
         if first_after > expected:
             return [f"{where}: offsets {expected}-{first_after - 1} missing (before the first hour after the cutoff)"]
         if first_after < expected:
             return [f"{where}: offset {first_after} arrived after the cutoff but before offset {expected - 1} "
                     "of the window (timestamps out of offset order)"]
         return []
+    if committed is not None:
+        expected = skipped.past(expected, committed - 1)
     if committed is not None and committed > expected:
         return [f"{where}: offsets {expected}-{committed - 1} archived but in no archive hour"]
     end = kafka_ends().get(partition, 0)
@@ -156,12 +198,14 @@ def check_completeness(
     read_date: Callable[[dt.date], list[HourCompleteness]],
     committed: dict[int, int],
     kafka_ends: Callable[[], dict[int, int]],
+    read_skipped: ReadSkipped = _none_skipped,
 ) -> Completeness:
     """Per partition, the window's offset spans and every gap in them, as readable lines.
 
     ``read_date`` returns a date's archive_hours rows; ``committed`` is the archiver's
     committed end offset per partition; ``kafka_ends`` (called only when needed) the
-    topic's end offsets.
+    topic's end offsets; ``read_skipped`` (called only where offsets do not run on) the
+    ranges of a partition the archiver recorded as skipped.
     """
     rows, hours = _Rows(read_date), window.hours()
     in_window = defaultdict(list)
@@ -173,9 +217,10 @@ def check_completeness(
     result.partitions = sorted(set(committed) | set(in_window))
     for partition in result.partitions:
         partition_rows = in_window.get(partition, [])
-        gaps, expected = _walk(partition, partition_rows, rows.last_before(partition, hours[0]) + 1)
+        skipped = _Skipped(partition, read_skipped)
+        gaps, expected = _walk(partition, partition_rows, rows.last_before(partition, hours[0]) + 1, skipped)
         gaps += _end_gaps(partition, expected, rows.first_after(partition, hours[-1]),
-                          committed.get(partition), kafka_ends)
+                          committed.get(partition), kafka_ends, skipped)
         result.gaps.extend(gaps)
         if partition_rows:
             result.spans[partition] = PartitionSpan(
@@ -183,6 +228,21 @@ def check_completeness(
                 max(row.last_offset for row in partition_rows),
                 sum(row.records for row in partition_rows))
     return result
+
+
+def archive_completeness(session: "Session", settings: Settings, window: BatchWindow) -> Completeness:
+    """``check_completeness`` of the views topic's archive, read from Cassandra and Kafka."""
+    from storage.archive import read_committed_offsets, read_hours, read_skipped
+    from storage.topics import partition_offsets
+
+    topic = settings.views_topic
+    return check_completeness(
+        window,
+        lambda date: read_hours(session, topic, [date]),
+        read_committed_offsets(session, topic),
+        lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
+        lambda partition, first, last: read_skipped(session, topic, partition, first, last),
+    )
 
 
 def refusal(day: dt.date, gaps: list[str]) -> ArchiveIncomplete:

@@ -54,17 +54,9 @@ def _say(day: dt.date, text: str) -> None:
 
 def _checked_archive(session: "Session", settings: Settings, window: BatchWindow,
                      allow_gaps: bool) -> "Completeness":
-    from batch_layer.completeness import check_completeness, refusal
-    from storage.archive import read_committed_offsets, read_hours
-    from storage.topics import partition_offsets
+    from batch_layer.completeness import archive_completeness, refusal
 
-    topic = settings.views_topic
-    completeness = check_completeness(
-        window,
-        lambda date: read_hours(session, topic, [date]),
-        read_committed_offsets(session, topic),
-        lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
-    )
+    completeness = archive_completeness(session, settings, window)
     if completeness.gaps and not allow_gaps:
         raise refusal(window.day, completeness.gaps)
     verdict = f"{len(completeness.gaps)} gaps accepted (--allow-gaps)" if completeness.gaps else "ok"

@@ -16,24 +16,16 @@ from counting.window import DEFAULT_GRACE, BatchWindow
 def archive_gaps(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE, settings: Settings | None = None,
                  now: dt.datetime | None = None) -> list[str]:
     """What still stands between day D and its batch, as readable lines; empty when ready."""
-    from batch_layer.completeness import check_completeness
-    from storage.archive import read_committed_offsets, read_hours
+    from batch_layer.completeness import archive_completeness
     from storage.cassandra import connect
-    from storage.topics import partition_offsets
 
     settings = settings or Settings.from_env()
     window = BatchWindow(day, grace)
     now = now or dt.datetime.now(dt.timezone.utc)
     if not window.is_over(now):
         return [f"day {day} is not over: its cutoff is {window.cutoff.isoformat()}"]
-    topic = settings.views_topic
     session = connect(settings)
     try:
-        return check_completeness(
-            window,
-            lambda date: read_hours(session, topic, [date]),
-            read_committed_offsets(session, topic),
-            lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
-        ).gaps
+        return archive_completeness(session, settings, window).gaps
     finally:
         session.cluster.shutdown()

@@ -9,6 +9,12 @@ aggregate (count, min, max) proves most partitions complete; only a partition wh
 numbers do not add up has its offsets walked to list the gaps. The ``archive_hours`` rows
 are reported beside them, since a file deleted after the archiver wrote it shows only here.
 
+A hole in the archived offsets is a gap only where Kafka holds a committed record:
+``narrowed_to_records`` reads the holes back from Kafka (read committed) and keeps the
+offsets a record is at, so a transactional producer's markers and aborted records, which
+no reader receives, are no gap. Offsets Kafka no longer holds (retention) stay gaps: their
+absence proves nothing.
+
 Like the batch layer's check, this relies on Kafka timestamps that do not go down within
 a partition (LogAppendTime, or producers stamping their send time).
 """
@@ -32,15 +38,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Gap:
-    """Offsets first..last (inclusive) of a partition that Kafka has and the archive lacks."""
+    """Offsets first..last (inclusive) of a partition that Kafka has and the archive lacks;
+    ``skipped`` of them hold no record a reader gets (transaction markers, aborted records)."""
 
     partition: int
     first_offset: int
     last_offset: int
+    skipped: int = 0
 
     @property
     def records(self) -> int:
-        return self.last_offset - self.first_offset + 1
+        return self.last_offset - self.first_offset + 1 - self.skipped
 
 
 @dataclass
@@ -143,3 +151,29 @@ def check_archive(archived: DataFrame, kafka: dict[int, tuple[int, int]],
         result.append(PartitionCompleteness(partition, first, end, archived_count,
                                             hours_records.get(partition, 0), gaps))
     return result
+
+
+def narrowed_to_records(gaps: list[Gap], found: DataFrame, earliest: dict[int, int]) -> list[Gap]:
+    """The gaps where Kafka holds committed records. ``found`` holds (partition, offset) of
+    the records Kafka gave for the gaps' offsets (read committed); ``earliest`` is each
+    partition's earliest offset. A gap's offsets from the earliest on become the span of
+    the records found there (none: no gap); offsets before it (gone with retention) stay."""
+    if not gaps:
+        return []
+    spark = found.sparkSession
+    frame = spark.createDataFrame([(g.partition, g.first_offset, g.last_offset) for g in gaps],
+                                  "gap_partition int, gap_first long, gap_last long")
+    inside = (F.col("partition") == F.col("gap_partition")) & F.col("offset").between(F.col("gap_first"),
+                                                                                       F.col("gap_last"))
+    spans = {(row.gap_partition, row.gap_first): row for row in found.select("partition", "offset").join(
+        F.broadcast(frame), on=inside).groupBy("gap_partition", "gap_first").agg(
+        F.min("offset").alias("first"), F.max("offset").alias("last"), F.count(F.lit(1)).alias("records")).collect()}
+    narrowed = []
+    for gap in gaps:
+        held_from = earliest.get(gap.partition, 0)
+        if gap.first_offset < held_from:
+            narrowed.append(Gap(gap.partition, gap.first_offset, min(gap.last_offset, held_from - 1)))
+        span = spans.get((gap.partition, gap.first_offset))
+        if span is not None:
+            narrowed.append(Gap(gap.partition, span.first, span.last, span.last - span.first + 1 - span.records))
+    return narrowed

@@ -27,7 +27,7 @@ from counting.day import arrived_in_window, arrived_past_cutoff, countable_for_d
 from counting.event_time import event_minute
 from counting.events import parse_events
 from storage.archive import archive_schema
-from storage.kafka_config import spark_options
+from storage.kafka_config import spark_reader_options
 from storage.settings import Settings
 
 from reconcile.completeness import Gap
@@ -53,7 +53,7 @@ def kafka_records(spark: SparkSession, settings: Settings, spans: dict[int, tupl
     topic = settings.views_topic
     records = (
         spark.read.format("kafka")
-        .options(**spark_options(settings))
+        .options(**spark_reader_options(settings))
         .option("assign", json.dumps({topic: sorted(spans)}))
         .option("startingOffsets", json.dumps({topic: {str(p): s[0] for p, s in spans.items()}}))
         .option("endingOffsets", json.dumps({topic: {str(p): s[1] for p, s in spans.items()}}))

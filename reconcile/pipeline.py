@@ -67,12 +67,21 @@ class Locations:
 def _archive(spark: "SparkSession", settings: Settings, session: "Session", window: Window):
     from storage.archive import archive_path, read_window
 
-    from reconcile.completeness import archive_hours_records, check_archive, kafka_window_offsets
+    from storage.topics import partition_offsets
+
+    from reconcile.completeness import archive_hours_records, check_archive, kafka_window_offsets, narrowed_to_records
+    from reconcile.evidence import gap_records
 
     kafka = kafka_window_offsets(settings, window)
     archived = read_window(spark, archive_path(settings), window)
     completeness = check_archive(archived.select("partition", "offset"), kafka,
                                  archive_hours_records(session, settings.views_topic, window))
+    holes = [gap for partition in completeness for gap in partition.gaps]
+    if holes:  # a gap only where Kafka holds a committed record (not a transaction marker)
+        earliest = {p: low for p, (low, _) in partition_offsets(settings, settings.views_topic).items()}
+        gaps = narrowed_to_records(holes, gap_records(spark, settings, holes), earliest)
+        for partition in completeness:
+            partition.gaps = [gap for gap in gaps if gap.partition == partition.partition]
     return kafka, archived, completeness
 
 

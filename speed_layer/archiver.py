@@ -1,4 +1,4 @@
-"""The speed-layer archiver: every raw record of `views`, valid or not, to Parquet on S3.
+"""The speed-layer archiver: every committed record of `views`, valid or not, to Parquet on S3.
 
 Each row keeps the Kafka coordinates (topic, partition, offset, timestamp), key, value
 bytes and headers unchanged, partitioned by arrival (Kafka timestamp) date and hour and by
@@ -6,7 +6,9 @@ the archiver's batch id. The sink is exactly-once with its own checkpoint: a mic
 writes only its own ``batch_id`` partitions with dynamic overwrite, so a batch replayed
 after a crash replaces what its first attempt wrote. In the same call it records, per
 arrival hour and Kafka partition, the offsets it archived (``storage.archive``) and how
-far the archive reaches; the batch layer and the reconciler prove completeness from them.
+far the archive reaches, and the offsets of its range Kafka gave it no record for
+(transaction markers, aborted records); the batch layer and the reconciler prove
+completeness from them.
 
 spark-submit entry point: ``spark-submit ... speed_layer/archiver.py [--available-now]``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,7 +26,8 @@ from pyspark.sql import functions as F
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import CheckpointOffsets
-from storage.archive import archive_path, write_archive_batch, write_committed_offsets, write_hours
+from storage.archive import (archive_path, skipped_ranges, write_archive_batch, write_committed_offsets,
+                             write_hours, write_skipped)
 from storage.cassandra import cached_session
 from storage.reachability import require_reachable
 from storage.s3 import require_credentials
@@ -69,8 +73,13 @@ class ArchiveSink:
         offsets = self.offsets.of(batch_id)
         with jobs.persisted(rows):
             hours = write_archive_batch(rows, self.options.path, batch_id)
+            received = defaultdict(int)
+            for hour in hours:
+                received[hour.kafka_partition] += hour.records
+            skipped = skipped_ranges(rows, batch_id, offsets.start_offsets, offsets.end_offsets, received)
         session = cached_session(self.settings)
         write_hours(session, self.settings.views_topic, hours)
+        write_skipped(session, self.settings.views_topic, skipped)
         write_committed_offsets(session, self.settings.views_topic, offsets.end_offsets, batch_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.kafka_config import spark_options
+from storage.kafka_config import spark_reader_options
 from storage.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class SourceOptions:
 def read_views(spark: "SparkSession", settings: Settings, options: SourceOptions) -> "DataFrame":
     reader = (
         spark.readStream.format("kafka")
-        .options(**spark_options(settings))
+        .options(**spark_reader_options(settings))
         .option("subscribe", settings.views_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("failOnDataLoss", str(options.fail_on_data_loss).lower())

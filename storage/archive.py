@@ -6,6 +6,13 @@ is replayed after a crash replaces exactly the files it wrote before: every Kafk
 is in the archive once. ``archive_hours`` holds, per arrival hour, Kafka partition and
 batch, the first and last offset and the record count, written in the same batch; the
 batch layer and the reconciler add them up to prove that no offset is missing.
+
+Not every offset holds a record a reader gets: a transactional producer's commit and abort
+markers, and its aborted records (readers read committed: ``storage.kafka_config``), take
+offsets no reader receives. The archiver records those of each batch, as ranges, in
+``archive_skipped_offsets``: the offsets in the batch's range [start, end) of a partition
+that it did not receive. A range starts right after a received record or at the batch's
+start, so the skipped offsets inside any [x, y] are those of the ranges starting there.
 """
 
 from __future__ import annotations
@@ -61,6 +68,83 @@ def write_archive_batch(rows: "DataFrame", path: str, batch_id: int) -> list[Hou
     )
     return [HourCompleteness(row.arrival_date, row.arrival_hour, row.partition, batch_id,
                              row.first_offset, row.last_offset, row.records) for row in written]
+
+
+@dataclass(frozen=True)
+class SkippedRange:
+    """Offsets first..last (inclusive) of a partition in an archiver batch's range that
+    Kafka gave no record for (transaction markers, aborted records)."""
+
+    kafka_partition: int
+    first_offset: int
+    last_offset: int
+    batch_id: int
+
+    @property
+    def offsets(self) -> int:
+        return self.last_offset - self.first_offset + 1
+
+
+SKIPPED_BUCKET = 1_000_000  # offsets per partition key of archive_skipped_offsets
+
+
+def skipped_ranges(rows: "DataFrame", batch_id: int, start_offsets: dict[int, int], end_offsets: dict[int, int],
+                   received: dict[int, int]) -> list[SkippedRange]:
+    """The offsets of [start, end) per partition that the batch's ``rows`` (persisted; with
+    ``partition`` and ``offset``) do not hold. ``received`` is the rows per partition: a
+    partition that got every offset of its range (the usual case) costs nothing more."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    short = [p for p, end in end_offsets.items() if received.get(p, 0) < end - start_offsets.get(p, end)]
+    if not short:
+        return []
+    offsets = rows.filter(F.col("partition").isin(short)).select("partition", "offset")
+    jumps = (offsets.withColumn("previous", F.lag("offset").over(Window.partitionBy("partition").orderBy("offset")))
+             .filter(F.col("previous").isNull() | (F.col("offset") - F.col("previous") > 1)))
+    firsts: dict[int, list] = defaultdict(list)
+    for row in jumps.collect():
+        firsts[row.partition].append((row.offset, row.previous))
+    lasts = {row.partition: row.last for row in
+             offsets.groupBy("partition").agg(F.max("offset").alias("last")).collect()}
+    ranges = []
+    for partition in sorted(short):
+        start, end = start_offsets.get(partition, end_offsets[partition]), end_offsets[partition]
+        for offset, previous in sorted(firsts.get(partition, [])):
+            after = start if previous is None else previous + 1
+            if offset > after:
+                ranges.append(SkippedRange(partition, after, offset - 1, batch_id))
+        after = lasts[partition] + 1 if partition in lasts else start
+        if after < end:
+            ranges.append(SkippedRange(partition, after, end - 1, batch_id))
+    return ranges
+
+
+def write_skipped(session: "Session", topic: str, ranges: list[SkippedRange]) -> None:
+    statement = session.prepare(
+        "INSERT INTO archive_skipped_offsets (topic, kafka_partition, offset_bucket, first_offset, last_offset,"
+        " batch_id) VALUES (?, ?, ?, ?, ?, ?)")
+    for skipped in ranges:
+        session.execute(statement, (topic, skipped.kafka_partition, skipped.first_offset // SKIPPED_BUCKET,
+                                    skipped.first_offset, skipped.last_offset, skipped.batch_id))
+
+
+def read_skipped(session: "Session", topic: str, partition: int, first: int, last: int) -> list[SkippedRange]:
+    """The skipped ranges of a partition that start at an offset in [first, last], in order."""
+    if last < first:
+        return []
+    statement = session.prepare(
+        "SELECT first_offset, last_offset, batch_id FROM archive_skipped_offsets WHERE topic = ?"
+        " AND kafka_partition = ? AND offset_bucket = ? AND first_offset >= ? AND first_offset <= ?")
+    return [SkippedRange(partition, row.first_offset, row.last_offset, row.batch_id)
+            for bucket in range(first // SKIPPED_BUCKET, last // SKIPPED_BUCKET + 1)
+            for row in session.execute(statement, (topic, partition, bucket, first, last))]
+
+
+def skipped_within(ranges: Iterable[SkippedRange], first: int, last: int) -> int:
+    """How many offsets of [first, last] the ranges skip (ranges starting there: see above)."""
+    return sum(min(skipped.last_offset, last) - skipped.first_offset + 1
+               for skipped in ranges if first <= skipped.first_offset <= last)
 
 
 def write_hours(session: "Session", topic: str, hours: list[HourCompleteness]) -> None:

@@ -4,6 +4,13 @@
 clients; ``spark_options`` is for Spark's Kafka source and sink (the Java client, whose
 settings take a ``kafka.`` prefix). Both follow ``Settings``: with the defaults they are
 plaintext and unauthenticated, as the local stack is.
+
+Every reader of the views topic reads committed records only: a transactional producer's
+aborted records are never counted or archived, and the offsets of transaction markers
+(which no consumer ever receives) are skipped offsets, not gaps (``storage.archive``).
+Spark's Kafka source reads uncommitted by default, so its readers take
+``spark_reader_options``; librdkafka consumers read committed by default (its
+``isolation.level``), which the project never changes.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ def jaas_config(settings: Settings) -> str:
             f"password={_jaas_quoted(settings.kafka_sasl_password)};")
 
 
+READ_COMMITTED = {"isolation.level": "read_committed"}
+
+
 def spark_options(settings: Settings) -> dict[str, str]:
     """Options of ``format("kafka")`` readers and writers (``.options(**spark_options(s))``)."""
     options = {"kafka.bootstrap.servers": settings.kafka_bootstrap,
@@ -62,3 +72,8 @@ def spark_options(settings: Settings) -> dict[str, str]:
         options.update({"kafka.ssl.truststore.type": "PEM",
                         "kafka.ssl.truststore.location": settings.kafka_ssl_ca_location})
     return options
+
+
+def spark_reader_options(settings: Settings) -> dict[str, str]:
+    """``spark_options`` for a reader of the views topic: committed records only."""
+    return {**spark_options(settings), **{f"kafka.{key}": value for key, value in READ_COMMITTED.items()}}

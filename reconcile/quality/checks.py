@@ -59,13 +59,20 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
 
 
 def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
+    from storage.archive import read_skipped, skipped_within
+    from storage.cassandra import connect
     from storage.spark import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)
     records = frames.window_records(spark, settings, day)
-    return _run(day, "archive", settings, [(records, suites.archive_records),
-                                (frames.offsets_per_partition(records), suites.archive_offsets)])
+    session = connect(settings)
+    try:
+        offsets = frames.offsets_per_partition(records, lambda partition, first, last: skipped_within(
+            read_skipped(session, settings.views_topic, partition, first, last), first, last))
+    finally:
+        session.cluster.shutdown()
+    return _run(day, "archive", settings, [(records, suites.archive_records), (offsets, suites.archive_offsets)])
 
 
 def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:

@@ -40,18 +40,33 @@ def window_records(spark: "SparkSession", settings: Settings, day: dt.date) -> "
     return read_window(spark, archive_path(settings), BatchWindow(day))
 
 
-def offsets_per_partition(records: "DataFrame") -> "pd.DataFrame":
+def _no_skipped(partition: int, first: int, last: int) -> int:
+    return 0
+
+
+def offsets_per_partition(records: "DataFrame", skipped_in=_no_skipped) -> "pd.DataFrame":
     """One row per (topic, Kafka partition) of the records, computed in one Spark pass and
-    checked on the driver: records, distinct offsets, last - first + 1, and the records
-    whose offset or arrival time is missing. A NULL topic or partition is a row of its own."""
+    checked on the driver: records, distinct offsets, last - first + 1, the records whose
+    offset or arrival time is missing, and the offsets in between that hold no record a
+    reader gets (``skipped_in(partition, first, last)``: transaction markers and aborted
+    records the archiver recorded), added up with the records in ``records_and_skipped``.
+    A NULL topic or partition is a row of its own."""
     from pyspark.sql import functions as F
 
-    return records.groupBy("topic", "partition").agg(
+    frame = records.groupBy("topic", "partition").agg(
         F.count(F.lit(1)).alias("records"),
         F.count_distinct("offset").alias("distinct_offsets"),
+        F.min("offset").alias("first_offset"),
+        F.max("offset").alias("last_offset"),
         (F.max("offset") - F.min("offset") + 1).alias("offset_span"),
         F.count_if(F.col("offset").isNull() | F.col("kafka_timestamp").isNull()).alias("missing_coordinates"),
     ).toPandas()
+    frame["skipped_offsets"] = [
+        skipped_in(int(partition), int(first), int(last)) if all(v == v and v is not None for v in
+                                                                 (partition, first, last)) else 0
+        for partition, first, last in zip(frame["partition"], frame["first_offset"], frame["last_offset"])]
+    frame["records_and_skipped"] = frame["records"] + frame["skipped_offsets"]
+    return frame
 
 
 def counts_profile(counts: "DataFrame") -> "pd.DataFrame":

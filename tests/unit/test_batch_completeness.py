@@ -6,7 +6,7 @@ import datetime as dt
 
 from batch_layer.completeness import PartitionSpan, check_completeness, file_gaps, refusal
 from counting.window import BatchWindow
-from storage.archive import HourCompleteness
+from storage.archive import HourCompleteness, SkippedRange
 
 D = dt.date(2026, 11, 25)
 BEFORE, AFTER = D - dt.timedelta(days=1), D + dt.timedelta(days=1)
@@ -18,7 +18,7 @@ def row(date, hour, first, last, partition=0, batch=0, records=None) -> HourComp
                             last - first + 1 if records is None else records)
 
 
-def check(rows, committed=None, kafka_ends=None):
+def check(rows, committed=None, kafka_ends=None, skipped=()):
     by_date = {}
     for each in rows:
         by_date.setdefault(each.arrival_date, []).append(each)
@@ -28,7 +28,11 @@ def check(rows, committed=None, kafka_ends=None):
         ends_asked.append(True)
         return kafka_ends or {}
 
-    result = check_completeness(WINDOW, lambda date: by_date.get(date, []), committed or {0: 0}, ends)
+    def read_skipped(partition, first, last):
+        return sorted((each for each in skipped if each.kafka_partition == partition
+                       and first <= each.first_offset <= last), key=lambda each: each.first_offset)
+
+    result = check_completeness(WINDOW, lambda date: by_date.get(date, []), committed or {0: 0}, ends, read_skipped)
     return result, bool(ends_asked)
 
 
@@ -141,3 +145,41 @@ def test_rows_before_the_window_on_its_first_date_are_before_it():
     result, _ = check(rows, committed={0: 30})
 
     assert result.gaps == [] and result.spans == {0: PartitionSpan(10, 19, 10)}
+
+
+def skipped(first, last, partition=0, batch=0) -> SkippedRange:
+    return SkippedRange(partition, first, last, batch)
+
+
+# Transaction markers and an aborted transaction: offsets no reader receives.
+TRANSACTIONAL = [row(BEFORE, 10, 0, 99), row(BEFORE, 23, 100, 109), row(D, 0, 112, 199, batch=1),  # 110-111: two markers
+                 row(D, 0, 200, 249, batch=2, records=40),  # 230-239: an aborted transaction and its marker
+                 row(D, 13, 250, 400, batch=3), row(AFTER, 1, 405, 450, batch=4)]  # 401-404 skipped
+TRANSACTIONAL_SKIPPED = [skipped(110, 110, batch=1), skipped(111, 111, batch=1), skipped(230, 239, batch=2),
+                         skipped(401, 402, batch=3), skipped(403, 404, batch=4)]
+
+
+def test_offsets_the_archiver_recorded_as_skipped_are_not_gaps():
+    result, _ = check(TRANSACTIONAL, committed={0: 451}, skipped=TRANSACTIONAL_SKIPPED)
+    assert result.gaps == []
+    assert result.spans[0] == PartitionSpan(100, 400, 10 + 88 + 40 + 151)
+
+
+def test_offsets_no_record_and_no_skipped_range_accounts_for_are_gaps():
+    result, _ = check(TRANSACTIONAL, committed={0: 451})
+    assert result.gaps == [
+        f"partition 0: offsets 110-111 missing (between {BEFORE}T23 batch 0 and {D}T00 batch 1)",
+        f"partition 0: 10 offsets missing inside 200-249 ({D}T00 batch 2)",
+        "partition 0: offsets 401-404 missing (before the first hour after the cutoff)",
+    ]
+    # A skipped range must start where the run stopped: one further on explains nothing.
+    later = [each for each in TRANSACTIONAL_SKIPPED if each.first_offset != 110]
+    assert check(TRANSACTIONAL, committed={0: 451}, skipped=later)[0].gaps == [
+        f"partition 0: offsets 110-111 missing (between {BEFORE}T23 batch 0 and {D}T00 batch 1)"]
+
+
+def test_skipped_offsets_at_the_end_count_toward_the_committed_end():
+    rows = TRANSACTIONAL[:-1]
+    assert check(rows, committed={0: 405}, kafka_ends={0: 405}, skipped=TRANSACTIONAL_SKIPPED)[0].gaps == []
+    assert check(rows, committed={0: 405}, kafka_ends={0: 405}, skipped=TRANSACTIONAL_SKIPPED[:-1])[0].gaps == [
+        "partition 0: offsets 403-404 archived but in no archive hour"]

@@ -7,7 +7,7 @@ import datetime as dt
 from pyspark.testing import assertDataFrameEqual
 
 from reconcile.compare import divergent_cells
-from reconcile.completeness import Gap, check_archive
+from reconcile.completeness import Gap, check_archive, narrowed_to_records
 
 UTC = dt.timezone.utc
 M1 = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -62,3 +62,15 @@ def test_a_repeated_offset_does_not_hide_a_missing_one(spark):
     [result] = check_archive(archived, {0: (0, 4)}, {0: 4})
 
     assert (result.gaps, result.archived) == ([Gap(0, 2, 2)], 3)
+
+
+def test_a_hole_is_a_gap_only_where_kafka_holds_a_committed_record(spark):
+    holes = [Gap(0, 10, 10),  # a commit marker: Kafka gives no record there
+             Gap(0, 20, 29),  # records 21-23 and 27 of a committed transaction, its marker at 28, aborted 24-26
+             Gap(1, 3, 8)]  # 3-5 gone with retention (partition 1 starts at 6), 6-8 markers and aborted
+    found = spark.createDataFrame([(0, 21), (0, 22), (0, 23), (0, 27)], "partition int, offset long")
+
+    gaps = narrowed_to_records(holes, found, {0: 0, 1: 6})
+
+    assert gaps == [Gap(0, 21, 27, skipped=3), Gap(1, 3, 5)]
+    assert [gap.records for gap in gaps] == [4, 3]
