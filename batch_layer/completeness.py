@@ -42,6 +42,8 @@ from storage.settings import Settings
 if TYPE_CHECKING:
     from cassandra.cluster import Session
 
+    from storage.batch_results import BatchVersion
+
 # How far before and after the window to look for a partition's neighbouring offsets.
 LOOKAROUND_DAYS = 7
 # A refusal names this many gaps on its one line, then says how many more there are.
@@ -69,6 +71,7 @@ class Completeness:
     partitions: list[int] = field(default_factory=list)  # every partition checked
     hour_rows: int = 0
     gaps: list[str] = field(default_factory=list)
+    rows: dict[int, list[HourCompleteness]] = field(default_factory=dict)  # the window's rows per partition
 
     @property
     def records(self) -> int:
@@ -222,12 +225,33 @@ def check_completeness(
         gaps += _end_gaps(partition, expected, rows.first_after(partition, hours[-1]),
                           committed.get(partition), kafka_ends, skipped)
         result.gaps.extend(gaps)
+        result.rows[partition] = partition_rows
         if partition_rows:
             result.spans[partition] = PartitionSpan(
                 min(row.first_offset for row in partition_rows),
                 max(row.last_offset for row in partition_rows),
                 sum(row.records for row in partition_rows))
     return result
+
+
+def arrived_after(completeness: Completeness, final: "BatchVersion") -> list[str]:
+    """Records archived in the window's hours after the day's final (promoted) version
+    read them: outside the offsets it read, per partition. A producer whose clock lags
+    stamps a record into hours already counted and reconciled; counting it would change a
+    final day, so it is named as a gap (refused unless --allow-gaps, and then the gate fails
+    unless `viewcount reconcile --accept-gaps`), never taken in silently."""
+    lines = []
+    for partition, rows in sorted(completeness.rows.items()):
+        first, last = final.input_offsets.get(partition, (None, None))
+        later = [row for row in rows if first is None or row.last_offset > last or row.first_offset < first]
+        if later:
+            records = sum(row.records if first is None or row.first_offset > last or row.last_offset < first
+                          else min(row.records, max(row.last_offset - last, first - row.first_offset))
+                          for row in later)
+            lines.append(f"partition {partition}: {records:,} records arrived in the window's hours after final "
+                         f"version {final.version} read them (offsets {min(r.first_offset for r in later)}-"
+                         f"{max(r.last_offset for r in later)}; a producer clock behind?)")
+    return lines
 
 
 def archive_completeness(session: "Session", settings: Settings, window: BatchWindow) -> Completeness:

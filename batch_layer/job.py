@@ -54,9 +54,14 @@ def _say(day: dt.date, text: str) -> None:
 
 def _checked_archive(session: "Session", settings: Settings, window: BatchWindow,
                      allow_gaps: bool) -> "Completeness":
-    from batch_layer.completeness import archive_completeness, refusal
+    from batch_layer.completeness import archive_completeness, arrived_after, refusal
+    from storage.batch_results import read_promotion, read_versions
 
     completeness = archive_completeness(session, settings, window)
+    promotion = read_promotion(session, window.day)
+    if promotion is not None:  # a final day: records archived in its hours since are named, not taken in
+        final = next((v for v in read_versions(session, window.day) if v.version == promotion.version), None)
+        completeness.gaps.extend(arrived_after(completeness, final) if final is not None else [])
     if completeness.gaps and not allow_gaps:
         raise refusal(window.day, completeness.gaps)
     verdict = f"{len(completeness.gaps)} gaps accepted (--allow-gaps)" if completeness.gaps else "ok"

@@ -183,3 +183,21 @@ def test_skipped_offsets_at_the_end_count_toward_the_committed_end():
     assert check(rows, committed={0: 405}, kafka_ends={0: 405}, skipped=TRANSACTIONAL_SKIPPED)[0].gaps == []
     assert check(rows, committed={0: 405}, kafka_ends={0: 405}, skipped=TRANSACTIONAL_SKIPPED[:-1])[0].gaps == [
         "partition 0: offsets 403-404 archived but in no archive hour"]
+
+
+def test_rows_outside_the_offsets_the_final_version_read_arrived_after_it():
+    from batch_layer.completeness import arrived_after
+    from storage.batch_results import BatchVersion
+
+    final = BatchVersion(D, 3, "complete", "fp", input_offsets={0: (100, 400)})
+    late = CONTIGUOUS[:-2] + [row(D, 10, 401, 402, batch=9), row(D, 2, 0, 4, partition=1, batch=9)]
+    result, _ = check(late, committed={0: 403, 1: 5}, kafka_ends={0: 403, 1: 5})
+
+    assert result.gaps == []  # the offsets run on: only the final version's input tells
+    assert arrived_after(result, final) == [
+        "partition 0: 2 records arrived in the window's hours after final version 3 read them "
+        "(offsets 401-402; a producer clock behind?)",
+        "partition 1: 5 records arrived in the window's hours after final version 3 read them "
+        "(offsets 0-4; a producer clock behind?)"]
+    on_time, _ = check(CONTIGUOUS, committed={0: 461})
+    assert arrived_after(on_time, BatchVersion(D, 3, "complete", "fp", input_offsets={0: (100, 450)})) == []
