@@ -243,11 +243,16 @@ def arrived_after(completeness: Completeness, final: "BatchVersion") -> list[str
     lines = []
     for partition, rows in sorted(completeness.rows.items()):
         first, last = final.input_offsets.get(partition, (None, None))
-        later = [row for row in rows if first is None or row.last_offset > last or row.first_offset < first]
+
+        def outside(row: HourCompleteness) -> int:
+            """Records of the row outside [first, last] (a row straddling an end: its offsets there)."""
+            if first is None or row.first_offset > last or row.last_offset < first:
+                return row.records
+            return min(row.records, max(row.last_offset - last, first - row.first_offset, 0))
+
+        later = [row for row in rows if outside(row)]
         if later:
-            records = sum(row.records if first is None or row.first_offset > last or row.last_offset < first
-                          else min(row.records, max(row.last_offset - last, first - row.first_offset))
-                          for row in later)
+            records = sum(outside(row) for row in later)
             lines.append(f"partition {partition}: {records:,} records arrived in the window's hours after final "
                          f"version {final.version} read them (offsets {min(r.first_offset for r in later)}-"
                          f"{max(r.last_offset for r in later)}; a producer clock behind?)")
@@ -256,7 +261,7 @@ def arrived_after(completeness: Completeness, final: "BatchVersion") -> list[str
 
 def archive_completeness(session: "Session", settings: Settings, window: BatchWindow) -> Completeness:
     """``check_completeness`` of the views topic's archive, read from Cassandra and Kafka."""
-    from storage.archive import read_committed_offsets, read_hours, read_skipped
+    from storage.archive import read_committed_offsets, read_hours, skipped_reader
     from storage.topics import partition_offsets
 
     topic = settings.views_topic
@@ -265,7 +270,7 @@ def archive_completeness(session: "Session", settings: Settings, window: BatchWi
         lambda date: read_hours(session, topic, [date]),
         read_committed_offsets(session, topic),
         lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
-        lambda partition, first, last: read_skipped(session, topic, partition, first, last),
+        skipped_reader(session, topic),
     )
 
 

@@ -65,6 +65,9 @@ class Locations:
 
 
 def _archive(spark: "SparkSession", settings: Settings, session: "Session", window: Window):
+    """Kafka's window offsets, the archived records, the archive's completeness, and the
+    Kafka records at its gaps (persisted, or None: the caller unpersists them). A gap's
+    records are all the records at the holes it was narrowed from, so they are read once."""
     from storage.archive import archive_path, read_window
 
     from storage.topics import partition_offsets
@@ -77,17 +80,19 @@ def _archive(spark: "SparkSession", settings: Settings, session: "Session", wind
     completeness = check_archive(archived.select("partition", "offset"), kafka,
                                  archive_hours_records(session, settings.views_topic, window))
     holes = [gap for partition in completeness for gap in partition.gaps]
+    from_kafka = None
     if holes:  # a gap only where Kafka holds a committed record (not a transaction marker)
         earliest = {p: low for p, (low, _) in partition_offsets(settings, settings.views_topic).items()}
-        gaps = narrowed_to_records(holes, gap_records(spark, settings, holes), earliest)
+        from_kafka = gap_records(spark, settings, holes).persist()
+        gaps = narrowed_to_records(holes, from_kafka, earliest)
         for partition in completeness:
             partition.gaps = [gap for gap in gaps if gap.partition == partition.partition]
-    return kafka, archived, completeness
+    return kafka, archived, completeness, from_kafka
 
 
 def _classified(spark: "SparkSession", settings: Settings, session: "Session", window: Window,
                 divergent: "DataFrame", kafka: dict, archived: "DataFrame",
-                completeness: list["PartitionCompleteness"]) -> tuple["DataFrame", "DataFrame"]:
+                from_kafka: "DataFrame | None") -> tuple["DataFrame", "DataFrame"]:
     """The divergent cells with their cause, proven from the events behind them, and the
     persisted per-occurrence status they were proven from (the caller unpersists it)."""
     from pyspark.sql import functions as F
@@ -95,7 +100,7 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     from reconcile.causes import classify
     from reconcile.completeness import kafka_offsets_at
     from reconcile.consumption import CELL, cell_evidence, occurrence_status, ranges_frame
-    from reconcile.evidence import AFTER_CUTOFF_SPAN, gap_records, kafka_records, occurrences, read_past_window
+    from reconcile.evidence import AFTER_CUTOFF_SPAN, kafka_records, occurrences, read_past_window
     from reconcile.speed_log import consumed_ranges
 
     # The log's ranges of the window and of the span after it: a counter catching up across
@@ -105,10 +110,8 @@ def _classified(spark: "SparkSession", settings: Settings, session: "Session", w
     ranges = consumed_ranges(session, settings.views_topic, reach)
     say(window.day, f"speed log: {len(ranges):,} (micro-batch, partition) ranges overlap the window "
                     f"and the {AFTER_CUTOFF_SPAN.total_seconds() / 3600:g} h after it")
-    gaps = [gap for partition in completeness for gap in partition.gaps]
     cells = divergent.select(*CELL)
     videos = [row.video_id for row in cells.select("video_id").distinct().collect()]
-    from_kafka = gap_records(spark, settings, gaps) if gaps else None
     consumed_ends = {}
     for consumed in ranges:
         consumed_ends[consumed.partition] = max(consumed_ends.get(consumed.partition, 0), consumed.end)
@@ -135,13 +138,13 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
     divergent, totals = divergent_cells(spark.read.parquet(speed_uri), spark.read.parquet(version.parquet_uri))
     say(day, f"compared {totals.cells_compared:,} cells with batch version {version.version}: "
              f"{totals.cells_divergent:,} divergent ({time.monotonic() - started:.1f} s)")
-    kafka, archived, completeness = _archive(spark, settings, session, window)
+    kafka, archived, completeness, from_kafka = _archive(spark, settings, session, window)
     gaps = sum(len(partition.gaps) for partition in completeness)
     say(day, f"archive vs Kafka: {len(completeness)} partitions, {gaps:,} gaps ({time.monotonic() - started:.1f} s)")
     figures = Figures()
     if totals.cells_divergent:
         classified, status = _classified(spark, settings, session, window, divergent, kafka, archived,
-                                         completeness)
+                                         from_kafka)
         billed = bill(classified, read_catalog(spark, settings), tolerances).persist()
         figures = figures_of(billed)
         billed.unpersist()
@@ -149,6 +152,8 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
         causes = ", ".join(f"{name} {count:,}" for name, count in figures.causes.items() if count)
         say(day, f"causes: {causes} ({time.monotonic() - started:.1f} s)")
     divergent.unpersist()
+    if from_kafka is not None:
+        from_kafka.unpersist()
     extra = {
         "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "window": {"start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),

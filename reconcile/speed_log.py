@@ -4,8 +4,8 @@ and the watermark it dropped late events by.
 Every checkpoint the counter ever ran with is in ``speed_queries`` (job 'counter'), and
 each of its batches in ``speed_microbatches`` (partitioned by batch_id / 10,000). A
 long-running counter logs a batch a second, so only the buckets whose offsets can touch
-the day's arrival window are read: the first batch of each bucket is probed (one small
-query per 10,000 batches), and a bucket is skipped when, on every partition of the window,
+the day's arrival window are read: the first batch of the topic in each bucket is probed
+(``storage.speed_queries.bucket_first_batches``, one small query per 10,000 batches), and a bucket is skipped when, on every partition of the window,
 the next bucket starts at or before the window's first offset (all of it lies before the
 window) or the bucket starts at or after the window's end.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.speed_queries import COUNTER_JOB, LOG_TABLE, RegisteredQuery, registered_queries
+from storage.speed_queries import COUNTER_JOB, LOG_TABLE, RegisteredQuery, bucket_first_batches, registered_queries
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -71,17 +71,13 @@ def _ranges(query: RegisteredQuery, rows, topic: str, windows: dict[int, tuple[i
 def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
     """Every logged (batch, partition) range of ``topic`` of every counter query that
     overlaps ``windows`` (per partition: [first offset, end offset) of the arrival window)."""
-    probe = session.prepare(f"SELECT topic, start_offsets FROM {LOG_TABLE}"
-                            " WHERE query_id = ? AND batch_bucket = ? LIMIT 1")
     read = session.prepare(f"SELECT batch_id, topic, start_offsets, end_offsets, late_watermark_ms FROM {LOG_TABLE}"
                            " WHERE query_id = ? AND batch_bucket = ?")
     found = []
     for query in registered_queries(session, COUNTER_JOB):
         query_id = query.query_id
-        firsts = []
-        while (row := session.execute(probe, (query_id, len(firsts))).one()) is not None:
-            # A bucket that starts on another topic proves nothing about this one's offsets.
-            firsts.append(dict(row.start_offsets or {}) if row.topic == topic else {})
+        # A bucket without a batch of this topic proves nothing about its offsets: read it.
+        firsts = [first.start_offsets if first else {} for _, first in bucket_first_batches(session, query_id, topic)]
         for bucket, first in enumerate(firsts):
             next_first = firsts[bucket + 1] if bucket + 1 < len(firsts) else None
             if _bucket_may_overlap(first, next_first, windows):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from storage.settings import Settings
 
@@ -99,14 +99,19 @@ def skipped_ranges(rows: "DataFrame", batch_id: int, start_offsets: dict[int, in
     short = [p for p, end in end_offsets.items() if received.get(p, 0) < end - start_offsets.get(p, end)]
     if not short:
         return []
-    offsets = rows.filter(F.col("partition").isin(short)).select("partition", "offset")
-    jumps = (offsets.withColumn("previous", F.lag("offset").over(Window.partitionBy("partition").orderBy("offset")))
-             .filter(F.col("previous").isNull() | (F.col("offset") - F.col("previous") > 1)))
+    by_offset = Window.partitionBy("partition").orderBy("offset")
+    # One pass: the records right after a hole, and each partition's last record.
+    edges = (rows.filter(F.col("partition").isin(short)).select("partition", "offset")
+             .withColumn("previous", F.lag("offset").over(by_offset))
+             .withColumn("following", F.lead("offset").over(by_offset))
+             .filter(F.col("previous").isNull() | (F.col("offset") - F.col("previous") > 1)
+                     | F.col("following").isNull()))
     firsts: dict[int, list] = defaultdict(list)
-    for row in jumps.collect():
+    lasts: dict[int, int] = {}
+    for row in edges.collect():
         firsts[row.partition].append((row.offset, row.previous))
-    lasts = {row.partition: row.last for row in
-             offsets.groupBy("partition").agg(F.max("offset").alias("last")).collect()}
+        if row.following is None:
+            lasts[row.partition] = row.offset
     ranges = []
     for partition in sorted(short):
         start, end = start_offsets.get(partition, end_offsets[partition]), end_offsets[partition]
@@ -121,6 +126,8 @@ def skipped_ranges(rows: "DataFrame", batch_id: int, start_offsets: dict[int, in
 
 
 def write_skipped(session: "Session", topic: str, ranges: list[SkippedRange]) -> None:
+    if not ranges:  # the usual batch: nothing to prepare or write
+        return
     statement = session.prepare(
         "INSERT INTO archive_skipped_offsets (topic, kafka_partition, offset_bucket, first_offset, last_offset,"
         " batch_id) VALUES (?, ?, ?, ?, ?, ?)")
@@ -129,16 +136,24 @@ def write_skipped(session: "Session", topic: str, ranges: list[SkippedRange]) ->
                                     skipped.first_offset, skipped.last_offset, skipped.batch_id))
 
 
-def read_skipped(session: "Session", topic: str, partition: int, first: int, last: int) -> list[SkippedRange]:
-    """The skipped ranges of a partition that start at an offset in [first, last], in order."""
-    if last < first:
-        return []
-    statement = session.prepare(
-        "SELECT first_offset, last_offset, batch_id FROM archive_skipped_offsets WHERE topic = ?"
-        " AND kafka_partition = ? AND offset_bucket = ? AND first_offset >= ? AND first_offset <= ?")
-    return [SkippedRange(partition, row.first_offset, row.last_offset, row.batch_id)
-            for bucket in range(first // SKIPPED_BUCKET, last // SKIPPED_BUCKET + 1)
-            for row in session.execute(statement, (topic, partition, bucket, first, last))]
+def skipped_reader(session: "Session", topic: str) -> "Callable[[int, int, int], list[SkippedRange]]":
+    """``read(partition, first, last)``: the skipped ranges of a partition that start at an
+    offset in [first, last], in order. The statement is prepared on the first read."""
+    statement = None
+
+    def read(partition: int, first: int, last: int) -> list[SkippedRange]:
+        nonlocal statement
+        if last < first:
+            return []
+        if statement is None:
+            statement = session.prepare(
+                "SELECT first_offset, last_offset, batch_id FROM archive_skipped_offsets WHERE topic = ?"
+                " AND kafka_partition = ? AND offset_bucket = ? AND first_offset >= ? AND first_offset <= ?")
+        return [SkippedRange(partition, row.first_offset, row.last_offset, row.batch_id)
+                for bucket in range(first // SKIPPED_BUCKET, last // SKIPPED_BUCKET + 1)
+                for row in session.execute(statement, (topic, partition, bucket, first, last))]
+
+    return read
 
 
 def skipped_within(ranges: Iterable[SkippedRange], first: int, last: int) -> int:

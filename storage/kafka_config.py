@@ -58,9 +58,6 @@ def jaas_config(settings: Settings) -> str:
             f"password={_jaas_quoted(settings.kafka_sasl_password)};")
 
 
-READ_COMMITTED = {"isolation.level": "read_committed"}
-
-
 def spark_options(settings: Settings) -> dict[str, str]:
     """Options of ``format("kafka")`` readers and writers (``.options(**spark_options(s))``)."""
     options = {"kafka.bootstrap.servers": settings.kafka_bootstrap,
@@ -76,4 +73,4 @@ def spark_options(settings: Settings) -> dict[str, str]:
 
 def spark_reader_options(settings: Settings) -> dict[str, str]:
     """``spark_options`` for a reader of the views topic: committed records only."""
-    return {**spark_options(settings), **{f"kafka.{key}": value for key, value in READ_COMMITTED.items()}}
+    return {**spark_options(settings), "kafka.isolation.level": "read_committed"}

@@ -59,7 +59,7 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
 
 
 def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
-    from storage.archive import read_skipped, skipped_within
+    from storage.archive import skipped_reader, skipped_within
     from storage.cassandra import connect
     from storage.spark import build_session
 
@@ -68,8 +68,9 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     records = frames.window_records(spark, settings, day)
     session = connect(settings)
     try:
-        offsets = frames.offsets_per_partition(records, lambda partition, first, last: skipped_within(
-            read_skipped(session, settings.views_topic, partition, first, last), first, last))
+        read = skipped_reader(session, settings.views_topic)
+        offsets = frames.offsets_per_partition(
+            records, lambda partition, first, last: skipped_within(read(partition, first, last), first, last))
     finally:
         session.cluster.shutdown()
     return _run(day, "archive", settings, [(records, suites.archive_records), (offsets, suites.archive_offsets)])

@@ -61,9 +61,10 @@ def offsets_per_partition(records: "DataFrame", skipped_in=_no_skipped) -> "pd.D
         (F.max("offset") - F.min("offset") + 1).alias("offset_span"),
         F.count_if(F.col("offset").isNull() | F.col("kafka_timestamp").isNull()).alias("missing_coordinates"),
     ).toPandas()
+    import pandas as pd
+
     frame["skipped_offsets"] = [
-        skipped_in(int(partition), int(first), int(last)) if all(v == v and v is not None for v in
-                                                                 (partition, first, last)) else 0
+        skipped_in(int(partition), int(first), int(last)) if pd.notna([partition, first, last]).all() else 0
         for partition, first, last in zip(frame["partition"], frame["first_offset"], frame["last_offset"])]
     frame["records_and_skipped"] = frame["records"] + frame["skipped_offsets"]
     return frame
