@@ -45,6 +45,12 @@ QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 # They go to standard error, with the usual decorations.
 JVM_OUTPUT_TO_STDERR = "-Xlog:disable -Xlog:all=warning:stderr:uptime,level,tags -XX:+DisplayVMOutputToStderr"
 
+# HotSpot never compiles a method of more than 8,000 bytes of bytecode; it interprets it
+# for good. The code Spark generates for the stage that parses and validates the views
+# (counting.events) is bigger than that, so without this flag every record was parsed by
+# the bytecode interpreter: a third of the counter's time (docs/benchmarks.md).
+COMPILE_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
+
 
 def submit_options(settings: Settings, master: str | None, *, short_lived: bool = False) -> dict[str, str]:
     """How the connector jars reach the JVMs, as spark-submit options (``jars``,
@@ -58,8 +64,9 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     warnings off standard output."""
     jars = connector_jars(settings)
     if not is_local(master):
-        return {"jars": ",".join(str(jar) for jar in jars), "driver_java_options": JVM_OUTPUT_TO_STDERR}
-    flags = [JVM_OUTPUT_TO_STDERR, driver_java_options(settings)]  # the class-data archive, once built
+        return {"jars": ",".join(str(jar) for jar in jars),
+                "driver_java_options": f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"}
+    flags = [JVM_OUTPUT_TO_STDERR, COMPILE_HUGE_METHODS, driver_java_options(settings)]  # the class-data archive, once built
     if settings.spark.quick_jit_for(short_lived):
         flags.append(QUICK_JIT)
     return {"driver_class_path": os.pathsep.join(str(jar) for jar in jars),
@@ -79,8 +86,13 @@ def spark_conf(settings: Settings, *, with_connectors: bool = True, master: str 
         # Stateful stages run one task per shuffle partition each batch: on a small
         # machine fewer, larger tasks cost less per batch. Fixed when a checkpoint starts.
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # A cluster's executors run the generated code (see COMPILE_HUGE_METHODS).
+        "spark.executor.defaultJavaOptions": COMPILE_HUGE_METHODS,
         # Commit only the changelog of the state store each batch, not a snapshot.
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # Without the state's row count in its metrics, a write is one RocksDB put, not a
+        # get and a put (nothing here reads numRowsTotal).
+        "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from storage.settings import Settings
-from storage.spark import spark_conf, submit_options
+from storage.spark import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, spark_conf, submit_options
+
+# What every driver gets, whatever else it is given.
+ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"
 
 
 def _settings_with_jars(tmp_path):
@@ -44,7 +47,6 @@ def test_a_cluster_master_ships_the_jars(tmp_path):
 
 
 def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
-    from storage.spark import JVM_OUTPUT_TO_STDERR
     from storage.spark_classes import class_archive
 
     settings, _ = _settings_with_jars(tmp_path)
@@ -53,10 +55,22 @@ def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
     archive = class_archive(settings)
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"")
-    option = f"{JVM_OUTPUT_TO_STDERR} -XX:SharedArchiveFile={archive}"
+    option = f"{ALWAYS} -XX:SharedArchiveFile={archive}"
     assert submit_options(settings, "local[2]")["driver_java_options"] == option
     assert spark_conf(settings, master="local[2]")["spark.driver.defaultJavaOptions"] == option
-    assert spark_conf(settings, master="yarn")["spark.driver.defaultJavaOptions"] == JVM_OUTPUT_TO_STDERR
+    assert spark_conf(settings, master="yarn")["spark.driver.defaultJavaOptions"] == ALWAYS
+
+
+def test_every_jvm_compiles_the_huge_methods_spark_generates(tmp_path):
+    """The parse stage's generated method is over HotSpot's 8,000-byte limit: without the
+    flag the JVM interprets it (docs/benchmarks.md), on a local master and on a cluster."""
+    settings, _ = _settings_with_jars(tmp_path)
+    for master in ("local[2]", "spark://10.1.2.3:7077", "yarn"):
+        conf = spark_conf(settings, master=master)
+        assert COMPILE_HUGE_METHODS in conf["spark.driver.defaultJavaOptions"].split()
+        assert COMPILE_HUGE_METHODS in conf["spark.executor.defaultJavaOptions"].split()
+    assert COMPILE_HUGE_METHODS in spark_conf(settings, master="local[2]", short_lived=True)[
+        "spark.driver.defaultJavaOptions"].split()
 
 
 def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
@@ -71,21 +85,21 @@ def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
 
 def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless_told_otherwise(tmp_path):
     from storage.settings import SparkKnobs
-    from storage.spark import JVM_OUTPUT_TO_STDERR, QUICK_JIT
+    from storage.spark import QUICK_JIT
 
     settings, _ = _settings_with_jars(tmp_path)
-    quick = f"{JVM_OUTPUT_TO_STDERR} {QUICK_JIT}"
+    quick = f"{ALWAYS} {QUICK_JIT}"
     assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == quick
     assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == quick
     # streaming jobs and cluster masters: both compilers
-    assert submit_options(settings, "local[2]")["driver_java_options"] == JVM_OUTPUT_TO_STDERR
-    assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+    assert submit_options(settings, "local[2]")["driver_java_options"] == ALWAYS
+    assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == ALWAYS
     both = replace(settings, spark=SparkKnobs(quick_jit="none"))
-    assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+    assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == ALWAYS
     # VIEWCOUNT_QUICK_JIT=all: streaming jobs too (never a cluster's driver)
     everywhere = replace(settings, spark=SparkKnobs(quick_jit="all"))
     assert submit_options(everywhere, "local[2]")["driver_java_options"] == quick
-    assert submit_options(everywhere, "yarn")["driver_java_options"] == JVM_OUTPUT_TO_STDERR
+    assert submit_options(everywhere, "yarn")["driver_java_options"] == ALWAYS
 
 
 @pytest.mark.parametrize(("variable", "read"), [
