@@ -1,20 +1,28 @@
 """Speed-layer counter: throughput, lag and freshness, beside Kafka's own consumer.
 
 In one run, each on fresh topics:
-1. Catch-up throughput: N records are produced first; Kafka's ConsumerPerformance reads
-   them (the reference rate), then ``viewcount speed --available-now`` counts the same
-   records; events/s of both and their ratio.
-2. Live: the counter runs continuously while ``viewcount produce`` sends events at a fixed
+1. Start-up: ``viewcount speed --available-now`` and ``viewcount archive --available-now``
+   on an empty topic (JVM, session, first batch planning, exit).
+2. Catch-up throughput: N records of one realistic day are produced first; Kafka's
+   ConsumerPerformance reads them (the reference rate), then ``viewcount speed
+   --available-now`` counts the same records and ``viewcount archive --available-now``
+   archives them, one after the other; events/s of each net of its start-up, and the
+   ratios to Kafka's consumer.
+3. Live (skipped with ``--seconds 0``): the counter runs continuously while ``viewcount produce`` sends events at a fixed
    rate for a fixed time; the lag (records behind the end of the topic) is sampled from
    the counter's /metrics every 5 s, and probe events with event_time = now, one a second
    on a video of their own, measure freshness: send -> count visible in Cassandra.
 
     .venv/bin/python bench/speed_throughput.py --backlog 1000000 --rate 5000 --seconds 300
+
+Goals (issue 13): counter catch-up >= 50,000 events/s net and >= 0.10 of Kafka's consumer,
+start-up <= 15 s, archiver >= 100,000 events/s net.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -28,7 +36,8 @@ from pathlib import Path
 
 from storage.cassandra import apply_migrations, connect
 from storage.settings import Settings
-from storage.topics import ensure_topics
+from storage.s3 import delete_prefix
+from storage.topics import delete_topics, ensure_topics
 
 METRICS_PORT = 9118
 
@@ -88,9 +97,32 @@ def probe_freshness(settings: Settings, topic: str, stop: threading.Event, resul
     session.cluster.shutdown()
 
 
+def timed_job(command: list[str], env: dict, log: Path) -> float:
+    """Seconds one --available-now job took, start to exit."""
+    started = time.monotonic()
+    with open(log, "w") as stderr:
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    return time.monotonic() - started
+
+
+def available_now(job: str, work: Path, name: str) -> list[str]:
+    return [sys.executable, "-m", "viewcount.cli", job, "--available-now", "--metrics-port", "0",
+            "--checkpoint", str(work / f"{name}-checkpoint")]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def clean_up(settings: Settings, topics: list[str]) -> None:
+    """The run's keyspace, topics and archive files go; its logs stay in /tmp."""
+    session = connect(settings, keyspace=False)
+    session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+    session.cluster.shutdown()
+    delete_topics(settings, topics)
+    for topic in topics:
+        delete_prefix(settings, f"archive/{topic}/")
 
 
 def main() -> int:
@@ -109,27 +141,42 @@ def main() -> int:
     # A keyspace of its own: generated video ids are the same in every run.
     settings = replace(settings, keyspace=f"bench_{tag}")
     apply_migrations(settings)
+    topics: list[str] = []
+
+    def topic_env(topic: str) -> dict:
+        ensure_topics(settings, {topic: 6, f"{topic}.dlq": 3})
+        topics.extend([topic, f"{topic}.dlq"])
+        return {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
+                "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
+
+    empty = topic_env(f"bench-empty-{tag}")
+    startup = {job: timed_job(available_now(job, work, f"empty-{job}"), empty, work / f"empty-{job}.log")
+               for job in ("speed", "archive")}
+    for job, seconds in startup.items():
+        print(f"{job} start-up on an empty topic: {seconds:.1f} s (goal <= 15 s)", flush=True)
+
     backlog_topic = f"bench-backlog-{tag}"
-    ensure_topics(settings, {backlog_topic: 6, f"{backlog_topic}.dlq": 3})
-    env = {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
-           "VIEWCOUNT_VIEWS_TOPIC": backlog_topic, "VIEWCOUNT_DLQ_TOPIC": f"{backlog_topic}.dlq"}
+    env = topic_env(backlog_topic)
     subprocess.run([*viewcount, "produce", "--events", str(args.backlog), "--seed", "1",
-                    "--day", "2026-11-23", "--oracle", str(work / "backlog-oracle")],
+                    "--day", (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+                    "--oracle", str(work / "backlog-oracle")],
                    check=True, env=env, stderr=subprocess.DEVNULL)
     kafka_rate = consumer_performance(settings, backlog_topic, args.backlog)
     print(f"Kafka ConsumerPerformance: {kafka_rate:,.0f} records/s", flush=True)
-    started = time.monotonic()
-    subprocess.run([*viewcount, "speed", "--available-now", "--metrics-port", "0",
-                    "--checkpoint", str(work / "backlog-checkpoint")],
-                   check=True, env=env, stderr=open(work / "backlog.log", "w"))
-    catch_up = args.backlog / (time.monotonic() - started)
-    print("".join(line for line in open(work / "backlog.log") if "] batch " in line), flush=True)
-    print(f"counter catch-up: {catch_up:,.0f} records/s (ratio to Kafka's consumer "
-          f"{catch_up / kafka_rate:.3f}), Spark start-up included", flush=True)
+    goals = {"speed": 50_000, "archive": 100_000}
+    for job in ("speed", "archive"):
+        seconds = timed_job(available_now(job, work, f"backlog-{job}"), env, work / f"backlog-{job}.log")
+        net = args.backlog / max(seconds - startup[job], 0.001)
+        print("".join(line for line in open(work / f"backlog-{job}.log") if "] batch " in line), flush=True)
+        print(f"{job} catch-up: {seconds:.1f} s for {args.backlog:,} records; net of its start-up "
+              f"{net:,.0f} records/s (goal >= {goals[job]:,}/s), ratio to Kafka's consumer "
+              f"{net / kafka_rate:.3f}; with start-up {args.backlog / seconds:,.0f} records/s", flush=True)
+    if args.seconds == 0:
+        clean_up(settings, topics)
+        return 0
 
     topic = f"bench-live-{tag}"
-    ensure_topics(settings, {topic: 6, f"{topic}.dlq": 3})
-    env = {**env, "VIEWCOUNT_VIEWS_TOPIC": topic, "VIEWCOUNT_DLQ_TOPIC": f"{topic}.dlq"}
+    env = topic_env(topic)
 
     counter = subprocess.Popen([*viewcount, "speed", "--checkpoint", str(work / "checkpoint"),
                                 "--starting-offsets", "latest", "--metrics-port", str(METRICS_PORT)],
@@ -150,17 +197,14 @@ def main() -> int:
         lags.append((round(time.monotonic() - started), lag_from_metrics()))
         print(f"t={lags[-1][0]:>4} s lag={lags[-1][1]}", flush=True)
     produce_seconds = time.monotonic() - started
+    stop.set()  # the probes' own records would keep the lag above 0
+    prober.join()
     while (lag_from_metrics() or 0) > 0 and time.monotonic() - started < produce_seconds + 600:
         time.sleep(2)
     drained = time.monotonic() - started
-    stop.set()
-    prober.join()
     counter.terminate()
     counter.wait(timeout=60)
-
-    session = connect(settings, keyspace=False)
-    session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    session.cluster.shutdown()
+    clean_up(settings, topics)
 
     events = args.rate * args.seconds
     print(f"live: produced {events:,} events at {args.rate:,}/s in {produce_seconds:.0f} s; "

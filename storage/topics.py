@@ -39,6 +39,11 @@ def enforced_configs(settings: Settings, topic: str) -> dict[str, str]:
     return configs
 
 
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    """What a topic of ours is created with: the configured retention and ``enforced_configs``."""
+    return {"retention.ms": str(settings.topics.topic_retention_ms), **enforced_configs(settings, topic)}
+
+
 def topic_specs(settings: Settings) -> dict[str, int]:
     return {
         settings.views_topic: settings.topics.views_partitions,
@@ -56,12 +61,10 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
 
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
-    retention = str(settings.topics.topic_retention_ms)
     specs = specs or topic_specs(settings)
     _ensure_enforced_configs(admin, settings, [name for name in specs if name in existing])
     missing = [
-        NewTopic(name, num_partitions=partitions, replication_factor=1,
-                 config={"retention.ms": retention, **enforced_configs(settings, name)})
+        NewTopic(name, num_partitions=partitions, replication_factor=1, config=topic_config(settings, name))
         for name, partitions in specs.items()
         if name not in existing
     ]

@@ -27,9 +27,11 @@ def bootstrap(stack) -> str:
 
 
 def fresh_topic(bootstrap: str, config: dict[str, str] | None = None):
+    """A topic keeping its records for ever (past days' timestamps), unless ``config`` says otherwise."""
     name = f"test-produce-{uuid.uuid4().hex[:12]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, config=config or {})])[name].result(timeout=30)
+    config = {"retention.ms": "-1", **(config or {})}
+    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, config=config)])[name].result(timeout=30)
     yield name
     admin.delete_topics([name])[name].result(timeout=30)
 
@@ -111,3 +113,45 @@ def test_records_kafka_refuses_fail_the_run_loudly(refusing_topic, tmp_path, cap
     assert code == 2
     assert f"record(s) not delivered to '{refusing_topic}'" in err and "Traceback" not in err
     assert not (tmp_path / "oracle").exists()
+
+
+def _topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept until its answer is in
+    config = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: entry.value for name, entry in config.items()}
+
+
+def test_a_topic_produce_creates_is_configured_like_the_stacks_own(bootstrap, tmp_path, capsys):
+    """Not with the broker's defaults: a week's retention would delete a replayed past day
+    at once, and an hour's timestamp allowance would let a fast clock through."""
+    name = f"test-produce-{uuid.uuid4().hex[:12]}"
+    try:
+        assert produce(["--events", "50", "--topic", name, "--partitions", "2",
+                        "--oracle", str(tmp_path / "oracle")]) == 0
+        config = _topic_config(bootstrap, name)
+        assert config["retention.ms"] == "-1"
+        assert config["message.timestamp.after.max.ms"] == "300000"
+    finally:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.delete_topics([name])[name].result(timeout=30)
+
+
+def test_a_day_the_topic_would_delete_at_once_is_refused_before_sending(bootstrap, tmp_path, capsys):
+    topics = fresh_topic(bootstrap, {"retention.ms": str(3 * 86_400_000)})
+    topic_name = next(topics)
+    try:
+        day = date.fromordinal(date.today().toordinal() - 5)
+        code = produce(["--events", "100", "--day", day.isoformat(), "--topic", topic_name,
+                        "--oracle", str(tmp_path / "oracle")])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"--day {day} is too far back: topic '{topic_name}' deletes records more than 3 days old" in err
+        assert "Traceback" not in err and not (tmp_path / "oracle").exists()
+        yesterday = date.fromordinal(date.today().toordinal() - 1)
+        assert produce(["--events", "100", "--day", yesterday.isoformat(), "--topic", topic_name,
+                        "--oracle", str(tmp_path / "oracle")]) == 0
+    finally:
+        next(topics, None)  # deletes it

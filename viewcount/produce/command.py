@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--topic", metavar="T", help="Kafka topic (default: VIEWCOUNT_VIEWS_TOPIC or 'views')")
     parser.add_argument("--partitions", type=_bounded(int, 1, 10_000, "a partition count"), default=6,
-                        metavar="P", help="partitions if the topic has to be created (default: %(default)s)")
+                        metavar="P", help="partitions if the topic has to be created (with the retention and limits "
+                             "`viewcount stack up` gives its topics; default: %(default)s)")
     parser.add_argument("--oracle", type=Path, metavar="DIR",
                         help="where counts.parquet and summary.json go (default: <run dir>/oracle/latest)")
 
@@ -79,7 +80,7 @@ def _check_day_accepted(args: argparse.Namespace, kafka: dict, topic: str) -> No
     from viewcount.produce.arrivals import MS_PER_MINUTE, MINUTES_PER_DAY, day_start_ms
     from viewcount.produce.kafka_sink import timestamp_window_ms
 
-    before_ms, after_ms = timestamp_window_ms(kafka, topic)
+    before_ms, after_ms, retention_ms = timestamp_window_ms(kafka, topic)
     now_ms = time.time_ns() // 1_000_000
     first_ms = day_start_ms(args.day)
     last_ms = first_ms + MINUTES_PER_DAY * MS_PER_MINUTE - 1
@@ -89,6 +90,11 @@ def _check_day_accepted(args: argparse.Namespace, kafka: dict, topic: str) -> No
     if first_ms < now_ms - before_ms:
         raise UserError(f"--day {args.day} is too far back: topic {topic!r} refuses record timestamps more "
                         f"than {before_ms // 1000} s old (message.timestamp.before.max.ms)")
+    if retention_ms >= 0 and first_ms < now_ms - retention_ms:
+        # Kafka would take the records and delete them at once, by their timestamps.
+        raise UserError(f"--day {args.day} is too far back: topic {topic!r} deletes records more than "
+                        f"{retention_ms // 86_400_000} days old (retention.ms={retention_ms}); pick a later day "
+                        "or a topic that keeps them")
 
 
 def _arguments_record(args: argparse.Namespace, seed: int) -> dict:
@@ -101,6 +107,7 @@ def _arguments_record(args: argparse.Namespace, seed: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     from storage.kafka_config import client_config
     from storage.settings import Settings
+    from storage.topics import topic_config
     from viewcount.produce import kafka_sink
     from viewcount.produce.generator import Mix, ViewGenerator
     from viewcount.produce.progress import Progress
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     oracle_dir = args.oracle or settings.run_dir / "oracle" / "latest"
     bootstrap, kafka = settings.kafka_bootstrap, client_config(settings)
 
-    partitions = kafka_sink.prepare_topic(kafka, topic, args.partitions)
+    partitions = kafka_sink.prepare_topic(kafka, topic, args.partitions, topic_config(settings, topic))
     if args.day:
         _check_day_accepted(args, kafka, topic)
     offsets_before = kafka_sink.end_offsets(kafka, topic, partitions)

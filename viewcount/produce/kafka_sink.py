@@ -44,9 +44,11 @@ def _unreachable(kafka: dict) -> UserError:
     return UserError(kafka_unreachable(kafka["bootstrap.servers"]))
 
 
-def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
-    """Check Kafka answers and the topic exists (creating it if not); its partition count.
-    ``kafka`` is ``storage.kafka_config.client_config(settings)``, as for every function here."""
+def prepare_topic(kafka: dict, topic: str, partitions: int, config: dict[str, str]) -> int:
+    """Check Kafka answers and the topic exists (creating it with ``config`` if not, as
+    ``viewcount stack up`` creates its topics, not with the broker's defaults); its
+    partition count. ``kafka`` is ``storage.kafka_config.client_config(settings)``, as for
+    every function here."""
     admin = AdminClient({**kafka, "logger": QUIET_LOGGER})
     try:
         topics = admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics
@@ -54,7 +56,7 @@ def prepare_topic(kafka: dict, topic: str, partitions: int) -> int:
         raise _unreachable(kafka) from error
     if topic not in topics:
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result()
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, config=config)])[topic].result()
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # lost a race: fine
                 raise UserError(f"cannot create topic {topic!r}: {error.args[0].str()}") from error
@@ -78,8 +80,9 @@ def _partition_count(admin: AdminClient, topic: str) -> int:
     return listed_partitions()
 
 
-def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
-    """How far before and after now the topic accepts record timestamps (KIP-937)."""
+def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int, int]:
+    """How far before and after now the topic accepts record timestamps (KIP-937), and how
+    long it keeps records by their timestamps (retention.ms, -1 for ever)."""
     admin = AdminClient({**kafka, "logger": QUIET_LOGGER})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     try:
@@ -87,7 +90,8 @@ def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int]:
     except KafkaException as error:
         raise _unreachable(kafka) from error
     return (int(config["message.timestamp.before.max.ms"].value),
-            int(config["message.timestamp.after.max.ms"].value))
+            int(config["message.timestamp.after.max.ms"].value),
+            int(config["retention.ms"].value))
 
 
 def _end_offset(consumer: Consumer, topic: str, partition: int, kafka: dict) -> int:
