@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--topic", metavar="T", help="Kafka topic (default: VIEWCOUNT_VIEWS_TOPIC or 'views')")
     parser.add_argument("--partitions", type=_bounded(int, 1, 10_000, "a partition count"), default=6,
-                        metavar="P", help="partitions if the topic has to be created (with the retention and limits "
-                             "`viewcount stack up` gives its topics; default: %(default)s)")
+                        metavar="P", help="partitions if the topic has to be created (with the retention and "
+                                          "limits `viewcount stack up` gives its topics; default: %(default)s)")
     parser.add_argument("--oracle", type=Path, metavar="DIR",
                         help="where counts.parquet and summary.json go (default: <run dir>/oracle/latest)")
 
