@@ -79,6 +79,16 @@ def test_popularity_is_zipf(default_day):
     assert sum(n for _, n in views.most_common(100)) / total > 0.4  # 1% of videos, >40% of views
 
 
+def test_a_viral_video_takes_the_share_it_is_given():
+    mix = Mix(videos=1_000, hot_share=0.2)
+    records = ViewGenerator(mix, 3, DayArrivals(date(2026, 11, 20), 20_000, 3)).chunk(20_000)
+    views = Counter(r.video for r in records if r.label == VALID)
+    total = sum(views.values())
+    assert views.most_common(1)[0][0] == 0
+    assert views[0] / total == pytest.approx(0.2, abs=0.01)
+    assert views[1] / views[2] == pytest.approx(1.5 ** 1.1, rel=0.1)  # ranks 2 and 3 stay Zipf
+
+
 def test_fractions_match_the_mix(default_day):
     _, records = default_day
     labels = Counter(r.label for r in records)

@@ -25,9 +25,14 @@ def video_ids(count: int) -> list[str]:
     return ids
 
 
-def zipf_cumulative_weights(count: int, exponent: float) -> list[float]:
-    """Cumulative weights of ranks 1..count under Zipf(exponent), for ``random.choices``."""
-    return list(itertools.accumulate((rank ** -exponent for rank in range(1, count + 1))))
+def zipf_cumulative_weights(count: int, exponent: float, hot_share: float | None = None) -> list[float]:
+    """Cumulative weights of ranks 1..count under Zipf(exponent), for ``random.choices``.
+    ``hot_share``: the hottest video takes that share of all views instead of its Zipf
+    share (a viral video); the others keep their Zipf proportions."""
+    weights = [rank ** -exponent for rank in range(1, count + 1)]
+    if hot_share is not None and count > 1:
+        weights[0] = sum(weights[1:]) * hot_share / (1.0 - hot_share)
+    return list(itertools.accumulate(weights))
 
 
 def zipf_top_share(count: int, exponent: float, top: int = 1) -> float:

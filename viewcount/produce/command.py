@@ -13,7 +13,8 @@ from pathlib import Path
 from viewcount.errors import UserError
 
 CHUNK = 5_000
-DEFAULTS = {"videos": 10_000, "zipf": 1.1, "duplicates": 0.02, "late": 0.01, "malformed": 0.005}
+DEFAULTS = {"videos": 10_000, "zipf": 1.1, "duplicates": 0.02, "late": 0.01, "malformed": 0.005,
+            "hot_share": None}
 
 
 def _bounded(kind: type, low: float, high: float, what: str):
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULTS["videos"], metavar="V", help="catalog size (default: %(default)s)")
     parser.add_argument("--zipf", type=_bounded(float, 0.01, 10.0, "an exponent between 0.01 and 10"),
                         default=DEFAULTS["zipf"], metavar="S", help="Zipf popularity exponent (default: %(default)s)")
+    parser.add_argument("--hot-share", type=_bounded(float, 0.0, 0.99, "a share between 0 and 0.99"),
+                        default=DEFAULTS["hot_share"], metavar="F",
+                        help="the hottest video takes this share of all views, a viral video "
+                             "(default: its Zipf share)")
     parser.add_argument("--duplicates", type=_fraction, default=DEFAULTS["duplicates"], metavar="F",
                         help="share of records that re-send an earlier view (default: %(default)s)")
     parser.add_argument("--late", type=_fraction, default=DEFAULTS["late"], metavar="F",
@@ -98,7 +103,8 @@ def _check_day_accepted(args: argparse.Namespace, kafka: dict, topic: str) -> No
 
 
 def _arguments_record(args: argparse.Namespace, seed: int) -> dict:
-    names = ("events", "rate", "day", "videos", "zipf", "duplicates", "late", "malformed", "topic", "partitions")
+    names = ("events", "rate", "day", "videos", "zipf", "hot_share", "duplicates", "late", "malformed", "topic",
+             "partitions")
     record = {name: getattr(args, name) for name in names}
     record["day"] = args.day.isoformat() if args.day else None
     return {**record, "seed": seed}

@@ -47,6 +47,7 @@ class Mix:
     duplicates: float = 0.02
     late: float = 0.01
     malformed: float = 0.005
+    hot_share: float | None = None  # the hottest video's share of views, if not its Zipf share
 
 
 class _RecentOriginals:
@@ -85,7 +86,7 @@ class ViewGenerator:
         self.mix = mix
         self.video_ids = catalog.video_ids(mix.videos)
         self._video_keys = [video.encode() for video in self.video_ids]
-        self._cumulative = catalog.zipf_cumulative_weights(mix.videos, mix.zipf)
+        self._cumulative = catalog.zipf_cumulative_weights(mix.videos, mix.zipf, mix.hot_share)
         self._rng = random.Random(f"viewcount-produce:{seed}")
         self._arrivals = arrivals
         self._recent = _RecentOriginals()
