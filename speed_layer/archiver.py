@@ -34,6 +34,7 @@ from storage.s3 import require_credentials
 from storage.settings import Settings
 
 ARCHIVER = "archiver"
+SERVERS = ("kafka", "cassandra", "s3")
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    require_reachable(settings, "kafka", "cassandra", "s3")  # one clear line now, not restarts of a JVM later
+    require_reachable(settings, *SERVERS)  # one clear line now, not restarts of a JVM later
     require_credentials(settings)
     options = ArchiverOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "archiver"),
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     jobs.listen(spark, {ARCHIVER: None})
     jobs.monitor_lag(settings, ARCHIVER)
     return jobs.supervise(spark, lambda: [start(spark, settings, options)], options.trigger,
-                          args.max_restarts)
+                          args.max_restarts, jobs.servers_up(settings, *SERVERS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 COUNTER = COUNTER_JOB
 DEAD_LETTERS = "dead-letters"
+SERVERS = ("kafka", "cassandra")
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: Count
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    require_reachable(settings, "kafka", "cassandra")  # one clear line now, not restarts of a JVM later
+    require_reachable(settings, *SERVERS)  # one clear line now, not restarts of a JVM later
     options = CounterOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "counter"),
         trigger=jobs.trigger_from_args(args),
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     jobs.listen(spark, {COUNTER: sink.add_progress, DEAD_LETTERS: None})
     jobs.monitor_lag(settings, COUNTER)
     return jobs.supervise(spark, lambda: start(spark, settings, options, sink), options.trigger,
-                          args.max_restarts)
+                          args.max_restarts, jobs.servers_up(settings, *SERVERS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,6 +124,13 @@ def listen(spark: "SparkSession", jobs: dict) -> None:
     spark.streams.addListener(ProgressListener(jobs))
 
 
+def servers_up(settings: Settings, *servers: str) -> Callable[[], bool]:
+    """Whether every server a job needs answers (``storage.reachability``), for ``supervise``."""
+    from storage.reachability import unreachable
+
+    return lambda: not unreachable(settings, *servers, timeout=1.0)
+
+
 def monitor_lag(settings: Settings, job: str) -> None:
     """Keep the job's per-partition lag gauge current from Kafka's end offsets, also while
     a long batch runs (the batch's own progress only knows the offsets it planned)."""
@@ -142,21 +149,49 @@ def serve(args: argparse.Namespace) -> None:
                         "pick another --metrics-port or 0 to turn it off") from None
 
 
+# After an outage, once the servers answer again, a restart waits only this long (a server
+# whose port is open may still be starting; the driver reconnects its sessions in the meantime).
+SETTLE_S = 2.0
+
+
+def wait_before_restart(delay: float, servers_up: Callable[[], bool], *, recovering: bool = False,
+                        poll_s: float = 1.0) -> bool:
+    """Wait ``delay`` seconds before a restart, but no longer than until the servers, found
+    down during this wait or an earlier one of the same run of failures (``recovering``),
+    answer again, plus SETTLE_S: a restart then need not sleep out a delay that grew during
+    a long outage. True when the servers were found down (or had been): the run of failures
+    is an outage's."""
+    deadline = time.monotonic() + delay
+    seen_down = recovering
+    while (left := deadline - time.monotonic()) > 0:
+        if not servers_up():
+            seen_down = True
+        elif seen_down:
+            time.sleep(min(SETTLE_S, left))
+            return True
+        time.sleep(min(poll_s, max(left, 0.0)))
+    return seen_down
+
+
 def supervise(spark: "SparkSession", start_queries: Callable[[], list["StreamingQuery"]],
-              trigger: Trigger, max_restarts: int) -> int:
+              trigger: Trigger, max_restarts: int, servers_up: Callable[[], bool] = lambda: True) -> int:
     """Start the queries and wait for them; when one fails (Kafka, Cassandra or S3 gone for
     a while), start them all again from their checkpoints after a growing delay, up to
-    ``max_restarts`` failures in a row. The checkpoints make a restart exact: a batch that
+    ``max_restarts`` failures in a row, or as soon as the servers it found down
+    (``servers_up``) answer again. The checkpoints make a restart exact: a batch that
     was not committed is replayed with the same offsets, and every sink write is idempotent.
     Exit status 1 once the restarts are spent; 0 when the queries ended normally."""
-    failures = 0
+    failures, outage = 0, False
     while True:
         began = time.monotonic()
         spark.streams.resetTerminated()  # else the last run's failure ends the wait at once
         status = await_queries(spark, start_queries(), trigger)
         if status != 1:
             return status
-        failures = 1 if time.monotonic() - began > HEALTHY_RUN_S else failures + 1
+        if time.monotonic() - began > HEALTHY_RUN_S:
+            failures, outage = 1, False
+        else:
+            failures += 1
         if failures > max_restarts:
             if max_restarts:
                 print(f"giving up after {max_restarts} restart(s) in a row", file=sys.stderr, flush=True)
@@ -165,7 +200,10 @@ def supervise(spark: "SparkSession", start_queries: Callable[[], list["Streaming
         print(f"restarting from the checkpoints in {delay:.0f} s (restart {failures} of at most "
               f"{max_restarts} in a row)", file=sys.stderr, flush=True)
         try:
-            time.sleep(delay)
+            started_wait = time.monotonic()
+            outage = wait_before_restart(delay, servers_up, recovering=outage)
+            if outage and time.monotonic() - started_wait < delay:
+                print("the servers answer again: restarting now", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             return 1
 

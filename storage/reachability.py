@@ -34,15 +34,21 @@ def addresses(settings: Settings, server: str) -> list[tuple[str, int]]:
     return [settings.s3_address]
 
 
-def require_reachable(settings: Settings, *servers: str, timeout: float = 3.0) -> None:
-    """UserError naming each server of `servers` ("kafka", "cassandra", "s3") that nothing
-    answers for, and what to do."""
+def unreachable(settings: Settings, *servers: str, timeout: float = 3.0) -> list[str]:
+    """Each server of `servers` ("kafka", "cassandra", "s3") that nothing answers for, named
+    with its addresses and the variable that sets them."""
     missing = []
     for server in servers:
         where = addresses(settings, server)
         if not any(port_is_open(host, port, timeout) for host, port in where):
             missing.append(f"{NAMES[server]} at {','.join(f'{h}:{p}' for h, p in where)} "
                            f"(set {VARIABLES[server]})")
+    return missing
+
+
+def require_reachable(settings: Settings, *servers: str, timeout: float = 3.0) -> None:
+    """UserError naming each server of `servers` that nothing answers for, and what to do."""
+    missing = unreachable(settings, *servers, timeout=timeout)
     if missing:
         raise UserError(f"not reachable: {'; '.join(missing)}: {START_STACK}, or point the variables "
                         "at running servers")

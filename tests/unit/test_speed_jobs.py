@@ -54,3 +54,27 @@ def test_the_watermark_ahead_of_the_batch_start_is_published_for_alerting():
     assert report("2026-11-12T23:50:00.000Z").watermark_ahead_seconds() == -(19 * 86_400 + 10 * 3_600 + 600)
     publish(report(None))
     assert REGISTRY.get_sample_value("viewcount_speed_watermark_ahead_seconds", {"job": "ahead-test"}) == 2940
+
+
+def test_a_restart_waits_its_delay_unless_the_servers_it_found_down_answer_again(monkeypatch):
+    import time
+
+    from speed_layer import jobs
+
+    monkeypatch.setattr(jobs, "SETTLE_S", 0.1)
+    answers = iter([False, False, True])  # down, down, back
+    started = time.monotonic()
+    assert jobs.wait_before_restart(30.0, lambda: next(answers), poll_s=0.05) is True
+    assert time.monotonic() - started < 1.0
+
+    started = time.monotonic()  # never seen down: the failure was something else, so the full delay
+    assert jobs.wait_before_restart(0.3, lambda: True, poll_s=0.05) is False
+    assert time.monotonic() - started >= 0.3
+
+    started = time.monotonic()  # still down at the end: the full delay too
+    assert jobs.wait_before_restart(0.3, lambda: False, poll_s=0.05) is True
+    assert time.monotonic() - started >= 0.3
+
+    started = time.monotonic()  # back before this wait began, down during an earlier one: settle only
+    assert jobs.wait_before_restart(30.0, lambda: True, recovering=True, poll_s=0.05) is True
+    assert time.monotonic() - started < 1.0
