@@ -49,6 +49,9 @@ def _cassandra(error: BaseException, settings: "Settings") -> str | None:
         if "AuthenticationFailed" in str(error):
             return (f"Cassandra at {where} refused the credentials: check VIEWCOUNT_CASSANDRA_USERNAME "
                     "and VIEWCOUNT_CASSANDRA_PASSWORD")
+        if "using keyspace" in str(error):  # it answered, but set_keyspace failed: no such keyspace
+            return (f"Cassandra at {where} has no keyspace {settings.keyspace!r} yet: `viewcount stack up` "
+                    "(`viewcount stack init` on servers of your own) creates it, or set VIEWCOUNT_KEYSPACE")
         return f"Cassandra is not reachable at {where}: {START_STACK} or set VIEWCOUNT_CASSANDRA_HOSTS"
     return None
 

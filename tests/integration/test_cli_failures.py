@@ -134,3 +134,10 @@ def test_only_operational_failures_are_explained(tmp_path):
     assert explain(ZeroDivisionError("division by zero"), Settings()) is None
     assert explain(OSError(28, "No space left on device", str(Path("/x"))), Settings()).startswith(
         "the disk is full (/x)")
+
+
+def test_a_keyspace_that_does_not_exist_is_named_not_taken_for_cassandra_being_down(stack, tmp_path):
+    keyspace = f"missing_{uuid.uuid4().hex[:8]}"
+    line = error_line(cli("catalog", "show", "video-1", env={"VIEWCOUNT_KEYSPACE": keyspace,
+                                                             "VIEWCOUNT_HOME": str(tmp_path)}), "catalog")
+    assert f"has no keyspace '{keyspace}' yet" in line and "not reachable" not in line, line
