@@ -250,6 +250,12 @@ def failure_reason(text: str) -> str:
         return "unknown error"
     if "Python Proxy" not in lines[0]:
         return lines[0]
+    # A Python traceback's frames are indented; its first line that is not is the exception
+    # (with or without Java's stack trace after it).
+    if "Traceback (most recent call last):" in lines[0]:
+        for line in lines[1:]:
+            if not line.startswith((" ", "\t")):
+                return line
     for previous, line in zip(lines, lines[1:]):
         if line.startswith("\tat ") and not previous.startswith(("\tat ", " ")):
             return previous

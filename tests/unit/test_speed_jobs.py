@@ -19,6 +19,16 @@ def test_an_error_of_our_python_sink_is_named_not_the_proxy_that_carried_it():
         "cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})")
 
 
+def test_the_python_error_is_found_also_without_a_java_stack_trace():
+    text = ("[STREAM_FAILED] Query [id = 1] terminated with exception: An exception was raised by the Python "
+            "Proxy. Return Message: Traceback (most recent call last):\n"
+            '  File "/work/main/storage/minute_counts.py", line 76, in write_partition_grouped\n'
+            "    execute_concurrent(session, rows)\n"
+            "cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})\n")
+    assert failure_reason(text) == (
+        "cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})")
+
+
 def test_a_java_error_is_its_first_line():
     text = "org.apache.kafka.common.errors.TimeoutException: Timeout of 60000ms expired\n\tat a.b(C.java:1)\n"
     assert failure_reason(text) == "org.apache.kafka.common.errors.TimeoutException: Timeout of 60000ms expired"
