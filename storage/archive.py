@@ -57,7 +57,14 @@ def write_archive_batch(rows: "DataFrame", path: str, batch_id: int) -> list[Hou
     return what it wrote per (arrival hour, Kafka partition). ``rows`` should be persisted."""
     from pyspark.sql import functions as F
 
-    batch = rows.withColumn("batch_id", F.lit(batch_id))
+    # A writer task per core at most, each writing one file per arrival hour it holds. The
+    # Kafka source reads a partition per task: with fewer cores than partitions, a batch that
+    # spans many arrival hours (a catch-up, the demo's day) made a file per hour and
+    # partition, and S3 commits files by copying them (the demo's 50,000 records: 150 files,
+    # 12.5 s to MinIO against 5.5 s to a local disk). Merging tasks moves no data; on a
+    # cluster with a core per partition or more it changes nothing.
+    writers = rows.sparkSession.sparkContext.defaultParallelism
+    batch = rows.withColumn("batch_id", F.lit(batch_id)).coalesce(writers)
     (batch.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
      .partitionBy(*PARTITION_COLUMNS).parquet(path))
     written = (
