@@ -69,6 +69,17 @@ class CounterOptions:
     def dead_letters_checkpoint(self) -> str:
         return f"{self.checkpoint}/dead-letters"
 
+    @property
+    def dead_letter_source(self) -> SourceOptions:
+        """The dead-letter query's reading: as the counter's, in batches of at least the
+        default bound. A bound smaller than that only matters for the counter (how far its
+        watermark moves per batch); the dead-letter query holds no state, and each batch
+        of it costs some 0.4 s of planning and commits however few records it has."""
+        bound = self.source.max_offsets_per_trigger
+        if not bound:
+            return self.source
+        return replace(self.source, max_offsets_per_trigger=max(bound, SourceOptions.max_offsets_per_trigger))
+
 
 def input_metrics() -> list:
     """Observed on the parsed records of every batch: rows in and invalid per reason."""
@@ -161,7 +172,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions,
     except Exception as error:  # noqa: BLE001 - Cassandra gone for a moment: the first batch registers it
         print(f"[{COUNTER}] query not registered yet ({error}); its first batch will", file=sys.stderr, flush=True)
     dead_letters = options.dead_letter_trigger.apply(
-        dead_letter_records(read_views(spark, settings, options.source), options.max_future_seconds)
+        dead_letter_records(read_views(spark, settings, options.dead_letter_source), options.max_future_seconds)
         .writeStream.queryName(DEAD_LETTERS)
         .format("kafka")
         .options(**spark_options(settings))

@@ -88,3 +88,21 @@ def test_a_restart_waits_its_delay_unless_the_servers_it_found_down_answer_again
     started = time.monotonic()  # back before this wait began, down during an earlier one: settle only
     assert jobs.wait_before_restart(30.0, lambda: True, recovering=True, poll_s=0.05) is True
     assert time.monotonic() - started < 1.0
+
+
+def test_the_dead_letter_query_reads_in_batches_no_smaller_than_the_default_bound():
+    from speed_layer.counter import CounterOptions
+    from speed_layer.kafka_source import SourceOptions
+
+    default = SourceOptions.max_offsets_per_trigger
+
+    def dead_letter_bound(bound):
+        options = CounterOptions(checkpoint="/tmp/x", source=SourceOptions(starting_offsets="latest",
+                                                                           max_offsets_per_trigger=bound))
+        assert options.dead_letter_source.starting_offsets == "latest"
+        assert options.source.max_offsets_per_trigger == bound  # the counter's own bound is untouched
+        return options.dead_letter_source.max_offsets_per_trigger
+
+    assert dead_letter_bound(10_500) == default  # a small bound is the counter's, for its watermark
+    assert dead_letter_bound(2_000_000) == 2_000_000
+    assert dead_letter_bound(None) is None  # no bound at all stays none
