@@ -7,7 +7,8 @@ Two streaming queries in one Spark application, each with its own checkpoint:
   the totals in ``foreachBatch``; the batch's offsets and watermarks go to the micro-batch
   log in the same call. Replaying a batch after a crash writes the same values.
 - ``dead-letters``: every invalid record to `views.dlq`, original key and value bytes
-  unchanged, the reason and the source coordinates as headers.
+  unchanged, the reason and the source coordinates as headers. A
+  ``--max-offsets-per-trigger`` below the default bounds the counter's batches only.
 
 spark-submit entry point: ``spark-submit ... speed_layer/counter.py [--available-now]``.
 """
