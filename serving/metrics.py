@@ -1,5 +1,7 @@
-"""Prometheus metrics of the API: requests by route and status, latency histograms, and
-the promoted-partition cache. Each app has its own registry, served on ``/metrics``.
+"""Prometheus metrics of the API: requests by route and status, latency histograms, the
+promoted-partition cache, and the outcome of the nightly runs (the newest promoted and
+reconciled days, read from Cassandra at most once a minute) for the alerts in
+``infra/prometheus``. Each app has its own registry, served on ``/metrics``.
 
 Routes are labelled by their template (``/v1/videos/{video_id}/views``), never by the
 raw path, so a client cannot grow the label set; paths that match no route share one.
@@ -7,11 +9,14 @@ raw path, so a client cannot grow the label set; paths that match no route share
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from serving.store import StoreUnavailable
 
 UNMATCHED = "<unmatched>"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -39,6 +44,9 @@ class ApiMetrics:
     def watch_cache(self, cache) -> None:
         self.registry.register(_CacheCollector(cache))
 
+    def watch_nightly(self, store) -> None:
+        self.registry.register(_NightlyCollector(store))
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
@@ -55,6 +63,32 @@ class _CacheCollector:
         lookups.add_metric(["miss"], self.cache.misses)
         yield lookups
         yield GaugeMetricFamily("viewcount_serving_cache_entries", "partitions cached", len(self.cache))
+
+
+def _midnight(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp()
+
+
+class _NightlyCollector:
+    """The nightly run's outcome as the store last read it (``ViewStore.refresh_nightly``):
+    alerts compare the newest promoted day with the clock and read the newest gate."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def collect(self):
+        status = self.store.nightly
+        if status is None:
+            return
+        if status.promoted_day is not None:
+            yield GaugeMetricFamily("viewcount_nightly_promoted_day_timestamp_seconds",
+                                    "the newest promoted (final) day, as its 00:00 UTC", _midnight(status.promoted_day))
+        if status.reconciled_day is not None:
+            yield GaugeMetricFamily("viewcount_nightly_reconciled_day_timestamp_seconds",
+                                    "the newest reconciled day, as its 00:00 UTC", _midnight(status.reconciled_day))
+            yield GaugeMetricFamily("viewcount_nightly_reconciliation_passed",
+                                    "1 when the newest reconciled day's billing gate passed, else 0",
+                                    1.0 if status.reconciliation_passed else 0.0)
 
 
 class MetricsMiddleware:
@@ -88,4 +122,8 @@ class MetricsMiddleware:
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_text(request: Request) -> Response:
     registry = request.app.state.metrics.registry
+    try:
+        await request.app.state.store.refresh_nightly()
+    except StoreUnavailable:
+        pass  # /metrics answers without Cassandra; the last values read stay
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -25,13 +25,15 @@ from serving.limits import Limits
 from serving.ranges import UTC, DayWindow
 from storage.cassandra import build_cluster
 from storage.reconciliations import summary_from
-from storage.serving_reads import RECONCILIATION_READ, prepare_reads, prepare_reconciliation_read
+from storage.serving_reads import RECONCILED_DAYS, RECONCILIATION_READ, prepare_reads, prepare_reconciliation_read
 from storage.settings import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import ResponseFuture, Session
 
 RECONNECT_PAUSE_S = 1.0
+NIGHTLY_REFRESH_S = 60.0  # /metrics reads the promoted and reconciled days at most this often
+RECONCILED_DAYS_READ = "reconciled_days"
 
 Minutes = tuple[tuple[dt.datetime, int], ...]  # (UTC minute, views), ascending
 
@@ -55,6 +57,28 @@ class DayMinutes:
         return "batch" if self.final else "speed"
 
 
+@dataclass(frozen=True)
+class NightlyStatus:
+    """What the nightly runs left, for the alerts on /metrics: the newest promoted day, and
+    the newest reconciled day with whether its reconciliation passed (None: none yet)."""
+
+    promoted_day: dt.date | None
+    reconciled_day: dt.date | None
+    reconciliation_passed: bool | None
+
+    @classmethod
+    def from_rows(cls, promoted: list, reconciled: list) -> "NightlyStatus":
+        days = [_date(day) for day, version in promoted if version is not None]
+        statuses = sorted((_date(day), status) for day, status in reconciled)
+        newest = statuses[-1] if statuses else (None, None)
+        return cls(max(days, default=None), newest[0], None if newest[1] is None else newest[1] == "pass")
+
+
+def _date(value) -> dt.date:
+    """A CQL ``date`` as the driver returns it (``cassandra.util.Date``, or a date)."""
+    return value if isinstance(value, dt.date) else value.date()
+
+
 class ViewStore:
     def __init__(self, settings: Settings, limits: Limits = Limits()):
         self.settings = settings
@@ -66,6 +90,8 @@ class ViewStore:
         self._session: Session | None = None
         self._retry_at = 0.0
         self._last_error = ""
+        self.nightly: NightlyStatus | None = None
+        self._nightly_read_at = -NIGHTLY_REFRESH_S
 
     # -- connection (blocking: run off the event loop) ------------------------------------
 
@@ -181,6 +207,23 @@ class ViewStore:
             self._statements[RECONCILIATION_READ] = statement
         rows = await self._rows(RECONCILIATION_READ, (day,))
         return summary_from(rows[0][0] if rows else None)
+
+
+    async def refresh_nightly(self) -> NightlyStatus | None:
+        """``nightly``, read again when older than ``NIGHTLY_REFRESH_S``; on a failed read
+        the last one known stays (and the alert on its age still fires)."""
+        if time.monotonic() - self._nightly_read_at < NIGHTLY_REFRESH_S:
+            return self.nightly
+        session = await self._ready()
+        if RECONCILED_DAYS_READ not in self._statements:
+            statement = prepare_reconciliation_read(session, self.settings.keyspace, RECONCILED_DAYS)
+            if statement is not None:
+                self._statements[RECONCILED_DAYS_READ] = statement
+        promoted = await self._rows("promoted_days")
+        reconciled = await self._rows(RECONCILED_DAYS_READ) if RECONCILED_DAYS_READ in self._statements else []
+        self.nightly = NightlyStatus.from_rows(promoted, reconciled)
+        self._nightly_read_at = time.monotonic()
+        return self.nightly
 
 
 def _rows_future(response: "ResponseFuture") -> asyncio.Future:

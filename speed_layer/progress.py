@@ -32,6 +32,9 @@ LATE = Counter("viewcount_speed_late_dropped", "events dropped as behind the wat
 DUPLICATES = Counter("viewcount_speed_duplicates_dropped", "repeated events dropped", ["job"])
 INVALID = Counter("viewcount_speed_invalid", "records rejected by the counting rules", ["job", "reason"])
 LAST_BATCH = Gauge("viewcount_speed_last_batch_id", "id of the last finished micro-batch", ["job"])
+# With the lag: records waiting while no batch finished for a minute is a stalled job.
+LAST_BATCH_TIME = Gauge("viewcount_speed_last_batch_timestamp_seconds",
+                        "when the last micro-batch finished (Unix time)", ["job"])
 # Above 0 the watermark is ahead of the clock that started the batch: every on-time view is
 # then dropped as late (a producer's clock runs fast, or an event_time outlier got in).
 WATERMARK_AHEAD = Gauge("viewcount_speed_watermark_ahead_seconds",
@@ -126,6 +129,7 @@ def publish(report: BatchReport) -> None:
     for reason, count in report.invalid.items():
         INVALID.labels(job, reason).inc(count)
     LAST_BATCH.labels(job).set(report.batch_id)
+    LAST_BATCH_TIME.labels(job).set_to_current_time()
     ahead = report.watermark_ahead_seconds()
     if ahead is not None:
         WATERMARK_AHEAD.labels(job).set(ahead)

@@ -49,3 +49,35 @@ def test_metrics_count_requests_by_route_and_status_and_time_them(api):
     assert value(metrics, "viewcount_serving_cache_lookups_total", result="miss") >= 0
     assert value(metrics, "viewcount_serving_cache_entries") >= 0
     assert not any("/v1/videos/a/" in str(labels) for _, labels in metrics)  # no raw paths
+
+
+def test_metrics_show_the_newest_promoted_and_reconciled_day_for_the_nightly_alerts(stack, cassandra_session):
+    """The days are later than any other test's, so they are the newest; a fresh store,
+    since each reads them at most once a minute."""
+    import datetime as dt
+
+    import httpx
+
+    from serving.limits import Limits
+    from serving.main import create_app
+    from serving.store import ViewStore
+    from tests.integration.test_serving_fixtures import promote, running, unpromote
+
+    promoted, failed = dt.date(2099, 12, 30), dt.date(2099, 12, 31)
+    promote(cassandra_session, promoted, 3)
+    cassandra_session.execute("INSERT INTO reconciliations (day, status) VALUES (%s, 'fail')", (failed,))
+    view_store = ViewStore(stack, Limits())
+    try:
+        with running(create_app(view_store)) as url, httpx.Client(base_url=url, timeout=30) as client:
+            metrics = samples(client.get("/metrics").text)
+            midnight = dt.datetime(2099, 12, 30, tzinfo=dt.timezone.utc).timestamp()
+            assert value(metrics, "viewcount_nightly_promoted_day_timestamp_seconds") == midnight
+            assert value(metrics, "viewcount_nightly_reconciled_day_timestamp_seconds") == midnight + 86_400
+            assert value(metrics, "viewcount_nightly_reconciliation_passed") == 0
+            cassandra_session.execute("UPDATE reconciliations SET status = 'pass' WHERE day = %s", (failed,))
+            view_store._nightly_read_at -= 60  # the minute between two reads has passed
+            assert value(samples(client.get("/metrics").text), "viewcount_nightly_reconciliation_passed") == 1
+    finally:
+        view_store.close()
+        unpromote(cassandra_session, promoted)
+        cassandra_session.execute("DELETE FROM reconciliations WHERE day = %s", (failed,))

@@ -106,3 +106,17 @@ def test_the_dead_letter_query_reads_in_batches_no_smaller_than_the_default_boun
     assert dead_letter_bound(10_500) == default  # a small bound is the counter's, for its watermark
     assert dead_letter_bound(2_000_000) == 2_000_000
     assert dead_letter_bound(None) is None  # no bound at all stays none
+
+
+def test_each_finished_batch_stamps_its_time_for_the_stalled_job_alert():
+    import time
+
+    from prometheus_client import REGISTRY
+
+    from speed_layer.progress import BatchReport, publish
+
+    before = time.time()
+    publish(BatchReport(job="stamp-test", batch_id=7, rows_in=10, rows_per_second=5.0, duration_ms=2000,
+                        late_dropped=0, duplicates_dropped=0, invalid={}, lag={}, watermark=None))
+    stamped = REGISTRY.get_sample_value("viewcount_speed_last_batch_timestamp_seconds", {"job": "stamp-test"})
+    assert before <= stamped <= time.time()
