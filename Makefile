@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksu
 # imports (Airflow, Great Expectations, PySpark) again, and every command ran slower.
 UV     := uv==0.13.9
 
-.PHONY: all venv system-deps artifacts demo test soak test-unit stack-up stack-down stack-status bench clean
+.PHONY: all venv system-deps artifacts test-tools demo test soak test-unit stack-up stack-down stack-status bench clean
 
 all: venv
 
@@ -40,7 +40,11 @@ artifacts: venv system-deps
 demo: venv system-deps
 	$(VENV)/bin/viewcount demo
 
-test: venv system-deps artifacts
+# promtool, for the alert rules' tests (built once with go install, cached like MinIO).
+test-tools: venv system-deps
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_test_tools; from storage.settings import Settings; ensure_test_tools(Settings.from_env())'
+
+test: venv system-deps artifacts test-tools
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # The fault tests at full scale (a million events, ten kills per job, 100,000 hostile

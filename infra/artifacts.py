@@ -2,7 +2,8 @@
 
 Java pieces come from Maven Central through a tiny POM per bundle
 (``infra/maven/*.pom.xml``) and ``mvn dependency:copy-dependencies``; MinIO is built with
-``go install`` at a pinned pseudo-version. Each bundle lands in
+``go install`` at a pinned pseudo-version, and so is promtool (``make test`` only: the alert
+rules' tests). Each bundle lands in
 ``<cache>/<name>-<version>/`` and is marked complete only after a successful fetch, so an
 interrupted download is retried, never half-used.
 """
@@ -24,6 +25,9 @@ KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.9"
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
+# promtool of Prometheus 3 (Go module versions v0.3xx), for the alert rules' tests only.
+PROMTOOL_PACKAGE = "github.com/prometheus/prometheus/cmd/promtool"
+PROMTOOL_VERSION = "v0.316.0"
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
 COMPLETE_MARKER = ".complete"
@@ -136,6 +140,7 @@ SPARK_CONNECTORS = MavenBundle(
     ),
 )
 MINIO = GoBinary("minio", MINIO_MODULE, MINIO_VERSION)
+PROMTOOL = GoBinary("promtool", PROMTOOL_PACKAGE, PROMTOOL_VERSION)
 
 ALL_BUNDLES = (KAFKA, CASSANDRA, SPARK_CONNECTORS)
 
@@ -150,3 +155,8 @@ def ensure_all(settings: Settings) -> None:
         bundle.ensure(settings.cache_dir)
     MINIO.ensure(settings.cache_dir)
     ensure_class_archive(settings)
+
+
+def ensure_test_tools(settings: Settings) -> None:
+    """What the tests need beyond the stack: promtool (``tests/unit/test_alert_rules.py``)."""
+    PROMTOOL.ensure(settings.cache_dir)
