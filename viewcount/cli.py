@@ -32,6 +32,7 @@ COMMANDS = {
     "nightly": ("viewcount.nightly", "run the nightly Airflow DAG for a day (or a range), without a scheduler"),
     "serve": ("serving.command", "the HTTP API"),
     "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
+    "capacity": ("viewcount.capacity", "cores, nodes, disk and Kafka partitions for a target load"),
 }
 
 
