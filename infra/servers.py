@@ -1,4 +1,5 @@
-"""The three servers of the local stack, as native processes on loopback.
+"""The three servers of the local stack, as native processes on loopback, and on request
+(`stack up --spark`) a Spark standalone master and worker.
 
 Each server knows how to render its configuration into the run folder, the command that
 starts it, the ports it needs, and how to tell that it is healthy. Starting, stopping and
@@ -216,6 +217,84 @@ class MinIO(Server):
             return False
 
 
+SPARK_MASTER_PORT = 7077
+SPARK_MASTER_UI_PORT = 8090
+SPARK_WORKER_PORT = 7078
+SPARK_WORKER_UI_PORT = 8091
+SPARK_WORKER_MEMORY = "4g"  # executors get spark.executor.memory (1 GiB by default) out of it
+
+
+def spark_master_url(host: str = "127.0.0.1") -> str:
+    """The standalone master `stack up --spark` starts, for ``--master`` / VIEWCOUNT_SPARK_MASTER."""
+    return f"spark://{host}:{SPARK_MASTER_PORT}"
+
+
+def _spark_class() -> str:
+    import pyspark
+
+    return str(Path(pyspark.__file__).resolve().parent / "bin" / "spark-class")
+
+
+def _json(url: str) -> dict | None:
+    import json
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+
+
+class SparkMaster(Server):
+    """A Spark standalone master: real cluster scheduling on one machine, for jobs started
+    with ``--master spark://127.0.0.1:7077``. Its web UI and RPC listen on loopback."""
+
+    def __init__(self, settings: Settings):
+        super().__init__("spark-master", settings, start_timeout=60.0)
+        self.host = "127.0.0.1"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.host, SPARK_MASTER_PORT), (self.host, SPARK_MASTER_UI_PORT)]
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "spark-defaults.conf").write_text("# the standalone master of `viewcount stack up --spark`\n")
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [_spark_class(), "org.apache.spark.deploy.master.Master", "--host", self.host,
+                "--port", str(SPARK_MASTER_PORT), "--webui-port", str(SPARK_MASTER_UI_PORT),
+                "--properties-file", str(self.home / "spark-defaults.conf")], {"SPARK_LOCAL_IP": self.host}
+
+    def is_healthy(self) -> bool:
+        state = _json(f"http://{self.host}:{SPARK_MASTER_UI_PORT}/json/")
+        return bool(state) and state.get("status") == "ALIVE"
+
+
+class SparkWorker(Server):
+    """A Spark standalone worker with every core of the machine, registered with ``SparkMaster``."""
+
+    def __init__(self, settings: Settings):
+        super().__init__("spark-worker", settings, start_timeout=60.0)
+        self.host = "127.0.0.1"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(self.host, SPARK_WORKER_PORT), (self.host, SPARK_WORKER_UI_PORT)]
+
+    def prepare(self) -> None:
+        (self.home / "work").mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [_spark_class(), "org.apache.spark.deploy.worker.Worker", "--host", self.host,
+                "--port", str(SPARK_WORKER_PORT), "--webui-port", str(SPARK_WORKER_UI_PORT),
+                "--cores", str(os.cpu_count() or 2), "--memory", SPARK_WORKER_MEMORY,
+                "--work-dir", str(self.home / "work"), spark_master_url(self.host)], {"SPARK_LOCAL_IP": self.host}
+
+    def is_healthy(self) -> bool:
+        state = _json(f"http://{self.host}:{SPARK_MASTER_UI_PORT}/json/")
+        return bool(state) and any(worker.get("port") == SPARK_WORKER_PORT and worker.get("state") == "ALIVE"
+                                   for worker in state.get("workers", []))
+
+
 def ensure_local_credentials(settings: Settings) -> None:
     """Give the local MinIO root credentials once, unless the user brought their own.
 
@@ -242,5 +321,7 @@ def ensure_local_credentials(settings: Settings) -> None:
         draft.unlink()
 
 
-def all_servers(settings: Settings) -> list[Server]:
-    return [Kafka(settings), Cassandra(settings), MinIO(settings)]
+def all_servers(settings: Settings, *, spark: bool = False) -> list[Server]:
+    """The stack's servers; with ``spark``, a standalone Spark master and worker too."""
+    servers = [Kafka(settings), Cassandra(settings), MinIO(settings)]
+    return servers + [SparkMaster(settings), SparkWorker(settings)] if spark else servers

@@ -22,6 +22,8 @@ from storage.reachability import port_is_open, require_reachable
 from storage.settings import Settings
 from storage.errors import UserError
 
+SPARK_SERVERS = ("spark-master", "spark-worker")  # started by `up --spark` only
+
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -102,12 +104,18 @@ def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, floa
             time.sleep(0.5)
 
 
-def up(settings: Settings) -> None:
+def _started_servers(settings: Settings) -> list[Server]:
+    """The stack's servers, and the Spark ones when they were started (`up --spark`)."""
+    return [server for server in all_servers(settings, spark=True)
+            if server.name not in SPARK_SERVERS or running_pid(server) is not None]
+
+
+def up(settings: Settings, *, spark: bool = False) -> None:
     began = time.monotonic()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all(settings)
     pending = {}
-    for server in all_servers(settings):
+    for server in all_servers(settings, spark=spark):
         pid = running_pid(server)
         if pid is not None:
             _log(f"  {server.name:<10} already running (pid {pid})")
@@ -143,7 +151,9 @@ def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) 
     """Stop the servers ``up`` started (or just the one named ``only``, for maintenance or
     an outage drill: ``up`` starts it again and leaves the others running)."""
     stopping = {}
-    for server in all_servers(settings):
+    for server in all_servers(settings, spark=True):
+        if server.name in SPARK_SERVERS and running_pid(server) is None and only != server.name:
+            continue  # never started: nothing to say
         if only is not None and server.name != only:
             continue
         pid = running_pid(server)
@@ -191,7 +201,7 @@ class ServerStatus:
 
 def status(settings: Settings) -> list[ServerStatus]:
     result = []
-    for server in all_servers(settings):
+    for server in _started_servers(settings):
         pid = running_pid(server)
         healthy = pid is not None and server.is_healthy()
         result.append(ServerStatus(server.name, pid, server.describe_port(), healthy,

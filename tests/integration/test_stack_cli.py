@@ -52,7 +52,7 @@ def test_down_on_a_stack_that_is_not_running_is_harmless(tmp_path):
     assert result.stderr.count("not running") == 3
 
 
-@pytest.mark.parametrize("args", [["stack", "sideways"], ["stack"], ["no-such-command"]])
+@pytest.mark.parametrize("args", [["stack", "sideways"], ["stack"], ["no-such-command"], ["stack", "down", "--spark"]])
 def test_bad_arguments_get_one_line_and_exit_2(args):
     result = run_cli(*args)
     assert result.returncode == 2

@@ -14,7 +14,7 @@ def _stack(*args: str) -> subprocess.CompletedProcess:
 def test_only_with_another_action_than_down_is_a_one_line_error():
     result = _stack("status", "--only", "kafka")
     assert result.returncode == 2
-    assert result.stderr.strip() == "viewcount stack: --only goes with down, not status"
+    assert result.stderr.strip() == "viewcount stack: error: --only goes with down, not status"
 
 
 def test_only_names_one_of_the_three_servers():
