@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from counting.events import invalid_events, parse_events
 from counting.reasons import MAX_FUTURE_SECONDS, REASONS
-from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
+from counting.views import DEFAULT_WATERMARK_DELAY, WATERMARK_POLICY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earliest_offsets, read_query_id
@@ -156,11 +156,12 @@ def dead_letter_records(records: DataFrame, max_future_seconds: int) -> DataFram
 
 def start(spark: SparkSession, settings: Settings, options: CounterOptions,
           sink: MinuteCountSink) -> list["StreamingQuery"]:
-    parsed = read_views(spark, settings, options.source).transform(
-        parse_events(options.max_future_seconds)
-    )
+    for key, value in WATERMARK_POLICY.items():  # a new checkpoint records it; a restart keeps its own
+        spark.conf.set(key, value)
+    records = read_views(spark, settings, options.source)
+    parsed = records.transform(parse_events(options.max_future_seconds))
     counts = parsed.observe(INPUT_METRICS, *input_metrics()).transform(
-        count_views_per_minute(options.watermark_delay)
+        count_views_per_minute(options.watermark_delay, clock_records=records)
     )
     counter = options.trigger.apply(
         counts.writeStream.queryName(COUNTER)

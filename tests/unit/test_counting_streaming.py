@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 from pyspark.testing import assertDataFrameEqual
@@ -22,12 +23,14 @@ BATCHES = [
 ]  # fmt: skip
 
 
-def _write_batches(spark, directory, batches) -> None:
-    """One Parquet file per batch, modification times in batch order so they stream in order."""
+def _write_batches(spark, directory, batches, timestamps=None) -> None:
+    """One Parquet file per batch, modification times in batch order so they stream in order;
+    ``timestamps``: each batch's Kafka timestamp (the support module's default otherwise)."""
     first_offset = 0
     written = set()
     for number, values in enumerate(batches):
-        records = kafka_records(spark, values, first_offset=first_offset)
+        stamped = {"timestamp": timestamps[number]} if timestamps else {}
+        records = kafka_records(spark, values, first_offset=first_offset, **stamped)
         records.coalesce(1).write.mode("append").parquet(directory)
         first_offset += len(values)
         for name in set(os.listdir(directory)) - written:
@@ -36,8 +39,9 @@ def _write_batches(spark, directory, batches) -> None:
             os.utime(os.path.join(directory, name), (stamp, stamp))
 
 
-def _stream_counts(spark, directory, checkpoint):
-    """Run the counter over what is in the directory; the latest absolute count per key wins."""
+def _stream_counts(spark, directory, checkpoint, clock=True):
+    """Run the counter over what is in the directory; the latest absolute count per key wins.
+    ``clock``: bound the watermark by the batch's clock, as the counter does."""
     latest = {}
 
     def keep_latest(batch, _batch_id):
@@ -47,7 +51,7 @@ def _stream_counts(spark, directory, checkpoint):
     records = spark.readStream.schema(KAFKA_SCHEMA).option("maxFilesPerTrigger", 1).parquet(directory)
     query = (
         records.transform(parse_events())
-        .transform(count_views_per_minute("10 minutes"))
+        .transform(count_views_per_minute("10 minutes", clock_records=records if clock else None))
         .writeStream.outputMode("update")
         .foreachBatch(keep_latest)
         .option("checkpointLocation", checkpoint)
@@ -92,3 +96,39 @@ def test_stream_drops_events_behind_the_watermark_that_batch_counts(spark, tmp_p
 
     assert sorted((row.minute.minute, row.views) for row in streamed) == [(43, 1), (44, 1)]
     assert sorted((row.minute.minute, row.views) for row in static.collect()) == [(30, 1), (43, 1), (44, 1)]
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_one_record_stamped_ahead_of_the_clock_does_not_make_on_time_views_late(spark, tmp_path):
+    now = dt.datetime.now(dt.timezone.utc)
+    # A producer whose clock runs fast: Kafka timestamp 4.5 minutes ahead (the broker takes
+    # up to 5), event_time 4.5 minutes past that (the rule allows 5): 9 minutes ahead.
+    ahead = now + dt.timedelta(minutes=4, seconds=30)
+    outlier = [view("e1", "v1", _iso(now - dt.timedelta(minutes=1))), view("e9", "v9", _iso(now + dt.timedelta(minutes=9)))]
+    filler = [view("e2", "v2", _iso(now - dt.timedelta(minutes=1)))]
+    # Three minutes after its event time: well inside the 10-minute delay.
+    on_time = [view("e3", "v1", _iso(now - dt.timedelta(minutes=3)))]
+    timestamps = [ahead, now, now + dt.timedelta(seconds=1)]
+    directories = {}
+    for clock in (True, False):
+        directories[clock] = str(tmp_path / f"records-{clock}")
+        _write_batches(spark, directories[clock], [outlier, filler, on_time], timestamps)
+
+    guarded, progress = _stream_counts(spark, directories[True], str(tmp_path / "guarded"))
+    unguarded, _ = _stream_counts(spark, directories[False], str(tmp_path / "unguarded"), clock=False)
+
+    def views_per_video(rows):
+        totals = {}
+        for row in rows:
+            totals[row.video_id] = totals.get(row.video_id, 0) + row.views
+        return totals
+
+    assert views_per_video(guarded) == {"v1": 2, "v9": 1, "v2": 1}
+    # Without the batch clock the outlier moves the watermark to the present: e3 is late.
+    assert views_per_video(unguarded) == {"v1": 1, "v9": 1, "v2": 1}
+    watermarks = [dt.datetime.fromisoformat(batch["eventTime"]["watermark"].replace("Z", "+00:00"))
+                  for batch in progress if "watermark" in batch["eventTime"]]
+    assert watermarks and max(watermarks) <= dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
