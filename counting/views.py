@@ -8,10 +8,10 @@ Spark's watermark is the newest event time seen less the delay, so one valid rec
 event_time is ahead of the clock (a producer clock running fast: up to the broker's 5
 minutes on its Kafka timestamp plus the rule's 5 minutes of future event time) would move
 it up to the present, and on-time views arriving a few seconds after their event time would
-be dropped as late for up to 10 minutes. ``batch_clock_watermark`` bounds it: a second
-watermark, over the same records, at each batch's own start time, and Spark keeps the
-lower of a query's watermarks. The watermark is then never ahead of the batch's clock less
-the delay, whatever one record says.
+be dropped as late for up to 10 minutes. ``count_views_per_minute(watermark_bound=...)``
+takes a second watermark, and Spark keeps the lower of a query's watermarks; the counter's
+is each batch's own start time (``speed_layer.watermark``), so its watermark is never
+ahead of the batch's clock less the delay, whatever one record says.
 """
 
 from __future__ import annotations
@@ -71,45 +71,25 @@ def events_in_several_cells(events: DataFrame) -> DataFrame:
     )
 
 
-# The batch clock's rows never reach the count: they are all before this.
-_NO_BATCH_STARTS_BEFORE = "1971-01-01 00:00:00"
-# Spark's name for how a query combines several watermarks; "min" is its default and what
-# batch_clock_watermark relies on (a query keeps the policy it started with).
-WATERMARK_POLICY = {"spark.sql.streaming.multipleWatermarkPolicy": "min"}
-
-
-def batch_clock_watermark(records: DataFrame, like: DataFrame, watermark_delay: str) -> DataFrame:
-    """No rows, with the columns of ``like`` and a watermark at the batch's start less the delay.
-
-    ``records`` is the stream the events were parsed from, as read (no parsing: Spark
-    prunes everything but the scan). ``current_timestamp()`` in a micro-batch is the batch's
-    start time, kept in the query's offset log, so a replayed batch sees the same value.
-    The filter comes after the watermark and reads its column, so Spark cannot move it
-    below the watermark and every record still passes through it."""
-    clock = records.select(
-        *[(F.current_timestamp() if field.name == "event_time" else F.lit(None)).cast(field.dataType).alias(field.name)
-          for field in like.schema.fields])
-    return (clock.withWatermark("event_time", watermark_delay)
-            .where(F.col("event_time") < F.lit(_NO_BATCH_STARTS_BEFORE).cast("timestamp")))
-
-
 def count_views_per_minute(
     watermark_delay: str = DEFAULT_WATERMARK_DELAY,
-    clock_records: DataFrame | None = None,
+    watermark_bound: Callable[[DataFrame], DataFrame] | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """The whole definition from parsed events: valid only, each view once, per minute.
 
     ``parsed.transform(count_views_per_minute())`` on a stream or a static DataFrame
     (Spark ignores the watermark on a static one). The delay must be at least a minute:
     dedupe state then outlives every event that could still land in the same minute.
-    On a stream, ``clock_records`` (the records ``parsed`` was read from) keeps the
-    watermark from running ahead of the batch's clock (``batch_clock_watermark``).
+    On a stream, ``watermark_bound`` (given the watermarked valid events) returns a stream
+    with no rows and their columns whose own watermark bounds theirs: Spark keeps the
+    lower of a query's watermarks (the counter's is the batch's clock,
+    ``speed_layer.watermark``; counting itself reads no clock).
     """
 
     def count(events: DataFrame) -> DataFrame:
         valid = events.transform(valid_events).withWatermark("event_time", watermark_delay)
-        if clock_records is not None and valid.isStreaming:
-            valid = valid.unionByName(batch_clock_watermark(clock_records, valid, watermark_delay))
+        if watermark_bound is not None and valid.isStreaming:
+            valid = valid.unionByName(watermark_bound(valid))
         return valid.transform(drop_duplicate_events).transform(count_per_minute)
 
     return count

@@ -27,11 +27,12 @@ from pyspark.sql import functions as F
 
 from counting.events import invalid_events, parse_events
 from counting.reasons import MAX_FUTURE_SECONDS, REASONS
-from counting.views import DEFAULT_WATERMARK_DELAY, WATERMARK_POLICY, count_views_per_minute
+from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earliest_offsets, read_query_id
 from speed_layer.progress import INPUT_METRICS, BatchReport
+from speed_layer.watermark import WATERMARK_POLICY, batch_clock
 from storage.errors import UserError
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
@@ -161,7 +162,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions,
     records = read_views(spark, settings, options.source)
     parsed = records.transform(parse_events(options.max_future_seconds))
     counts = parsed.observe(INPUT_METRICS, *input_metrics()).transform(
-        count_views_per_minute(options.watermark_delay, clock_records=records)
+        count_views_per_minute(options.watermark_delay, watermark_bound=batch_clock(records, options.watermark_delay))
     )
     counter = options.trigger.apply(
         counts.writeStream.queryName(COUNTER)

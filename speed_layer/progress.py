@@ -102,7 +102,7 @@ def report_from_progress(job: str, progress) -> BatchReport:
     observed = {name: row.asDict() for name, row in (progress.observedMetrics or {}).items()}
     inputs = observed.get(INPUT_METRICS)
     invalid = {reason: int(inputs[reason] or 0) for reason in REASONS} if inputs else {}
-    # The counter reads its source twice per batch (counting.views.batch_clock_watermark),
+    # The counter reads its source twice per batch (speed_layer.watermark.batch_clock),
     # so Spark's numInputRows counts each record twice; its observed count is exact.
     rows_in = int(inputs["rows_in"] or 0) if inputs and "rows_in" in inputs else progress.numInputRows
     rows_per_second = (rows_in * 1000 / progress.batchDuration if inputs and progress.batchDuration

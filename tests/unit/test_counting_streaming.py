@@ -9,6 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from counting.events import parse_events
 from counting.views import count_views_per_minute
+from speed_layer.watermark import batch_clock
 from tests.unit.test_counting_support import KAFKA_SCHEMA, kafka_records, view
 
 # Three micro-batches; duplicates of one view are spread over them, so the stream must
@@ -51,7 +52,8 @@ def _stream_counts(spark, directory, checkpoint, clock=True):
     records = spark.readStream.schema(KAFKA_SCHEMA).option("maxFilesPerTrigger", 1).parquet(directory)
     query = (
         records.transform(parse_events())
-        .transform(count_views_per_minute("10 minutes", clock_records=records if clock else None))
+        .transform(count_views_per_minute("10 minutes",
+                                          watermark_bound=batch_clock(records, "10 minutes") if clock else None))
         .writeStream.outputMode("update")
         .foreachBatch(keep_latest)
         .option("checkpointLocation", checkpoint)
