@@ -25,7 +25,7 @@ def create_app(store: ViewStore) -> FastAPI:
     )
     app.state.store = store
     app.state.metrics = ApiMetrics()
-    app.state.metrics.watch_cache(store.cache)
+    app.state.metrics.watch_caches({"final": store.cache, "provisional": store.speed_cache})
     app.state.metrics.watch_nightly(store)
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)

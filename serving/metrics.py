@@ -1,5 +1,5 @@
 """Prometheus metrics of the API: requests by route and status, latency histograms, the
-promoted-partition cache, and the outcome of the nightly runs (the newest promoted and
+partition caches (promoted and provisional), and the outcome of the nightly runs (the newest promoted and
 reconciled days, read from Cassandra at most once a minute) for the alerts in
 ``infra/prometheus``. Each app has its own registry, served on ``/metrics``.
 
@@ -41,8 +41,9 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def watch_cache(self, cache) -> None:
-        self.registry.register(_CacheCollector(cache))
+    def watch_caches(self, caches: dict) -> None:
+        """``caches``: name (the ``cache`` label) -> ``serving.cache.LruCache``."""
+        self.registry.register(_CacheCollector(caches))
 
     def watch_nightly(self, store) -> None:
         self.registry.register(_NightlyCollector(store))
@@ -53,16 +54,20 @@ class ApiMetrics:
 
 
 class _CacheCollector:
-    def __init__(self, cache) -> None:
-        self.cache = cache
+    def __init__(self, caches: dict) -> None:
+        self.caches = caches
 
     def collect(self):
         lookups = CounterMetricFamily(
-            "viewcount_serving_cache_lookups", "promoted-partition cache lookups", labels=["result"])
-        lookups.add_metric(["hit"], self.cache.hits)
-        lookups.add_metric(["miss"], self.cache.misses)
+            "viewcount_serving_cache_lookups", "partition cache lookups (a stale entry is a miss)",
+            labels=["cache", "result"])
+        entries = GaugeMetricFamily("viewcount_serving_cache_entries", "partitions cached", labels=["cache"])
+        for name, cache in self.caches.items():
+            lookups.add_metric([name, "hit"], cache.hits)
+            lookups.add_metric([name, "miss"], cache.misses)
+            entries.add_metric([name], len(cache))
         yield lookups
-        yield GaugeMetricFamily("viewcount_serving_cache_entries", "partitions cached", len(self.cache))
+        yield entries
 
 
 def _midnight(day: dt.date) -> float:

@@ -4,17 +4,28 @@ one partition per day, the days of a range read in parallel.
 The driver answers on its own I/O thread; each read's callback completes an asyncio
 future, so the routes ``await`` reads and no request ties up a thread while it waits.
 
-For each day the promotion row is read once per request, then only that version's rows:
-a promotion switching versions mid-request yields the old version or the new one for
-that day, never a mix. A provisional day's speed rows are read at the same time as its
-promotion row (one round trip instead of two) unless the day was promoted when last seen.
+Most requests read nothing (issue 15: a read costs the API more CPU than HTTP does):
+- Which version of each day is promoted comes from a snapshot of ``batch_promotions``
+  (one row per day), read again when older than ``Limits.promotion_refresh_s`` (one read
+  in flight, every request waiting for it shares it). A request takes one snapshot, so a
+  promotion switching versions mid-request yields the old version or the new one for a
+  day, never a mix; a promotion or rollback is visible once the snapshot is that old
+  (plus one read).
+- A promoted version's (video, day) partition never changes: cached until evicted (LRU).
+- A provisional day's whole (video, day) partition of the speed table is cached for
+  ``Limits.speed_cache_s`` from when its read was sent, so an answer is never more than
+  that behind the speed table.
+- Requests missing the same partition at once share one read.
+Each partition is kept with its running totals, so a window's views are two bisections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import functools
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -43,10 +54,36 @@ class StoreUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class DayMinutes:
-    day: dt.date
-    version: int | None  # the promoted batch version; None: provisional (speed layer)
+class DayRows:
+    """One (video, day) partition as read: its minutes ascending, and running totals
+    (``running[i]``: the views of the first ``i`` minutes)."""
+
     minutes: Minutes
+    starts: tuple[dt.datetime, ...]
+    running: tuple[int, ...]
+
+    @classmethod
+    def of(cls, rows) -> "DayRows":
+        minutes = tuple((minute.replace(tzinfo=UTC), views) for minute, views in rows)
+        return cls(minutes, tuple(minute for minute, _ in minutes),
+                   (0, *itertools.accumulate(views for _, views in minutes)))
+
+    def between(self, first: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+        """The index range of the minutes in ``[first, end)``."""
+        return bisect.bisect_left(self.starts, first), bisect.bisect_left(self.starts, end)
+
+
+@dataclass(frozen=True)
+class DayMinutes:
+    """One day of a request: its window's minutes from one source."""
+
+    window: DayWindow
+    version: int | None  # the promoted batch version; None: provisional (speed layer)
+    rows: DayRows
+
+    @property
+    def day(self) -> dt.date:
+        return self.window.day
 
     @property
     def final(self) -> bool:
@@ -55,6 +92,16 @@ class DayMinutes:
     @property
     def source(self) -> str:
         return "batch" if self.final else "speed"
+
+    @property
+    def views(self) -> int:
+        low, high = self.rows.between(self.window.first_minute, self.window.end_minute)
+        return self.rows.running[high] - self.rows.running[low]
+
+    @property
+    def minutes(self) -> Minutes:
+        low, high = self.rows.between(self.window.first_minute, self.window.end_minute)
+        return self.rows.minutes[low:high]
 
 
 @dataclass(frozen=True)
@@ -83,9 +130,13 @@ class ViewStore:
     def __init__(self, settings: Settings, limits: Limits = Limits()):
         self.settings = settings
         self.limits = limits
-        self.cache: LruCache[Minutes] = LruCache(limits.cache_entries)
+        self.cache: LruCache[DayRows] = LruCache(limits.cache_entries)  # promoted partitions
+        self.speed_cache: LruCache[DayRows] = LruCache(limits.cache_entries, max_age_s=limits.speed_cache_s)
         self._top_cache: LruCache[tuple] = LruCache(max(limits.cache_entries // 100, 16))
-        self._promoted_when_seen: LruCache[bool] = LruCache(4096)
+        self._reading: dict[tuple, asyncio.Future] = {}  # partition key -> the read in flight
+        self._promoted: dict[dt.date, int] = {}
+        self._promoted_at = -float("inf")  # when the read behind _promoted was sent
+        self._promotions_read: asyncio.Future | None = None
         self._lock = threading.Lock()
         self._session: Session | None = None
         self._retry_at = 0.0
@@ -135,9 +186,8 @@ class ViewStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def _start(self, name: str, parameters=()) -> asyncio.Future:
+    def _send(self, session: "Session", name: str, parameters=()) -> asyncio.Future:
         """Sends one read now; the returned future completes with its rows."""
-        session = await self._ready()
         try:
             response = session.execute_async(
                 self._statements[name], parameters, execution_profile=self._profile)
@@ -146,48 +196,74 @@ class ViewStore:
         return _rows_future(response)
 
     async def _rows(self, name: str, parameters=()) -> list:
-        return await _finished(await self._start(name, parameters))
+        return list(await _finished(self._send(await self._ready(), name, parameters)))
 
     async def ping(self) -> str:
         """Cassandra's release version; raises StoreUnavailable when it does not answer."""
         return (await self._rows("release"))[0][0]
 
+    async def promotions(self) -> dict[dt.date, int]:
+        """Every promoted day's version, as read at most ``promotion_refresh_s`` ago (the
+        returned mapping is never changed afterwards: a request keeps one snapshot)."""
+        if time.monotonic() - self._promoted_at < self.limits.promotion_refresh_s:
+            return self._promoted
+        pending = self._promotions_read
+        if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._promotions_read = asyncio.ensure_future(self._read_promotions())
+        return await asyncio.shield(pending)
+
+    async def _read_promotions(self) -> dict[dt.date, int]:
+        sent_at = time.monotonic()
+        rows = await self._rows("promoted_days")
+        self._promoted = {_date(day): version for day, version in rows if version is not None}
+        self._promoted_at = sent_at
+        return self._promoted
+
     async def promoted_version(self, day: dt.date) -> int | None:
-        rows = await self._rows("promotion", (day,))
-        return rows[0][0] if rows else None
+        return (await self.promotions()).get(day)
 
     async def day_minutes(self, video_id: str, windows: list[DayWindow]) -> list[DayMinutes]:
         """Each day's minutes of ``video_id``, from its promoted batch or else the speed table."""
-        promotions = [await self._start("promotion", (w.day,)) for w in windows]
-        speculative = {w.day: await self._read_speed(video_id, w)
-                       for w in windows if not self._promoted_when_seen.get(w.day)}
-        reads = []
-        for window, promotion in zip(windows, promotions):
-            rows = await _finished(promotion)
-            version = rows[0][0] if rows else None
-            self._promoted_when_seen.put(window.day, version is not None)
-            if version is None:
-                read = speculative.get(window.day)
-                if read is None:
-                    read = await self._read_speed(video_id, window)
-            else:
-                read = self.cache.get((video_id, window.day, version))
-                if read is None:
-                    read = await self._start("batch", (video_id, window.day, version))
-            reads.append((window, version, read))
-        return [await self._finish(video_id, *read) for read in reads]
+        promoted = await self.promotions()
+        session = await self._ready()
+        reads = [(window, promoted.get(window.day)) for window in windows]
+        pending = [self._partition(session, video_id, window.day, version) for window, version in reads]
+        return [DayMinutes(window, version, rows if isinstance(rows, DayRows) else await _finished(rows))
+                for (window, version), rows in zip(reads, pending)]
 
-    async def _read_speed(self, video_id: str, window: DayWindow) -> asyncio.Future:
-        return await self._start("speed", (video_id, window.day, window.first_minute, window.end_minute))
-
-    async def _finish(self, video_id: str, window: DayWindow, version: int | None, read) -> DayMinutes:
-        if isinstance(read, tuple):  # a cached, immutable batch partition
-            return DayMinutes(window.day, version, _within(read, window))
-        minutes = tuple((minute.replace(tzinfo=UTC), views) for minute, views in await _finished(read))
+    def _partition(self, session: "Session", video_id: str, day: dt.date,
+                   version: int | None) -> "DayRows | asyncio.Future":
+        """A (video, day) partition of the version, or of the speed table when ``version``
+        is None: from its cache, else the read in flight for it, else a read sent now."""
         if version is None:
-            return DayMinutes(window.day, None, minutes)
-        self.cache.put((video_id, window.day, version), minutes)
-        return DayMinutes(window.day, version, _within(minutes, window))
+            cache, key, name, parameters = self.speed_cache, ("speed", video_id, day), "speed", (video_id, day)
+        else:
+            cache, key = self.cache, ("batch", video_id, day, version)
+            name, parameters = "batch", (video_id, day, version)
+        rows = cache.get(key)
+        if rows is not None:
+            return rows
+        pending = self._reading.get(key)
+        if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+            return _shared(pending)
+        sent_at = time.monotonic()
+        read = self._send(session, name, parameters)
+        pending = self._reading[key] = read.get_loop().create_future()
+
+        def decoded(done: asyncio.Future) -> None:
+            self._reading.pop(key, None)
+            if done.cancelled():
+                pending.cancel()
+            elif done.exception() is not None:
+                pending.set_exception(done.exception())
+            else:
+                rows = DayRows.of(done.result())
+                cache.put(key, rows, read_at=sent_at)
+                pending.set_result(rows)
+
+        read.add_done_callback(decoded)
+        pending.add_done_callback(_retrieved)
+        return _shared(pending)
 
     async def top_videos(self, day: dt.date, version: int) -> tuple[tuple[str, int], ...]:
         """The promoted version's top videos by rank (at most 1,000)."""
@@ -208,7 +284,6 @@ class ViewStore:
         rows = await self._rows(RECONCILIATION_READ, (day,))
         return summary_from(rows[0][0] if rows else None)
 
-
     async def refresh_nightly(self) -> NightlyStatus | None:
         """``nightly``, read again when older than ``NIGHTLY_REFRESH_S``; on a failed read
         the last one known stays (and the alert on its age still fires)."""
@@ -219,7 +294,7 @@ class ViewStore:
             statement = prepare_reconciliation_read(session, self.settings.keyspace, RECONCILED_DAYS)
             if statement is not None:
                 self._statements[RECONCILED_DAYS_READ] = statement
-        promoted = await self._rows("promoted_days")
+        promoted = (await self.promotions()).items()
         reconciled = await self._rows(RECONCILED_DAYS_READ) if RECONCILED_DAYS_READ in self._statements else []
         self.nightly = NightlyStatus.from_rows(promoted, reconciled)
         self._nightly_read_at = time.monotonic()
@@ -230,9 +305,7 @@ def _rows_future(response: "ResponseFuture") -> asyncio.Future:
     """An asyncio future completed (on the loop's thread) by the driver's callbacks."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    # A read left unawaited (a speculative one, or the others of a failed request) must
-    # not log "exception was never retrieved".
-    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    future.add_done_callback(_retrieved)
 
     def settle(outcome, failed: bool) -> None:
         if not future.done():
@@ -243,9 +316,22 @@ def _rows_future(response: "ResponseFuture") -> asyncio.Future:
     return future
 
 
-async def _finished(future: asyncio.Future) -> list:
+def _retrieved(future: asyncio.Future) -> None:
+    """A future left unawaited (the other reads of a failed request, a read its client
+    stopped waiting for) must not log "exception was never retrieved"."""
+    future.cancelled() or future.exception()
+
+
+def _shared(pending: asyncio.Future) -> asyncio.Future:
+    """A wait on a read others may share: cancelling the wait leaves the read running."""
+    wait = asyncio.shield(pending)
+    wait.add_done_callback(_retrieved)
+    return wait
+
+
+async def _finished(future: asyncio.Future):
     try:
-        return list(await future)
+        return await future
     except _unavailable_errors() as error:
         raise StoreUnavailable(f"cassandra unavailable: {_first_line(error)}") from None
 
@@ -257,12 +343,6 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     from cassandra.connection import ConnectionException
 
     return (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException)
-
-
-def _within(minutes: Minutes, window: DayWindow) -> Minutes:
-    if window.whole_day:
-        return minutes
-    return tuple(m for m in minutes if window.first_minute <= m[0] < window.end_minute)
 
 
 def _first_line(error: BaseException) -> str:

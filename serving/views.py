@@ -41,8 +41,8 @@ async def _read(store: Store, video_id: str, start: str, end: str) -> tuple[Minu
 @router.get("/{video_id}/views", response_model=RangeViews, responses=ERRORS)
 async def range_views(video_id: VideoId, start: Start, end: End, store: Store) -> RangeViews:
     counted, days = await _read(store, video_id, start, end)
-    batch_views = sum(views for day in days if day.final for _, views in day.minutes)
-    speed_views = sum(views for day in days if not day.final for _, views in day.minutes)
+    batch_views = sum(day.views for day in days if day.final)
+    speed_views = sum(day.views for day in days if not day.final)
     provisional = [day.day.isoformat() for day in days if not day.final]
     return RangeViews(
         video_id=video_id,

@@ -1,8 +1,8 @@
 """The reads behind the HTTP API (``serving.store``), prepared once per connection.
 
-Each statement reads one partition: a day's promotion row, a (video, day) of the speed
-table or of a batch version, a day's top videos, a day's reconciliation summary; and, for
-/metrics, the promoted and the reconciled days (a row per day). Serving
+Each statement reads one partition: a (video, day) of the speed table or of a batch
+version, whole (serving caches partitions, and answers windows of them), a day's top videos, a day's reconciliation summary; and the promoted
+days (a row per day: serving keeps them in memory) and, for /metrics, the reconciled days. Serving
 sends them with ``execute_async`` and decodes the rows itself (plain tuples, one page).
 Importing this module never imports Spark or the driver.
 """
@@ -20,16 +20,15 @@ if TYPE_CHECKING:
 
 # name -> CQL; each answers at most one partition (a day has at most 1,440 minutes).
 READS = {
-    "promotion": "SELECT version FROM batch_promotions WHERE day = ?",
-    "speed": f"SELECT minute, views FROM {SPEED_TABLE}"
-             " WHERE video_id = ? AND day = ? AND minute >= ? AND minute < ?",
+    "speed": f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?",
     "batch": "SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ? AND version = ?",
     "top": "SELECT video_id, views FROM batch_top_videos WHERE day = ? AND version = ?",
     "release": "SELECT release_version FROM system.local",
 }
 RECONCILIATION_READ = "reconciliation"
-# For /metrics and the nightly run's alerts (``infra/prometheus``): every promoted day and
-# every reconciled day, a row per day each, read whole at most once a minute.
+# Every promoted day's version, a row per day, read whole (serving's promotion snapshot,
+# at most every VIEWCOUNT_SERVING_PROMOTION_REFRESH_S); every reconciled day, for /metrics
+# and the nightly run's alerts (``infra/prometheus``), at most once a minute.
 PROMOTED_DAYS = "SELECT day, version FROM batch_promotions"
 RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"
 

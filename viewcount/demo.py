@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from storage.reconciliations import money_text
-from storage.settings import Settings
+from storage.settings import ServingKnobs, Settings
 from viewcount.errors import UserError
 
 STEPS = 8
@@ -283,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
         _cli("nightly", "--date", args.day.isoformat())
 
         steps.next("serving after promotion: the day is final (batch table)")
+        # The API reads the promoted versions again when its copy is this old.
+        time.sleep(ServingKnobs.from_env().serving_promotion_refresh_s)
         _show_answers(api, shown, args.day, oracle_totals)
     finally:
         api.stop()

@@ -25,6 +25,10 @@ from serving.store import ViewStore
 from storage.minute_counts import MinuteCount, upsert_minute_counts
 
 UTC = dt.timezone.utc
+# The served store reads promotions again after this long (default 0.5 s, tested with it in
+# test_serving_freshness.py); promote() and unpromote() wait twice this, so the next
+# request sees what they wrote.
+PROMOTION_REFRESH_S = 0.05
 Counts = dict[dt.datetime, int]  # UTC minute -> views
 
 
@@ -80,10 +84,12 @@ def promote(session, day: dt.date, version: int) -> None:
     session.execute(
         "INSERT INTO batch_promotions (day, version, promoted_at) VALUES (%s, %s, toTimestamp(now()))",
         (day, version))
+    time.sleep(2 * PROMOTION_REFRESH_S)
 
 
 def unpromote(session, day: dt.date) -> None:
     session.execute("DELETE FROM batch_promotions WHERE day = %s", (day,))
+    time.sleep(2 * PROMOTION_REFRESH_S)
 
 
 def iso(value: dt.datetime) -> str:
@@ -113,7 +119,8 @@ def running(app) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def store(stack):
-    view_store = ViewStore(stack, Limits(max_range_days=31, cache_entries=1000))
+    view_store = ViewStore(stack, Limits(max_range_days=31, cache_entries=1000,
+                                         promotion_refresh_s=PROMOTION_REFRESH_S))
     yield view_store
     view_store.close()
 

@@ -46,8 +46,11 @@ def test_metrics_count_requests_by_route_and_status_and_time_them(api):
     assert value(metrics, latency + "_bucket", method="GET", route=ROUTE, le="+Inf") == 4
     assert value(metrics, latency + "_bucket", method="GET", route=ROUTE, le="5.0") == 4
     assert value(metrics, latency + "_sum", method="GET", route=ROUTE) > 0
-    assert value(metrics, "viewcount_serving_cache_lookups_total", result="miss") >= 0
-    assert value(metrics, "viewcount_serving_cache_entries") >= 0
+    lookups = "viewcount_serving_cache_lookups_total"
+    assert value(metrics, lookups, cache="provisional", result="miss") >= 3  # three videos' first reads
+    assert value(metrics, lookups, cache="final", result="hit") >= 0
+    assert value(metrics, "viewcount_serving_cache_entries", cache="final") >= 0
+    assert value(metrics, "viewcount_serving_cache_entries", cache="provisional") >= 0
     assert not any("/v1/videos/a/" in str(labels) for _, labels in metrics)  # no raw paths
 
 

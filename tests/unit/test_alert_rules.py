@@ -61,7 +61,7 @@ def exported_metric_names() -> set[str]:
     from serving.store import NightlyStatus
 
     api = ApiMetrics()
-    api.watch_cache(LruCache(10))
+    api.watch_caches({"final": LruCache(10)})
     api.watch_nightly(SimpleNamespace(nightly=NightlyStatus(dt.date(2026, 12, 1), dt.date(2026, 12, 1), True)))
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names = set()

@@ -11,10 +11,11 @@ from storage.errors import UserError
 
 def test_defaults(monkeypatch):
     for name in ("VIEWCOUNT_MAX_RANGE_DAYS", "VIEWCOUNT_MAX_TOP_LIMIT",
-                 "VIEWCOUNT_SERVING_CACHE_ENTRIES", "VIEWCOUNT_SERVING_TIMEOUT_S"):
+                 "VIEWCOUNT_SERVING_CACHE_ENTRIES", "VIEWCOUNT_SERVING_TIMEOUT_S",
+                 "VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "VIEWCOUNT_SERVING_SPEED_CACHE_S"):
         monkeypatch.delenv(name, raising=False)
     assert Limits.from_env() == Limits(max_range_days=31, max_top_limit=1000, cache_entries=20_000,
-                                       read_timeout_s=5.0)
+                                       read_timeout_s=5.0, promotion_refresh_s=0.5, speed_cache_s=1.0)
 
 
 def test_from_env(monkeypatch):
@@ -22,9 +23,11 @@ def test_from_env(monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_MAX_TOP_LIMIT", "50")
     monkeypatch.setenv("VIEWCOUNT_SERVING_CACHE_ENTRIES", "0")
     monkeypatch.setenv("VIEWCOUNT_SERVING_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "0.25")
+    monkeypatch.setenv("VIEWCOUNT_SERVING_SPEED_CACHE_S", "0")
     limits = Limits.from_env()
-    assert (limits.max_range_days, limits.max_top_limit, limits.cache_entries, limits.read_timeout_s) == (
-        7, 50, 0, 0.5)
+    assert (limits.max_range_days, limits.max_top_limit, limits.cache_entries, limits.read_timeout_s,
+            limits.promotion_refresh_s, limits.speed_cache_s) == (7, 50, 0, 0.5, 0.25, 0.0)
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -33,6 +36,8 @@ def test_from_env(monkeypatch):
     ("VIEWCOUNT_MAX_TOP_LIMIT", "1001", "must be at most 1000, got .1001."),
     ("VIEWCOUNT_SERVING_CACHE_ENTRIES", "-1", "must be at least 0"),
     ("VIEWCOUNT_SERVING_TIMEOUT_S", "0", "more than 0"),
+    ("VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "0", "more than 0"),
+    ("VIEWCOUNT_SERVING_SPEED_CACHE_S", "61", "at most 60"),
 ])
 def test_bad_values_are_user_errors(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
@@ -58,3 +63,18 @@ def test_cache_keeps_empty_values_and_size_zero_keeps_nothing():
     disabled = LruCache(0)
     disabled.put("a", (1,))
     assert disabled.get("a") is None
+
+
+def test_an_entry_past_its_age_is_a_miss_counted_from_when_it_was_read():
+    now = [100.0]
+    cache = LruCache(4, max_age_s=1.0, clock=lambda: now[0])
+    cache.put("read a while ago", (1,), read_at=99.5)
+    cache.put("read now", (2,))
+    now[0] = 100.4
+    assert (cache.get("read a while ago"), cache.get("read now")) == ((1,), (2,))
+    now[0] = 100.5  # the first is 1 s old: gone, though put only 0.5 s ago
+    assert (cache.get("read a while ago"), cache.get("read now")) == (None, (2,))
+    assert (cache.hits, cache.misses, len(cache)) == (3, 1, 1)
+    never = LruCache(4, max_age_s=0)
+    never.put("a", (1,))
+    assert never.get("a") is None

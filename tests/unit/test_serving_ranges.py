@@ -122,3 +122,26 @@ def test_an_error_quotes_at_most_40_characters_of_a_huge_input(refuse):
         refuse("9" * 60_000)
     message = str(refused.value)
     assert len(message) < 200 and "'" + "9" * 40 + "'... (60000 characters)" in message
+
+
+def test_a_partitions_window_views_and_minutes_come_from_its_running_totals():
+    import datetime as dt
+
+    from serving.ranges import DayWindow
+    from serving.store import DayMinutes, DayRows
+
+    midnight = dt.datetime(2026, 11, 25)
+    rows = DayRows.of([(midnight + dt.timedelta(minutes=m), views) for m, views in
+                       ((0, 5), (59, 7), (60, 11), (61, 13), (1439, 17))])
+    utc = midnight.replace(tzinfo=dt.timezone.utc)
+
+    def window(first: int, end: int) -> DayMinutes:
+        return DayMinutes(DayWindow(utc.date(), utc + dt.timedelta(minutes=first),
+                                    utc + dt.timedelta(minutes=end)), None, rows)
+
+    assert window(0, 1440).views == 53
+    assert window(59, 61).views == 18  # minutes 59 and 60; 61 starts at the end
+    assert [m.minute for m, _ in window(59, 61).minutes] == [59, 0]
+    assert window(62, 1439).views == 0 and window(62, 1439).minutes == ()
+    assert window(1439, 1440).views == 17
+    assert all(m.tzinfo is dt.timezone.utc for m, _ in rows.minutes)
