@@ -242,10 +242,13 @@ def raw_reads(settings: Settings, targets: list[Target], rate: int, seconds: flo
         for statement, values in reads:
             future = session.execute_async(statement, values, execution_profile=profile)
             future.add_callbacks(settle, settle, callback_args=(request, True), errback_args=(request, False))
-    for _ in range(total):
-        done.acquire()
+    deadline = time.perf_counter() + 60
+    answered = sum(done.acquire(timeout=max(0.0, deadline - time.perf_counter())) for _ in range(total))
     session.cluster.shutdown()
-    return results
+    if answered < total:
+        print(f"raw reads: {total - answered:,} of {total:,} requests unanswered a minute after the last"
+              " was sent (counted as errors)", file=sys.stderr)
+    return results + [(targets[0].kind, None)] * (total - answered)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -273,7 +276,7 @@ def report(name: str, samples: list[tuple[str, float | None]]) -> dict[str, dict
         ok = [latency for latency in chosen if latency is not None]
         stats[kind] = q = {**quantiles(ok), "errors": len(chosen) - len(ok)}
         print(f"{name + ', ' + kind:<36}{q['p50']:>9.2f}{q['p99']:>9.2f}{q['p99.9']:>10.2f}"
-              f"{q['max']:>9.1f}{len(chosen):>10,}{q['errors']:>8,}")
+              f"{q['max']:>9.1f}{len(chosen):>10,}{q['errors']:>8,}", flush=True)
     return stats
 
 
@@ -305,20 +308,19 @@ def measure_api(args, settings: Settings, targets: list[Target], rate: int) -> t
 
 
 def measure(args, settings: Settings, targets: list[Target], rate: int) -> tuple[dict, dict]:
+    header = f"{'':<36}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}{'requests':>10}{'errors':>8}"
     with SpeedWriter(settings, args.videos, args.writes_per_second) as writer:
         api_samples, errors, cpu = measure_api(args, settings, targets, rate)
-        raw_samples = raw_reads(settings, targets, rate, args.seconds)
-    print(f"\nserving latency: {rate}/s open loop for {args.seconds:g} s, {args.workers} API "
-          f"worker(s), {args.videos} videos; half a whole final day, half a 2¼-day window "
-          f"(a quarter of the final day, two provisional days); {writer.written:,} speed rows "
-          f"written meanwhile")
-    print(f"{'':<36}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}{'max ms':>9}{'requests':>10}{'errors':>8}")
-    api = report("API (HTTP)", api_samples)
-    raw = report("raw Cassandra read", raw_samples)
-    print("ratio p99 API/raw: " + ", ".join(f"{k} {api[k]['p99'] / raw[k]['p99']:.2f}" for k in api))
-    print(cpu)
-    for error, count in errors.most_common(5):
-        print(f"API error x{count}: {error}")
+        print(f"\nserving latency: {rate}/s open loop for {args.seconds:g} s, {args.workers} API "
+              f"worker(s), {args.videos} videos; half a whole final day, half a 2¼-day window "
+              f"(a quarter of the final day, two provisional days)\n{header}", flush=True)
+        api = report("API (HTTP)", api_samples)
+        print(cpu)
+        for error, count in errors.most_common(5):
+            print(f"API error x{count}: {error}")
+        raw = report("raw Cassandra read", raw_reads(settings, targets, rate, args.seconds))
+    print("ratio p99 API/raw: " + ", ".join(f"{k} {api[k]['p99'] / raw[k]['p99']:.2f}" for k in api)
+          + f"; {writer.written:,} speed rows written meanwhile", flush=True)
     return api["all"], raw["all"]
 
 

@@ -55,22 +55,23 @@ class StoreUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class DayRows:
-    """One (video, day) partition as read: its minutes ascending, and running totals
-    (``running[i]``: the views of the first ``i`` minutes)."""
+    """One (video, day) partition as read: its minutes ascending (naive UTC, as the driver
+    decodes them: made aware only when a request lists them), their views, and running
+    totals (``running[i]``: the views of the first ``i`` minutes)."""
 
-    minutes: Minutes
     starts: tuple[dt.datetime, ...]
+    views: tuple[int, ...]
     running: tuple[int, ...]
 
     @classmethod
     def of(cls, rows) -> "DayRows":
-        minutes = tuple((minute.replace(tzinfo=UTC), views) for minute, views in rows)
-        return cls(minutes, tuple(minute for minute, _ in minutes),
-                   (0, *itertools.accumulate(views for _, views in minutes)))
+        starts, views = zip(*rows) if rows else ((), ())
+        return cls(starts, views, (0, *itertools.accumulate(views)))
 
     def between(self, first: dt.datetime, end: dt.datetime) -> tuple[int, int]:
-        """The index range of the minutes in ``[first, end)``."""
-        return bisect.bisect_left(self.starts, first), bisect.bisect_left(self.starts, end)
+        """The index range of the minutes in ``[first, end)`` (aware UTC times)."""
+        return (bisect.bisect_left(self.starts, first.replace(tzinfo=None)),
+                bisect.bisect_left(self.starts, end.replace(tzinfo=None)))
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class DayMinutes:
     @property
     def minutes(self) -> Minutes:
         low, high = self.rows.between(self.window.first_minute, self.window.end_minute)
-        return self.rows.minutes[low:high]
+        return tuple((minute.replace(tzinfo=UTC), views)
+                     for minute, views in zip(self.rows.starts[low:high], self.rows.views[low:high]))
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ class ViewStore:
             elif done.exception() is not None:
                 pending.set_exception(done.exception())
             else:
-                rows = DayRows.of(done.result())
+                rows = DayRows.of(list(done.result()))
                 cache.put(key, rows, read_at=sent_at)
                 pending.set_result(rows)
 
