@@ -16,7 +16,7 @@ class Limits:
     cache_entries: int = 20_000
     read_timeout_s: float = 5.0
     promotion_refresh_s: float = 0.5  # promoted versions read again when older (serving.store)
-    speed_cache_s: float = 1.0  # a provisional day's partition kept at most this long; 0: never
+    speed_cache_s: float = 0.25  # a provisional day's partition kept at most this long; 0: never
     rate_limit_rps: float = 1000.0  # per client and worker (serving.rate_limit); 0: no limit
     rate_limit_burst: int = 2000
 

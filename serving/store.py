@@ -4,7 +4,8 @@ one partition per day, the days of a range read in parallel.
 The driver answers on its own I/O thread; each read's callback completes an asyncio
 future, so the routes ``await`` reads and no request ties up a thread while it waits.
 
-Most requests read nothing (issue 15: a read costs the API more CPU than HTTP does):
+Most requests read nothing (a read costs the API more CPU than the HTTP around it,
+docs/benchmarks.md "serving"):
 - Which version of each day is promoted comes from a snapshot of ``batch_promotions``
   (one row per day), read again when older than ``Limits.promotion_refresh_s`` (one read
   in flight, every request waiting for it shares it). A request takes one snapshot, so a

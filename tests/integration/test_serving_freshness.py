@@ -1,6 +1,6 @@
 """What the API's caches promise, with the default limits (docs/api.md, "How reads are
 made"): a promotion or rollback is seen within 1 s; a provisional answer lags the speed
-table by at most ``VIEWCOUNT_SERVING_SPEED_CACHE_S`` (1 s, issue 15 allows 2 s); a final
+table by at most ``VIEWCOUNT_SERVING_SPEED_CACHE_S`` (0.25 s); a final
 day's answer is served from memory and never changes; concurrent misses share one read."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def views(client: httpx.Client, video_id: str) -> dict:
 
 def test_defaults_are_within_the_bounds_the_api_promises():
     assert DEFAULTS.promotion_refresh_s <= 0.5
-    assert DEFAULTS.speed_cache_s <= 1.0
+    assert DEFAULTS.speed_cache_s <= 0.25
 
 
 def test_a_provisional_answer_lags_the_speed_table_by_at_most_the_cache_age(client, default_store,

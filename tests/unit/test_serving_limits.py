@@ -15,7 +15,7 @@ def test_defaults(monkeypatch):
                  "VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "VIEWCOUNT_SERVING_SPEED_CACHE_S"):
         monkeypatch.delenv(name, raising=False)
     assert Limits.from_env() == Limits(max_range_days=31, max_top_limit=1000, cache_entries=20_000,
-                                       read_timeout_s=5.0, promotion_refresh_s=0.5, speed_cache_s=1.0)
+                                       read_timeout_s=5.0, promotion_refresh_s=0.5, speed_cache_s=0.25)
 
 
 def test_from_env(monkeypatch):
