@@ -84,6 +84,11 @@ def vegeta_binary(settings: Settings) -> Path:
     return binary
 
 
+def bench_settings() -> Settings:
+    """The stack's settings with the benchmark's own keyspace."""
+    return replace(Settings.from_env(), keyspace=os.environ.get("VIEWCOUNT_BENCH_KEYSPACE", KEYSPACE))
+
+
 def bench_days() -> tuple[dt.date, dt.date, dt.date]:
     """(final day, yesterday, today): the day before yesterday is the promoted one."""
     today = dt.datetime.now(UTC).date()
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error(f"--sweep must be comma-separated integers, got {args.sweep!r}")
 
-    settings = replace(Settings.from_env(), keyspace=os.environ.get("VIEWCOUNT_BENCH_KEYSPACE", KEYSPACE))
+    settings = bench_settings()
     apply_migrations(settings)
     targets = seed(settings, args.videos, args.minutes, write=not args.seeded)
     outcomes = {rate: measure(args, settings, targets, rate) for rate in rates}

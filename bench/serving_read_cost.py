@@ -13,17 +13,13 @@ two parallel reads (serving's window today); two days as one ``IN`` read.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
-from dataclasses import replace
 
+from serving_latency import bench_days, bench_settings  # this folder: the seeded keyspace and days
 from storage.cassandra import connect
 from storage.minute_counts import SPEED_TABLE
-from storage.settings import Settings
-
-KEYSPACE = "viewcount_bench"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,11 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT
     from cassandra.query import tuple_factory
 
-    settings = replace(Settings.from_env(), keyspace=os.environ.get("VIEWCOUNT_BENCH_KEYSPACE", KEYSPACE))
-    session = connect(settings)
+    session = connect(bench_settings())
     profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
-    today = dt.datetime.now(dt.timezone.utc).date()
-    yesterday = today - dt.timedelta(days=1)
+    _, yesterday, today = bench_days()
     one_day = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
     shapes = {
         "whole day (300 rows)": (one_day, lambda video: [(video, yesterday)]),
