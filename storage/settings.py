@@ -407,8 +407,11 @@ class DagKnobs(_Knobs):
     spark_conn_id: str = "viewcount_spark"  # the Airflow connection spark-submit uses
     # Between retries of a failed task; shortened for runs driven by hand or by tests.
     dag_retry_delay_seconds: NonNegative = 120.0
-    # The private Airflow home of ``viewcount nightly`` (default: <run dir>/airflow).
+    # The private Airflow home of ``viewcount nightly`` and ``viewcount airflow up``
+    # (default: <run dir>/airflow).
     airflow_home: Path | None = None
+    # Where ``viewcount airflow up`` serves Airflow's UI and REST API (on 127.0.0.1 only).
+    airflow_api_port: Annotated[int, Field(ge=1, le=65535)] = 8794
 
     def nightly_airflow_home(self, settings: Settings) -> Path:
         return (self.airflow_home or settings.run_dir / "airflow").expanduser()

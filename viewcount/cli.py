@@ -30,6 +30,8 @@ COMMANDS = {
     "catalog": ("reconcile.catalog_command", "load or show the video catalog billing reads (CSV)"),
     "promote": ("batch_layer.promotion", "make one day's batch version authoritative for serving (or roll back)"),
     "nightly": ("viewcount.nightly", "run the nightly Airflow DAG for a day (or a range), without a scheduler"),
+    "airflow": ("viewcount.airflow_command", "run the nightly DAG under Airflow (scheduler, DAG processor, API server), "
+                                             "trigger a day"),
     "serve": ("serving.command", "the HTTP API"),
     "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
     "capacity": ("viewcount.capacity", "cores, nodes, disk and Kafka partitions for a target load"),

@@ -5,7 +5,9 @@ included) against a private Airflow home under the run directory: SQLite metadat
 migrated once per Airflow version, the project's ``dags/`` folder, and the Spark
 connection ``viewcount_spark`` pointing at the venv's ``spark-submit`` with a local master.
 With ``--to`` it runs each day of the range in turn (a backfill); a failed day stops the
-range. Airflow's own log goes to a file; the terminal gets one line per task outcome.
+range. Airflow's own log goes to a file; the terminal gets one line per task outcome. The
+home is the one ``viewcount airflow up`` deploys; while its scheduler runs, days are
+triggered there instead (``viewcount airflow trigger``) and this command refuses.
 
 Exit status: 0 when every day's run succeeded, 1 when a run failed (its log is named).
 """
@@ -14,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from counting.window import parse_day
+from infra.airflow import running as running_processes
+from infra.airflow_home import airflow_environment, ensure_metadata_db, start_airflow
 from storage.reachability import require_reachable
-from storage.settings import DagKnobs, Settings
+from storage.settings import Settings
 from viewcount.errors import UserError
 
 DAG_ID = "viewcount_nightly"
-PROJECT = Path(__file__).resolve().parent.parent
 MAX_DAYS = 31
 # From Airflow's log of ``dags test``: which task starts, and each state it is given.
 TASK_STARTS = re.compile(r"\[DAG TEST\] starting task_id=([\w.]+)")
@@ -42,52 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"run every day from D to D2 inclusive, in order (at most {MAX_DAYS} days)")
     parser.add_argument("--spark-master", metavar="URL",
                         help="master for the batch task's spark-submit (default: VIEWCOUNT_SPARK_MASTER or local[2])")
-
-
-def airflow_environment(settings: Settings, spark_master: str | None = None) -> dict[str, str]:
-    """The environment the DAG runs under: the caller's, plus a private Airflow home
-    (VIEWCOUNT_AIRFLOW_HOME, default <run dir>/airflow)."""
-    home = DagKnobs.from_env().nightly_airflow_home(settings)
-    home.mkdir(parents=True, exist_ok=True)
-    venv_bin = str(Path(sys.executable).parent)
-    connection = {"conn_type": "spark", "host": spark_master or settings.spark.spark_master,
-                  "extra": {"deploy-mode": "client"}}
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW_CONN_VIEWCOUNT_SPARK": json.dumps(connection),
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
-    }
-
-
-def _airflow(env: dict[str, str], *args: str, log: Path):
-    """``airflow ARGS`` with its output piped back, and the log file it is copied to."""
-    airflow = Path(sys.executable).parent / "airflow"
-    process = subprocess.Popen([str(airflow), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1, cwd=env["AIRFLOW_HOME"])
-    return process, log.open("a")
-
-
-def ensure_metadata_db(env: dict[str, str], log: Path) -> None:
-    """``airflow db migrate`` once per Airflow version; later runs find the marker and skip it."""
-    from importlib.metadata import version
-
-    marker = Path(env["AIRFLOW_HOME"]) / f"migrated-{version('apache-airflow')}"
-    if marker.exists():
-        return
-    print("airflow: migrating the metadata database (first run only)", file=sys.stderr, flush=True)
-    process, handle = _airflow(env, "db", "migrate", log=log)
-    with handle:
-        for line in process.stdout:
-            handle.write(line)
-    if process.wait() != 0:
-        raise UserError(f"`airflow db migrate` failed; see {log}")
-    marker.touch()
 
 
 class DagLog:
@@ -113,7 +67,7 @@ def run_day(day: dt.date, env: dict[str, str], log: Path) -> bool:
     """One DAG run for ``day``; True when it succeeded. Task outcomes are echoed as they happen."""
     started = time.monotonic()
     print(f"airflow dags test {DAG_ID} {day} (log: {log})", file=sys.stderr, flush=True)
-    process, handle = _airflow(env, "dags", "test", DAG_ID, day.isoformat(), log=log)
+    process, handle = start_airflow(env, "dags", "test", DAG_ID, day.isoformat(), log=log)
     reader = DagLog()
     with handle:
         for line in process.stdout:
@@ -144,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     require_reachable(settings, "kafka", "cassandra", "s3")  # not a DAG run of failing retries
     env = airflow_environment(settings, args.spark_master)
+    if "scheduler" in running_processes(settings, env):
+        # Its scheduler would run the tasks of a `dags test` run a second time.
+        raise UserError(f"Airflow's scheduler runs on {env['AIRFLOW_HOME']}: trigger the day with "
+                        "`viewcount airflow trigger --date D`, or stop it first (`viewcount airflow down`)")
     logs = Path(env["AIRFLOW_HOME"]) / "runs"
     logs.mkdir(exist_ok=True)
     ensure_metadata_db(env, logs / "db-migrate.log")

@@ -19,7 +19,7 @@ VARIABLE = re.compile(r"(VIEWCOUNT|AWS|PYSPARK)_[A-Z0-9_]*[A-Z0-9]")  # not a pr
 PRODUCT = ("counting", "storage", "speed_layer", "batch_layer", "serving", "reconcile", "dags", "infra",
            "viewcount")
 # Reads that only pass the caller's own value on to a child process's environment.
-CHILD_ENVIRONMENT = {("viewcount/nightly.py", "PATH"), ("viewcount/nightly.py", "PYTHONPATH")}
+CHILD_ENVIRONMENT = {("infra/airflow_home.py", "PATH"), ("infra/airflow_home.py", "PYTHONPATH")}
 
 
 def variables_read_in_settings() -> set[str]:

@@ -15,6 +15,7 @@ import pytest
 
 from storage.errors import UserError
 from storage.settings import Settings
+from infra.airflow_home import airflow_environment
 from viewcount import demo, nightly
 
 
@@ -46,7 +47,7 @@ def test_days_of_a_range_in_order():
 def test_the_airflow_environment_is_private_and_points_at_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("VIEWCOUNT_AIRFLOW_HOME", raising=False)
     settings = replace(Settings.from_env(), run_dir=tmp_path)
-    env = nightly.airflow_environment(settings, "local[2]")
+    env = airflow_environment(settings, "local[2]")
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
     assert Path(env["AIRFLOW__CORE__DAGS_FOLDER"], "viewcount_nightly.py").is_file()
@@ -56,14 +57,14 @@ def test_the_airflow_environment_is_private_and_points_at_the_project(tmp_path, 
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)  # the venv's spark-submit first
 
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "elsewhere"))
-    assert nightly.airflow_environment(settings)["AIRFLOW_HOME"] == str(tmp_path / "elsewhere")
+    assert airflow_environment(settings)["AIRFLOW_HOME"] == str(tmp_path / "elsewhere")
 
 
 def test_the_spark_connection_gives_spark_submit_a_local_master(tmp_path, monkeypatch):
     """The provider builds the master URL from the connection; it must not fall back to yarn."""
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-    env = nightly.airflow_environment(replace(Settings.from_env(), run_dir=tmp_path), "local[2]")
+    env = airflow_environment(replace(Settings.from_env(), run_dir=tmp_path), "local[2]")
     monkeypatch.setenv("AIRFLOW_CONN_VIEWCOUNT_SPARK", env["AIRFLOW_CONN_VIEWCOUNT_SPARK"])
     command = SparkSubmitHook(conn_id="viewcount_spark")._build_spark_submit_command("job.py")
     assert command[:3] == ["spark-submit", "--master", "local[2]"]

@@ -1,0 +1,210 @@
+"""Airflow as deployed: the scheduler, the DAG processor and the API server as separate
+processes over the nightly DAG's Airflow home (``infra.airflow_home``), started and stopped
+like the stack's servers (``infra.stack``: pid files, a marker on the command line, a new
+session each, logs appended per start).
+
+Everything lives in the Airflow home: the SQLite metadata database, ``<name>.pid`` and
+``<name>.log`` of each process, the task logs under ``logs/``. The API server (UI, REST
+API, and the task API the scheduler's LocalExecutor reports to) listens on 127.0.0.1 only;
+the scheduler starts without its log server, as every task log is a local file the API
+server reads itself. ``up`` is idempotent and returns once Airflow's health endpoint shows
+the scheduler and the DAG processor healthy and the nightly DAG is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.airflow_api import DAG_ID, AirflowApi
+from infra.airflow_home import (
+    API_HOST, API_USER, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
+)
+from infra.servers import Server
+from infra.stack import _is_zombie, _start, _wait_healthy, running_pid
+from storage.errors import UserError
+from storage.settings import Settings
+
+DAG_PARSE_TIMEOUT = 180.0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class AirflowProcess(Server):
+    """One Airflow component, run as ``airflow <component>`` in the Airflow home."""
+
+    def __init__(self, name: str, settings: Settings, env: dict[str, str], start_timeout: float = 180.0):
+        super().__init__(name, settings, start_timeout=start_timeout)
+        self.env = env
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"])
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.env["AIRFLOW__API__BASE_URL"], timeout=3.0)
+
+    def component_status(self, component: str) -> str | None:
+        """What the health endpoint says of a component; None when the API does not answer."""
+        try:
+            return (self.api().health().get(component) or {}).get("status")
+        except UserError:
+            return None
+
+    def ports(self) -> list[tuple[str, int]]:
+        return []
+
+    def describe_port(self) -> str:
+        return "-"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        # In the foreground Airflow ignores --pid: the pid file's path only marks the process
+        # as this home's on its command line (``marker``).
+        return [airflow_command(), self.name, *self.arguments(), "--pid", str(self.pid_path)], self.env
+
+    def arguments(self) -> list[str]:
+        return []
+
+
+class Scheduler(AirflowProcess):
+    def __init__(self, settings: Settings, env: dict[str, str]):
+        super().__init__("scheduler", settings, env)
+
+    def arguments(self) -> list[str]:
+        return ["--skip-serve-logs"]  # no log server on 0.0.0.0:8793: task logs are local files
+
+    def is_healthy(self) -> bool:
+        return self.component_status("scheduler") == "healthy"
+
+
+class DagProcessor(AirflowProcess):
+    def __init__(self, settings: Settings, env: dict[str, str]):
+        super().__init__("dag-processor", settings, env)
+
+    def is_healthy(self) -> bool:
+        return self.component_status("dag_processor") == "healthy"
+
+
+class ApiServer(AirflowProcess):
+    def __init__(self, settings: Settings, env: dict[str, str]):
+        super().__init__("api-server", settings, env)
+        self.port = int(env["AIRFLOW__API__PORT"])
+
+    @property
+    def marker(self) -> str:
+        # The API server replaces its command line with this title once it has started.
+        return f"airflow api_server -- host:{API_HOST} port:{self.port}"
+
+    def ports(self) -> list[tuple[str, int]]:
+        return [(API_HOST, self.port)]
+
+    def describe_port(self) -> str:
+        return self.env["AIRFLOW__API__BASE_URL"]
+
+    def arguments(self) -> list[str]:
+        return ["--host", API_HOST, "--port", str(self.port), "--workers", "1"]
+
+    def is_healthy(self) -> bool:
+        return self.component_status("metadatabase") == "healthy"
+
+
+def airflow_processes(settings: Settings, env: dict[str, str]) -> list[AirflowProcess]:
+    return [ApiServer(settings, env), Scheduler(settings, env), DagProcessor(settings, env)]
+
+
+def client(env: dict[str, str]) -> AirflowApi:
+    """A logged-in client of the API server of this Airflow home."""
+    return AirflowApi(env["AIRFLOW__API__BASE_URL"], API_USER, api_password(Path(env["AIRFLOW_HOME"])))
+
+
+def up(settings: Settings, env: dict[str, str]) -> None:
+    began = time.monotonic()
+    home = Path(env["AIRFLOW_HOME"])
+    ensure_metadata_db(env, home / "db-migrate.log")
+    ensure_api_password(env)
+    pending = {}
+    for process in airflow_processes(settings, env):
+        pid = running_pid(process)
+        if pid is not None:
+            _log(f"  {process.name:<13} already running (pid {pid})")
+            pending[process.name] = (process, None, time.monotonic())
+            continue
+        pending[process.name] = (process, _start(process), time.monotonic())
+        _log(f"  {process.name:<13} starting, log {process.log_path}")
+    _wait_healthy(pending)
+    _wait_for_dag(client(env))
+    _log(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
+         f"(user {API_USER}, password in {home / 'simple_auth_manager_passwords.json'})")
+
+
+def _wait_for_dag(api: AirflowApi) -> None:
+    """Until the DAG processor has parsed the nightly DAG; its import error if it cannot."""
+    started = time.monotonic()
+    while (dag := api.dag()) is None:
+        errors = api.import_errors()
+        if errors:
+            raise UserError(f"{DAG_ID} did not import: {errors[0][:300]}")
+        if time.monotonic() - started > DAG_PARSE_TIMEOUT:
+            raise UserError(f"the DAG processor did not parse {DAG_ID} within {DAG_PARSE_TIMEOUT:.0f} s; "
+                            "see dag-processor.log in the Airflow home")
+        time.sleep(1.0)
+    state = "paused" if dag["is_paused"] else "unpaused"
+    _log(f"  {DAG_ID} parsed after {time.monotonic() - started:4.1f} s ({state})")
+
+
+def down(settings: Settings, env: dict[str, str], timeout: float = 60.0) -> None:
+    """Stop the processes ``up`` started: only pids from our pid files that carry our marker."""
+    stopping = {}
+    for process in airflow_processes(settings, env):
+        pid = running_pid(process)
+        if pid is None:
+            _log(f"  {process.name:<13} not running")
+            process.pid_path.unlink(missing_ok=True)
+            continue
+        os.killpg(pid, signal.SIGTERM)
+        stopping[process.name] = (process, pid)
+    deadline = time.monotonic() + timeout
+    while stopping and time.monotonic() < deadline:
+        for name, (process, pid) in list(stopping.items()):
+            if running_pid(process) is None or _is_zombie(pid):
+                _log(f"  {name:<13} stopped")
+                process.pid_path.unlink(missing_ok=True)
+                del stopping[name]
+        time.sleep(0.3)
+    for name, (process, pid) in stopping.items():
+        os.killpg(pid, signal.SIGKILL)
+        process.pid_path.unlink(missing_ok=True)
+        _log(f"  {name:<13} killed after {timeout:.0f} s")
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+    log_path: Path
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "down"
+        return "healthy" if self.healthy else "unhealthy"
+
+
+def status(settings: Settings, env: dict[str, str]) -> list[ProcessStatus]:
+    result = []
+    for process in airflow_processes(settings, env):
+        pid = running_pid(process)
+        result.append(ProcessStatus(process.name, pid, pid is not None and process.is_healthy(), process.log_path))
+    return result
+
+
+def running(settings: Settings, env: dict[str, str]) -> list[str]:
+    """The names of this home's processes that run."""
+    return [process.name for process in airflow_processes(settings, env) if running_pid(process) is not None]
