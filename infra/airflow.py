@@ -22,7 +22,7 @@ from pathlib import Path
 
 from infra.airflow_api import DAG_ID, AirflowApi
 from infra.airflow_home import (
-    API_HOST, API_USER, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
+    API_HOST, API_USER, PASSWORDS_FILE, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
 )
 from infra.servers import Server
 from infra.stack import _is_zombie, _start, _wait_healthy, running_pid
@@ -140,7 +140,7 @@ def up(settings: Settings, env: dict[str, str]) -> None:
     _wait_healthy(pending)
     _wait_for_dag(client(env))
     _log(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
-         f"(user {API_USER}, password in {home / 'simple_auth_manager_passwords.json'})")
+         f"(user {API_USER}, password in {home / PASSWORDS_FILE})")
 
 
 def _wait_for_dag(api: AirflowApi) -> None:

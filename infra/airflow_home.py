@@ -54,6 +54,9 @@ def airflow_environment(settings: Settings, spark_master: str | None = None) -> 
         # The deployed processes: tasks run by the scheduler's LocalExecutor report to the
         # API server's task API; REST clients log in as API_USER with the password in the home.
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The executor forks this many workers when it starts (32 by default, over 100 MB
+        # each); the DAG runs one task at a time and one run at a time.
+        "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),

@@ -103,7 +103,8 @@ def test_each_process_is_marked_as_this_homes(tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "airflow"))
     settings = replace(Settings.from_env(), run_dir=tmp_path)
-    processes = {process.name: process for process in airflow.airflow_processes(settings, airflow_environment(settings))}
+    env = airflow_environment(settings)
+    processes = {process.name: process for process in airflow.airflow_processes(settings, env)}
     assert set(processes) == {"api-server", "scheduler", "dag-processor"}
     for name in ("scheduler", "dag-processor"):
         command, _ = processes[name].command()
