@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from storage.settings import Settings
+from storage.settings import MAX_STACK_NODES, Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,27 +13,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="up: start and wait until healthy; down: stop what up started; "
                              "status: show each server (exit 1 when one is not healthy); "
                              "init: create topics, schema and bucket on servers run elsewhere")
-    parser.add_argument("--only", choices=["kafka", "cassandra", "minio", "spark-master", "spark-worker"],
-                        help="with down: stop just this server (up starts it again)")
+    parser.add_argument("--only", metavar="SERVER",
+                        help="with down: stop just this server, as status names it (kafka, cassandra-2, "
+                             "minio ...; up starts it again)")
+    parser.add_argument("--nodes", type=_node_count, metavar="N",
+                        help="with up: run N nodes each of Kafka and Cassandra on 127.0.0.1, 127.0.0.2 ... "
+                             "(replication 3, writes acknowledged by 2; kept for later commands in "
+                             "<run dir>/stack.env); 1 goes back to the single-node stack")
     parser.add_argument("--spark", action="store_true",
                         help="with up: also a Spark standalone master and worker on 127.0.0.1 "
                              "(jobs then take --master spark://127.0.0.1:7077)")
 
 
+def _node_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_STACK_NODES:
+        raise argparse.ArgumentTypeError(f"a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from infra import stack
+    from infra.servers import all_servers
 
     settings = Settings.from_env()
-    if args.spark and args.action != "up":
-        print(f"viewcount stack: error: --spark goes with up, not {args.action}", file=sys.stderr)
-        return 2
+    for flag, given in (("--spark", args.spark), ("--nodes", args.nodes is not None)):
+        if given and args.action != "up":
+            print(f"viewcount stack: error: {flag} goes with up, not {args.action}", file=sys.stderr)
+            return 2
     if args.action == "up":
+        if args.nodes is not None and stack.set_nodes(settings, args.nodes):
+            settings = Settings.from_env()  # the run folder's new stack.env
         stack.up(settings, spark=args.spark)
         return _print_status(settings)
     if args.action == "init":
         stack.init(settings)
         return 0
     if args.action == "down":
+        names = [server.name for server in all_servers(settings, spark=True)]
+        if args.only is not None and args.only not in names:
+            print(f"viewcount stack: error: --only: no server {args.only!r} in this stack "
+                  f"(one of {', '.join(names)})", file=sys.stderr)
+            return 2
         stack.down(settings, only=args.only)
         return 0
     if args.only:

@@ -1,4 +1,5 @@
-"""The three servers of the local stack, as native processes on loopback, and on request
+"""The servers of the local stack, as native processes on loopback: Kafka, Cassandra and
+MinIO (with `stack up --nodes N`, N nodes each of Kafka and Cassandra), and on request
 (`stack up --spark`) a Spark standalone master and worker.
 
 Each server knows how to render its configuration into the run folder, the command that
@@ -61,6 +62,10 @@ class Server:
     def ports(self) -> list[tuple[str, int]]:
         raise NotImplementedError
 
+    def may_start(self) -> bool:
+        """Whether what this server needs from the others is there yet (a joining node's seed)."""
+        return True
+
     def prepare(self) -> None:
         """Render configuration and do one-time initialisation; safe to repeat."""
 
@@ -81,10 +86,39 @@ def _java() -> str:
     )
 
 
+def node_hosts(given: tuple[str, ...] | list[str], nodes: int) -> list[str]:
+    """The address of each of ``nodes`` local nodes: the ones given when there are enough
+    (a stack.env lists them all), else consecutive loopback addresses from the first
+    given (127.0.0.1 -> 127.0.0.1, 127.0.0.2, 127.0.0.3)."""
+    if len(given) >= nodes:
+        return list(given[:nodes])
+    first = given[0]
+    parts = first.split(".")
+    if nodes > 1 and not (len(parts) == 4 and parts[0] == "127" and all(p.isdigit() for p in parts)
+                          and int(parts[3]) + nodes - 1 <= 254):
+        raise UserError(f"a local stack of {nodes} nodes needs a loopback IPv4 address with room for "
+                        f"{nodes} consecutive addresses after it, got {first!r}")
+    return [".".join(parts[:3] + [str(int(parts[3]) + i)]) for i in range(nodes)] if nodes > 1 else [first]
+
+
+def replicas_for(nodes: int) -> tuple[int, int]:
+    """(replication factor, writes that must succeed) of a local stack of ``nodes`` nodes."""
+    replicas = min(nodes, 3)
+    return replicas, max(1, replicas - 1)
+
+
 class Kafka(Server):
-    def __init__(self, settings: Settings):
-        super().__init__("kafka", settings, start_timeout=90.0)
-        self.host, self.port = settings.kafka_address
+    """A Kafka node (broker and KRaft controller): the stack's only one, or node ``node``
+    of ``nodes``, each on its own loopback address with the same ports."""
+
+    def __init__(self, settings: Settings, node: int = 1):
+        nodes = settings.stack_nodes
+        super().__init__("kafka" if nodes == 1 else f"kafka-{node}", settings, start_timeout=90.0)
+        self.node, self.nodes = node, nodes
+        port = settings.kafka_address[1]
+        given = [host for host, _ in settings.kafka_addresses]
+        self.hosts = node_hosts(given, nodes)
+        self.host, self.port = self.hosts[node - 1], port
 
     @property
     def controller_port(self) -> int:
@@ -93,24 +127,34 @@ class Kafka(Server):
     def ports(self) -> list[tuple[str, int]]:
         return [(self.host, self.port), (self.host, self.controller_port)]
 
+    def _cluster_id(self, classpath: str) -> str:
+        """One id for every node of the stack, made once and kept in the run folder."""
+        path = self.settings.run_dir / "kafka-cluster-id"
+        if path.is_file():
+            return path.read_text().strip()
+        cluster_id = subprocess.run(
+            [_java(), "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
+        path.write_text(f"{cluster_id}\n")
+        return cluster_id
+
     def prepare(self) -> None:
         data_dir = self.home / "data"
+        replicas, min_isr = replicas_for(self.nodes)
         properties = render(
             "kafka-server.properties", self.home / "server.properties",
-            host=self.host, port=self.port, controller_port=self.controller_port,
-            data_dir=data_dir,
+            node_id=self.node, host=self.host, port=self.port, controller_port=self.controller_port,
+            voters=",".join(f"{i}@{host}:{self.controller_port}" for i, host in enumerate(self.hosts, 1)),
+            replicas=replicas, min_isr=min_isr, data_dir=data_dir,
         )
         render("kafka-log4j2.properties", self.home / "log4j2.properties")
         if (data_dir / "meta.properties").is_file():
             return
         classpath = artifacts.KAFKA.classpath(self.settings.cache_dir)
-        cluster_id = subprocess.run(
-            [_java(), "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]
         formatted = subprocess.run(
             [_java(), "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(properties)],
+             "-t", self._cluster_id(classpath), "-c", str(properties)],
             capture_output=True, text=True, check=False,
         )
         if formatted.returncode != 0:
@@ -118,8 +162,9 @@ class Kafka(Server):
                             f"{formatted.stderr.strip().splitlines()[-1:]}")
 
     def command(self) -> tuple[list[str], dict[str, str]]:
+        heap = "-Xmx1g" if self.nodes == 1 else "-Xmx512m"
         return [
-            _java(), "-Xms512m", "-Xmx1g", "-XX:+UseG1GC",
+            _java(), "-Xms512m", heap, "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.home}",
             "-cp", artifacts.KAFKA.classpath(self.settings.cache_dir),
@@ -137,23 +182,51 @@ class Kafka(Server):
             )
         except Exception:  # noqa: BLE001 - any failure here just means "not ready yet"
             return False
-        return bool(metadata.brokers)
+        return any(broker.id == self.node for broker in metadata.brokers.values())
+
+
+# Token ranges of a multi-node stack: each node's tokens are fixed (initial_token) and
+# interleaved evenly around the ring, so nodes may join at once without choosing the same
+# tokens, and each owns the same share.
+CASSANDRA_TOKENS_PER_NODE = 4
+CASSANDRA_DATACENTER = "datacenter1"  # SimpleSnitch puts every node there
+
+
+def cassandra_tokens(node: int, nodes: int) -> list[int]:
+    """The Murmur3 tokens of node ``node`` (1-based) of ``nodes``."""
+    step = 2**64 // (nodes * CASSANDRA_TOKENS_PER_NODE)
+    return [-(2**63) + (node - 1 + nodes * k) * step for k in range(CASSANDRA_TOKENS_PER_NODE)]
 
 
 class Cassandra(Server):
-    def __init__(self, settings: Settings):
-        super().__init__("cassandra", settings, start_timeout=180.0)
-        self.host = settings.cassandra_hosts[0]
+    """A Cassandra node: the stack's only one, or node ``node`` of ``nodes``, each on its
+    own loopback address with the same ports; the first is the seed the others join."""
+
+    def __init__(self, settings: Settings, node: int = 1):
+        nodes = settings.stack_nodes
+        super().__init__("cassandra" if nodes == 1 else f"cassandra-{node}", settings, start_timeout=180.0)
+        self.node, self.nodes = node, nodes
+        self.hosts = node_hosts(settings.cassandra_hosts, nodes)
+        self.host = self.hosts[node - 1]
         self.port = settings.cassandra_port
         self.storage_port = 7000 + (self.port - 9042)
 
     def ports(self) -> list[tuple[str, int]]:
         return [(self.host, self.port), (self.host, self.storage_port)]
 
+    def may_start(self) -> bool:
+        """A joining node starts once the seed listens for gossip."""
+        return self.node == 1 or port_is_open(self.hosts[0], self.storage_port)
+
     def prepare(self) -> None:
         conf = self.home / "conf"
-        render("cassandra.yaml", conf / "cassandra.yaml", host=self.host, port=self.port,
-               storage_port=self.storage_port, data_dir=self.home / "data")
+        if self.nodes == 1:
+            placement = "allocate_tokens_for_local_replication_factor: 1"
+        else:  # a new, empty cluster: nothing to stream when a node joins
+            tokens = ",".join(str(token) for token in cassandra_tokens(self.node, self.nodes))
+            placement = f"initial_token: {tokens}\nauto_bootstrap: false"
+        render("cassandra.yaml", conf / "cassandra.yaml", host=self.host, port=self.port, seed=self.hosts[0],
+               storage_port=self.storage_port, token_placement=placement, data_dir=self.home / "data")
         render("cassandra-logback.xml", conf / "logback.xml")
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -163,9 +236,10 @@ class Cassandra(Server):
             line.strip() for line in (CONF_DIR / "cassandra-jvm17.options").read_text().splitlines()
             if line.strip() and not line.startswith("#")
         ]
+        heap = "1g" if self.nodes == 1 else "768m"
         classpath = f"{conf}:{artifacts.CASSANDRA.classpath(self.settings.cache_dir)}"
         return [
-            _java(), "-Xms1g", "-Xmx1g", *jvm_options,
+            _java(), f"-Xms{heap}", f"-Xmx{heap}", *jvm_options,
             f"-Dcassandra.config=file://{conf / 'cassandra.yaml'}",
             f"-Dcassandra.storagedir={self.home / 'data'}",
             f"-Dcassandra.logdir={self.home / 'logs'}",
@@ -179,7 +253,7 @@ class Cassandra(Server):
             return False
         from storage.cassandra import ping
 
-        return ping(self.settings)
+        return ping(self.settings, host=self.host)
 
 
 class MinIO(Server):
@@ -323,5 +397,7 @@ def ensure_local_credentials(settings: Settings) -> None:
 
 def all_servers(settings: Settings, *, spark: bool = False) -> list[Server]:
     """The stack's servers; with ``spark``, a standalone Spark master and worker too."""
-    servers = [Kafka(settings), Cassandra(settings), MinIO(settings)]
+    nodes = range(1, settings.stack_nodes + 1)
+    servers = [*(Kafka(settings, node) for node in nodes), *(Cassandra(settings, node) for node in nodes),
+               MinIO(settings)]
     return servers + [SparkMaster(settings), SparkWorker(settings)] if spark else servers

@@ -1,4 +1,5 @@
-"""Start, stop and inspect the local real stack: Kafka, Cassandra and MinIO.
+"""Start, stop and inspect the local real stack: Kafka, Cassandra and MinIO, one node of
+each or (``stack up --nodes N``) N nodes each of Kafka and Cassandra.
 
 ``up`` is idempotent: servers already running (by our pid files) are left alone, missing
 ones are started, then all are waited on together and the topics, the Cassandra schema
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import artifacts
-from infra.servers import Server, all_servers
+from infra.servers import CASSANDRA_DATACENTER, Server, all_servers, node_hosts, replicas_for
 from storage.reachability import port_is_open, require_reachable
-from storage.settings import Settings
+from storage.settings import MAX_STACK_NODES, STACK_FILE, Settings
 from storage.errors import UserError
 
 SPARK_SERVERS = ("spark-master", "spark-worker")  # started by `up --spark` only
@@ -82,8 +83,20 @@ def _exited(server: Server, process: subprocess.Popen | None) -> bool:
     return running_pid(server) is None
 
 
-def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]]) -> None:
-    while pending:
+def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]],
+                  held: list[Server] | None = None) -> None:
+    """Wait until every server of ``pending`` is healthy, starting each of ``held`` once
+    it may (a joining node once its seed listens)."""
+    held, held_since = list(held or ()), time.monotonic()
+    while pending or held:
+        for server in list(held):
+            if server.may_start():
+                held.remove(server)
+                pending[server.name] = (server, _start(server), time.monotonic())
+                _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
+            elif time.monotonic() - held_since > server.start_timeout:
+                raise UserError(f"{server.name} could not start: what it joins did not come up "
+                                f"within {server.start_timeout:.0f} s")
         for name, (server, process, started) in list(pending.items()):
             waited = time.monotonic() - started
             if server.is_healthy():
@@ -114,18 +127,55 @@ def up(settings: Settings, *, spark: bool = False) -> None:
     began = time.monotonic()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all(settings)
-    pending = {}
+    pending, held = {}, []
     for server in all_servers(settings, spark=spark):
         pid = running_pid(server)
         if pid is not None:
             _log(f"  {server.name:<10} already running (pid {pid})")
             pending[server.name] = (server, None, time.monotonic())
-            continue
-        pending[server.name] = (server, _start(server), time.monotonic())
-        _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
-    _wait_healthy(pending)
+        elif server.may_start():
+            pending[server.name] = (server, _start(server), time.monotonic())
+            _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
+        else:
+            held.append(server)
+    _wait_healthy(pending, held)
     _ensure_resources(settings)
     _log(f"stack up in {time.monotonic() - began:.1f} s")
+
+
+def set_nodes(settings: Settings, nodes: int) -> bool:
+    """Make the run folder's stack one of ``nodes`` nodes each of Kafka and Cassandra
+    (``stack.env``; none for one node). Returns whether the layout changed; refuses while
+    servers of the other layout run. The caller reads its settings again after a change."""
+    if nodes == settings.stack_nodes:
+        return False
+    if not 1 <= nodes <= MAX_STACK_NODES:
+        raise UserError(f"--nodes must be from 1 to {MAX_STACK_NODES}, got {nodes}")
+    running = [entry.name for entry in status(settings) if entry.pid is not None]
+    if running:
+        raise UserError(f"the stack in {settings.run_dir} runs with {settings.stack_nodes} node(s) "
+                        f"({', '.join(running)}); stop it first (viewcount stack down)")
+    path = settings.run_dir / STACK_FILE
+    if nodes == 1:
+        path.unlink(missing_ok=True)
+        return True
+    replicas, min_insync = replicas_for(nodes)
+    kafka_port = settings.kafka_address[1]
+    kafka = node_hosts([host for host, _ in settings.kafka_addresses[:1]], nodes)
+    cassandra = node_hosts(settings.cassandra_hosts[:1], nodes)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# Written by `viewcount stack up --nodes {nodes}`: where the nodes of this run folder's\n"
+        "# stack listen and how data is replicated across them. Variables set in the environment\n"
+        "# win over these; `viewcount stack up --nodes 1` removes this file.\n"
+        f"VIEWCOUNT_STACK_NODES={nodes}\n"
+        f"VIEWCOUNT_KAFKA_BOOTSTRAP={','.join(f'{host}:{kafka_port}' for host in kafka)}\n"
+        f"VIEWCOUNT_CASSANDRA_HOSTS={','.join(cassandra)}\n"
+        f"VIEWCOUNT_CASSANDRA_REPLICATION={{'class': 'NetworkTopologyStrategy', '{CASSANDRA_DATACENTER}': {replicas}}}\n"
+        f"VIEWCOUNT_TOPIC_REPLICATION_FACTOR={replicas}\n"
+        f"VIEWCOUNT_TOPIC_MIN_INSYNC_REPLICAS={min_insync}\n"
+    )
+    return True
 
 
 def init(settings: Settings) -> None:

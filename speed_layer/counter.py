@@ -181,6 +181,8 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions,
         .options(**spark_options(settings))
         .option("topic", settings.dlq_topic)
         .option("kafka.max.request.size", str(DLQ_MAX_MESSAGE_BYTES))
+        # A dead letter is written once enough replicas have it (the topic's min.insync.replicas).
+        .option("kafka.acks", "all")
         .option("checkpointLocation", options.dead_letters_checkpoint)
     ).start()
     return [counter, dead_letters]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,19 +27,21 @@ class MigrationError(RuntimeError):
     pass
 
 
-def build_cluster(settings: Settings, *, connect_timeout: float = 5.0) -> "Cluster":
+def build_cluster(settings: Settings, *, connect_timeout: float = 5.0, only_host: str | None = None) -> "Cluster":
+    """A driver cluster for ``settings``; with ``only_host``, one that talks to that node alone."""
     from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
-                                    TokenAwarePolicy)
+                                    TokenAwarePolicy, WhiteListRoundRobinPolicy)
 
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        load_balancing_policy=(WhiteListRoundRobinPolicy([only_host]) if only_host
+                               else TokenAwarePolicy(DCAwareRoundRobinPolicy())),
         consistency_level=ConsistencyLevel.name_to_value[settings.cassandra.consistency],
         request_timeout=20.0,
     )
     return Cluster(
-        contact_points=list(settings.cassandra_hosts),
+        contact_points=[only_host] if only_host else list(settings.cassandra_hosts),
         port=settings.cassandra_port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=connect_timeout,
@@ -88,12 +91,13 @@ def cached_session(settings: Settings) -> "Session":
     return session
 
 
-def ping(settings: Settings) -> bool:
-    """True when a CQL query answers; quiet on failure (used while waiting for startup)."""
+def ping(settings: Settings, host: str | None = None) -> bool:
+    """True when a CQL query answers (from ``host`` alone, when given); quiet on failure
+    (used while waiting for startup)."""
     driver_log = logging.getLogger("cassandra")
     previous = driver_log.level
     driver_log.setLevel(logging.CRITICAL)
-    cluster = build_cluster(settings, connect_timeout=2.0)
+    cluster = build_cluster(settings, connect_timeout=2.0, only_host=host)
     try:
         session = cluster.connect()
         session.execute("SELECT release_version FROM system.local", timeout=3)
@@ -120,20 +124,36 @@ def migration_files() -> list[Path]:
     return files
 
 
+SCHEMA_AGREEMENT_S = 120.0
+
+
+def _agreed(session: "Session", result) -> None:
+    """Return once every live node has the schema change ``result`` made (the driver waits
+    10 s by itself; nodes that joined a moment ago on a busy machine may take longer), so
+    the next statement, sent to any node, finds it."""
+    deadline = time.monotonic() + SCHEMA_AGREEMENT_S
+    agreed = result.response_future.is_schema_agreed
+    while not agreed:
+        if time.monotonic() > deadline:
+            raise MigrationError(f"the Cassandra nodes did not agree on the schema within {SCHEMA_AGREEMENT_S:.0f} s; "
+                                 "check that every node is up and sees the others")
+        agreed = session.cluster.control_connection.wait_for_schema_agreement(wait_time=10)
+
+
 def apply_migrations(settings: Settings) -> list[str]:
     """Apply every migration not applied yet; returns the names applied now."""
     replication = settings.cassandra.replication
     cluster = build_cluster(settings)
     try:
         session = cluster.connect()
-        session.execute(
+        _agreed(session, session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {settings.keyspace} WITH replication = {replication}"
-        )
+        ))
         session.set_keyspace(settings.keyspace)
-        session.execute(
+        _agreed(session, session.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
-        )
+        ))
         applied = {row.version: row for row in session.execute(
             "SELECT version, name, checksum FROM schema_migrations")}
         newly_applied = []
@@ -148,7 +168,7 @@ def apply_migrations(settings: Settings) -> list[str]:
                     )
                 continue
             for statement in _statements(text.replace("{keyspace}", settings.keyspace)):
-                session.execute(statement, timeout=60)
+                _agreed(session, session.execute(statement, timeout=60))
             session.execute(
                 "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
                 " VALUES (%s, %s, %s, toTimestamp(now()))",

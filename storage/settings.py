@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.errors import UserError
@@ -35,6 +35,10 @@ DEFAULT_CASSANDRA_HOSTS = "127.0.0.1"
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:9000"
 DEFAULT_S3_BUCKET = "viewcount"
 CREDENTIALS_FILE = "credentials.env"
+# Written by `viewcount stack up --nodes N` (N > 1): where the nodes are and how data is
+# replicated across them. Its variables are defaults under the environment's own.
+STACK_FILE = "stack.env"
+MAX_STACK_NODES = 9
 
 # Must equal the pyspark version in requirements.lock: the Kafka connector is built
 # against Spark's internals (Maven Central has no connector for Spark 4.3.x).
@@ -70,6 +74,18 @@ def _read_env_file(path: Path) -> dict[str, str]:
         if sep and not line.lstrip().startswith("#"):
             pairs[name.strip()] = value.strip()
     return pairs
+
+
+def stack_layout(run_dir: Path) -> dict[str, str]:
+    """The variables of the run folder's ``stack.env`` (none for a single-node stack)."""
+    return _read_env_file(run_dir / STACK_FILE)
+
+
+def _stack_nodes(env) -> int:
+    text = env.get("VIEWCOUNT_STACK_NODES", "").strip() or "1"
+    if not text.isdigit() or not 1 <= int(text) <= MAX_STACK_NODES:
+        raise UserError(f"VIEWCOUNT_STACK_NODES must be a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
+    return int(text)
 
 
 def _port(env, name: str, default: int) -> int:
@@ -117,6 +133,8 @@ class Settings:
     cassandra_ssl_ca: str | None = None
     s3_ca_bundle: str | None = None
     run_dir: Path = field(default_factory=default_run_dir)
+    # Nodes of each of Kafka and Cassandra that `viewcount stack up` runs (stack.env says).
+    stack_nodes: int = 1
     cache_dir: Path = field(default_factory=default_cache_dir)
     # The tuning knobs every layer's storage calls need; the code's defaults unless from_env.
     spark: "SparkKnobs" = field(default_factory=lambda: SparkKnobs.defaults())
@@ -125,8 +143,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        env = os.environ
         run_dir = default_run_dir()
+        env = {**stack_layout(run_dir), **os.environ}
         hosts = env.get("VIEWCOUNT_CASSANDRA_HOSTS", DEFAULT_CASSANDRA_HOSTS)
         return cls(
             kafka_bootstrap=env.get("VIEWCOUNT_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP),
@@ -141,6 +159,7 @@ class Settings:
             views_topic=env.get("VIEWCOUNT_VIEWS_TOPIC", "views"),
             dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
             run_dir=run_dir,
+            stack_nodes=_stack_nodes(env),
             cache_dir=default_cache_dir(),
             spark=SparkKnobs.from_env(),
             topics=TopicKnobs.from_env(),
@@ -265,7 +284,8 @@ class _Knobs(BaseSettings):
     @classmethod
     def from_env(cls):
         try:
-            return cls()
+            # The run folder's stack.env (a multi-node stack's replication) under the environment.
+            return cls(_env_file=default_run_dir() / STACK_FILE)
         except ValidationError as error:
             raise UserError(_explained(cls, error)) from None
 
@@ -284,6 +304,8 @@ class _Knobs(BaseSettings):
 def _explained(knobs: type[_Knobs], error: ValidationError) -> str:
     """One line naming the variable, what it must be and what it was."""
     first = error.errors()[0]
+    if not first["loc"]:  # a rule across fields states its own message
+        return str(first["msg"]).removeprefix("Value error, ")
     variable = knobs.variables().get(str(first["loc"][0]), str(first["loc"][0]))
     got, kind = first.get("input"), first["type"]
     bounds = {name: f"{bound:g}" if isinstance(bound, float) else bound
@@ -341,6 +363,18 @@ class TopicKnobs(_Knobs):
     # -1 keeps every record (the local stack: replays of past days must not be expired on
     # arrival); production sets at least the batch cutoff plus the reprocessing window.
     topic_retention_ms: Annotated[int, Field(ge=-1)] = -1
+    # Copies of each partition, and how many must have a write before it is acknowledged
+    # (producers send with acks=all). One broker locally; a 3-node stack writes 3 and 2.
+    topic_replication_factor: PositiveInt = 1
+    topic_min_insync_replicas: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self):
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"VIEWCOUNT_TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) cannot exceed "
+                f"VIEWCOUNT_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor})")
+        return self
 
 
 class CassandraKnobs(_Knobs):
@@ -389,6 +423,10 @@ class ServingKnobs(_Knobs):
     serving_cache_entries: Annotated[int, Field(ge=0)] = 20_000
     # Cassandra's time limit per read before the API answers 503.
     serving_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    # A read not answered within this is sent again to the next node (speculative execution;
+    # the first answer wins): a node that has just died does not hold answers up to the
+    # timeout. 0 turns it off.
+    serving_speculative_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.2
     # Promoted versions are read again when older than this: a promotion or rollback
     # reaches answers within it (plus one read).
     serving_promotion_refresh_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 0.5

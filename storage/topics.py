@@ -40,8 +40,11 @@ def enforced_configs(settings: Settings, topic: str) -> dict[str, str]:
 
 
 def topic_config(settings: Settings, topic: str) -> dict[str, str]:
-    """What a topic of ours is created with: the configured retention and ``enforced_configs``."""
-    return {"retention.ms": str(settings.topics.topic_retention_ms), **enforced_configs(settings, topic)}
+    """What a topic of ours is created with: the configured retention, how many replicas
+    must have a write before it is acknowledged, and ``enforced_configs``."""
+    return {"retention.ms": str(settings.topics.topic_retention_ms),
+            "min.insync.replicas": str(settings.topics.topic_min_insync_replicas),
+            **enforced_configs(settings, topic)}
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:
@@ -64,7 +67,8 @@ def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> li
     specs = specs or topic_specs(settings)
     _ensure_enforced_configs(admin, settings, [name for name in specs if name in existing])
     missing = [
-        NewTopic(name, num_partitions=partitions, replication_factor=1, config=topic_config(settings, name))
+        NewTopic(name, num_partitions=partitions, replication_factor=settings.topics.topic_replication_factor,
+                 config=topic_config(settings, name))
         for name, partitions in specs.items()
         if name not in existing
     ]
