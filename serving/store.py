@@ -169,13 +169,20 @@ class ViewStore:
 
     def _prepare(self, session: "Session") -> None:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT
+        from cassandra.policies import ConstantSpeculativeExecutionPolicy
         from cassandra.query import tuple_factory
 
         self._statements = prepare_reads(session)
         # The default profile (token-aware, configured consistency) answering plain tuples:
-        # the driver's default row factory builds a namedtuple class for every result.
+        # the driver's default row factory builds a namedtuple class for every result. A read
+        # slower than speculative_s is sent once more, to the next node: when a replica dies,
+        # its peers keep asking it until they see it down, and each such read would wait out
+        # the timeout and answer 503.
+        speculative = (ConstantSpeculativeExecutionPolicy(self.limits.speculative_s, max_attempts=1)
+                       if self.limits.speculative_s > 0 else None)
         self._profile = session.execution_profile_clone_update(
-            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory, request_timeout=self.limits.read_timeout_s)
+            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory, request_timeout=self.limits.read_timeout_s,
+            speculative_execution_policy=speculative)
 
     def close(self) -> None:
         with self._lock:

@@ -36,6 +36,7 @@ RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"
 def _prepared(session: "Session", cql: str) -> "PreparedStatement":
     statement = session.prepare(cql)
     statement.fetch_size = None  # one page: a partition is at most 1,440 rows
+    statement.is_idempotent = True  # a read: the driver may send it again (speculative execution)
     return statement
 
 

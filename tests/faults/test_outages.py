@@ -17,7 +17,6 @@ once Cassandra is back.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.faults.pipeline import (
+    RESTARTED, archiver_caught_up, batches_read, counter_caught_up, log_text, wait_until_writing,
+)
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
 from tests.integration.speed_support import (
     consume, expected_speed_counts, isolated, kill_hard, logged_batches, speed_counts_of,
@@ -48,12 +50,6 @@ CATCH_UP_S = 300
 # timing goals are benchmarks, not test verdicts.
 RECOVERY_GOAL_BASE_S = 30.0
 CATCH_UP_RATE = {"counter": 21_000, "archiver": 41_000}
-RESTARTED = "restarting from the checkpoints"
-# The counter's own line per batch, and each job's progress line (the counter's may come late).
-BATCH_LINE = re.compile(r"^\[(?:counter|archiver)\] batch (\d+): (?:counted and wrote ([\d,]+) minute cells|"
-                        r"([\d,]+) rows in)", re.MULTILINE)
-
-
 @dataclass
 class Outage:
     server: str
@@ -76,43 +72,6 @@ class Outages:
     by_server: dict  # server -> Outage
     produced: int  # records the producers were asked for
     api_alive: bool  # the API process never exited
-
-
-def _counter_caught_up(settings, checkpoint: Path, ends: dict[int, int]) -> bool:
-    try:
-        batches = logged_batches(settings, checkpoint / "counts")
-    except Exception:  # noqa: BLE001 - no batch or no Cassandra yet: not caught up
-        return False
-    done = {}
-    for batch in batches:
-        for partition, end in batch.end_offsets.items():
-            done[partition] = max(done.get(partition, 0), end)
-    return all(done.get(partition, 0) >= end for partition, end in ends.items() if end)
-
-
-def _archiver_caught_up(settings, ends: dict[int, int]) -> bool:
-    from storage.archive import read_committed_offsets
-    from storage.cassandra import connect
-
-    try:
-        session = connect(settings)
-    except Exception:  # noqa: BLE001 - Cassandra still starting
-        return False
-    try:
-        committed = read_committed_offsets(session, settings.views_topic)
-    finally:
-        session.cluster.shutdown()
-    return all(committed.get(partition, 0) >= end for partition, end in ends.items() if end)
-
-
-def _log_text(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def _batches(log: Path) -> int:
-    """Batches that read records (an idle query also reports progress, and a stateful one
-    runs batches without data to move its watermark)."""
-    return len({batch for batch, cells, rows in BATCH_LINE.findall(_log_text(log)) if (cells or rows) != "0"})
 
 
 class Api:
@@ -144,24 +103,14 @@ class Api:
         return time.monotonic() - began
 
 
-def _wait_until_writing(jobs: dict, logs: dict, before: dict, timeout: float = 180) -> None:
-    """Until each job has logged a batch more than `before`."""
-    deadline = time.monotonic() + timeout
-    while any(_batches(logs[name]) <= before[name] for name in jobs):
-        for name, job in jobs.items():
-            assert job.poll() is None, f"{name} exited:\n{_log_text(logs[name])[-3000:]}"
-        assert time.monotonic() < deadline, f"the jobs wrote no batch in {timeout} s"
-        time.sleep(0.5)
-
-
 def _wait_until_caught_up(settings, folder: Path, jobs: dict, logs: dict, outage: Outage, up_at: float) -> None:
     ends = topic_end_offsets(settings, settings.views_topic)
-    pending = {"counter": lambda: _counter_caught_up(settings, folder / "counter", ends),
-               "archiver": lambda: _archiver_caught_up(settings, ends)}
+    pending = {"counter": lambda: counter_caught_up(settings, folder / "counter", ends),
+               "archiver": lambda: archiver_caught_up(settings, ends)}
     deadline = time.monotonic() + CATCH_UP_S
     while pending:
         for name, caught_up in list(pending.items()):
-            assert jobs[name].poll() is None, f"{name} exited:\n{_log_text(logs[name])[-3000:]}"
+            assert jobs[name].poll() is None, f"{name} exited:\n{log_text(logs[name])[-3000:]}"
             if caught_up():
                 outage.caught_up_s[name] = time.monotonic() - up_at
                 del pending[name]
@@ -174,14 +123,14 @@ def _outage(stack, settings, env, folder: Path, jobs: dict, logs: dict, api: Api
     """A production; the server stopped once both jobs write it; back; both caught up."""
     from infra import stack as local_stack
 
-    marks = {name: len(_log_text(logs[name])) for name in jobs}
-    before = {name: _batches(logs[name]) for name in jobs}
+    marks = {name: len(log_text(logs[name])) for name in jobs}
+    before = {name: batches_read(logs[name]) for name in jobs}
     log = folder / f"produce-{outage.server}.log"
     producer = start_viewcount(env, "produce", "--events", str(OUTAGE_EVENTS), "--rate", str(RATE),
                                "--seed", str(seed), "--day", DAY.isoformat(), "--videos", "300",
                                "--late", "0.02", log=log)
     try:
-        _wait_until_writing(jobs, logs, before)
+        wait_until_writing(jobs, logs, before)
         outage.producing_at_down = producer.poll() is None
         down_at = time.monotonic()
         local_stack.down(stack, only=outage.server)
@@ -194,13 +143,13 @@ def _outage(stack, settings, env, folder: Path, jobs: dict, logs: dict, api: Api
         outage.restart_s = up_at - down_at - outage.down_s
         if outage.server == "cassandra":
             outage.api_back_s = api.seconds_until_it_answers()
-        assert producer.wait(timeout=600) == 0, _log_text(log)[-3000:]
+        assert producer.wait(timeout=600) == 0, log_text(log)[-3000:]
         outage.produced_s = time.monotonic() - up_at
     finally:
         if producer.poll() is None:
             kill_hard(producer)
     _wait_until_caught_up(settings, folder, jobs, logs, outage, up_at)
-    outage.restarts = {name: _log_text(logs[name])[marks[name]:].count(RESTARTED) for name in jobs}
+    outage.restarts = {name: log_text(logs[name])[marks[name]:].count(RESTARTED) for name in jobs}
     print(f"\n{outage.server} down {outage.down_s:.0f} s, back in {outage.restart_s:.1f} s; caught up after: "
           f"counter {outage.caught_up_s['counter']:.1f} s, archiver {outage.caught_up_s['archiver']:.1f} s; "
           f"query restarts {outage.restarts}"
@@ -234,7 +183,7 @@ def outages(stack, tmp_path_factory):
             with serve_running(folder / "serve.log") as (url, process, _):
                 api = Api(url, process)
                 assert httpx.get(api.query, timeout=30).status_code == 200
-                _wait_until_writing(jobs, logs, {name: 0 for name in jobs})
+                wait_until_writing(jobs, logs, {name: 0 for name in jobs})
                 for seed, outage in enumerate(by_server.values(), start=71):
                     _outage(stack, settings, env, folder, jobs, logs, api, outage, seed)
                 api_alive = process.poll() is None

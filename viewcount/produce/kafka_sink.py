@@ -13,7 +13,8 @@ from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-from tenacity import RetryCallState, retry, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (RetryCallState, retry, retry_if_exception_type, retry_if_result, stop_after_attempt,
+                      stop_after_delay, wait_fixed)
 
 from storage.errors import kafka_unreachable
 from storage.kafka_config import QUIET_LOGGER
@@ -85,9 +86,18 @@ def timestamp_window_ms(kafka: dict, topic: str) -> tuple[int, int, int]:
     long it keeps records by their timestamps (retention.ms, -1 for ever)."""
     admin = AdminClient({**kafka, "logger": QUIET_LOGGER})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+
+    # A request sent to a broker that dies meanwhile is lost with it: asked again, another
+    # broker of the cluster answers. Only when none does is Kafka unreachable.
+    @retry(retry=retry_if_exception_type((KafkaException, TimeoutError)), stop=stop_after_attempt(3),
+           reraise=True)
+    def described():
+        return admin.describe_configs([resource], request_timeout=CONNECT_TIMEOUT_S)[resource].result(
+            timeout=CONNECT_TIMEOUT_S + 1)
+
     try:
-        config = admin.describe_configs([resource])[resource].result(timeout=CONNECT_TIMEOUT_S)
-    except KafkaException as error:
+        config = described()
+    except (KafkaException, TimeoutError) as error:
         raise _unreachable(kafka) from error
     return (int(config["message.timestamp.before.max.ms"].value),
             int(config["message.timestamp.after.max.ms"].value),
