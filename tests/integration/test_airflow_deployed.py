@@ -49,6 +49,7 @@ class Deployed:
     green_run: dict  # the run as the REST API shows it
     green_tasks: dict  # task id -> state
     green_state: object  # tests.integration.nightly_support.DayState
+    triggered_twice: object
     expected: dict
     red: object
     red_run: dict
@@ -111,6 +112,7 @@ def deployed(stack, tmp_path_factory):
             green = run_cli(env, "airflow", "trigger", "--date", str(DAY), "--wait", timeout=1200)
             green_run, green_tasks = _run_of_day(folder / "airflow", port)
             green_state = day_state(settings, DAY)
+            triggered_twice = run_cli(env, "airflow", "trigger", "--date", str(DAY))
 
             speed = speed_rows(settings, DAY)
             deleted = next(cell for cell, views in sorted(speed.items())
@@ -123,8 +125,9 @@ def deployed(stack, tmp_path_factory):
         finally:
             down = run_cli(env, "airflow", "down", timeout=120)
         status_after_down = run_cli(env, "airflow", "status")
-        yield Deployed(up, up_again, status, nightly_refused, green, green_run, green_tasks, green_state, expected,
-                       red, red_run, red_tasks, red_state, pids, down, status_after_down, listening)
+        yield Deployed(up, up_again, status, nightly_refused, green, green_run, green_tasks, green_state,
+                       triggered_twice, expected, red, red_run, red_tasks, red_state, pids, down,
+                       status_after_down, listening)
 
 
 def test_up_starts_three_processes_and_waits_until_healthy(deployed):
@@ -159,6 +162,13 @@ def test_a_triggered_day_runs_green_and_is_promoted(deployed):
     state = deployed.green_state
     assert state.promoted == 1 and state.summary["status"] == "pass"
     assert state.cells == deployed.expected
+
+
+def test_a_day_with_a_run_is_not_triggered_twice(deployed):
+    again = deployed.triggered_twice
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"has a run for {DAY} already ({deployed.green_run['dag_run_id']}, success); --rerun runs it again" \
+        in again.stderr
 
 
 def test_a_failing_gate_is_a_failed_run_in_airflow(deployed):
