@@ -25,7 +25,7 @@ from infra.airflow_home import (
     API_HOST, API_USER, PASSWORDS_FILE, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
 )
 from infra.servers import Server
-from infra.stack import _is_zombie, _start, _wait_healthy, running_pid
+from infra.stack import is_zombie, running_pid, start_server, wait_healthy
 from storage.errors import UserError
 from storage.settings import Settings
 
@@ -135,9 +135,9 @@ def up(settings: Settings, env: dict[str, str]) -> None:
             _log(f"  {process.name:<13} already running (pid {pid})")
             pending[process.name] = (process, None, time.monotonic())
             continue
-        pending[process.name] = (process, _start(process), time.monotonic())
+        pending[process.name] = (process, start_server(process), time.monotonic())
         _log(f"  {process.name:<13} starting, log {process.log_path}")
-    _wait_healthy(pending)
+    wait_healthy(pending)
     _wait_for_dag(client(env))
     _log(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
          f"(user {API_USER}, password in {home / PASSWORDS_FILE})")
@@ -172,7 +172,7 @@ def down(settings: Settings, env: dict[str, str], timeout: float = 60.0) -> None
     deadline = time.monotonic() + timeout
     while stopping and time.monotonic() < deadline:
         for name, (process, pid) in list(stopping.items()):
-            if running_pid(process) is None or _is_zombie(pid):
+            if running_pid(process) is None or is_zombie(pid):
                 _log(f"  {name:<13} stopped")
                 process.pid_path.unlink(missing_ok=True)
                 del stopping[name]

@@ -53,7 +53,7 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(this_run[-lines:])
 
 
-def _start(server: Server) -> subprocess.Popen:
+def start_server(server: Server) -> subprocess.Popen:
     busy = [f"{host}:{port}" for host, port in server.ports() if port_is_open(host, port)]
     if busy:
         raise UserError(
@@ -83,7 +83,7 @@ def _exited(server: Server, process: subprocess.Popen | None) -> bool:
     return running_pid(server) is None
 
 
-def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]],
+def wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]],
                   held: list[Server] | None = None) -> None:
     """Wait until every server of ``pending`` is healthy, starting each of ``held`` once
     it may (a joining node once its seed listens)."""
@@ -92,7 +92,7 @@ def _wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, floa
         for server in list(held):
             if server.may_start():
                 held.remove(server)
-                pending[server.name] = (server, _start(server), time.monotonic())
+                pending[server.name] = (server, start_server(server), time.monotonic())
                 _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
             elif time.monotonic() - held_since > server.start_timeout:
                 raise UserError(f"{server.name} could not start: what it joins did not come up "
@@ -134,11 +134,11 @@ def up(settings: Settings, *, spark: bool = False) -> None:
             _log(f"  {server.name:<10} already running (pid {pid})")
             pending[server.name] = (server, None, time.monotonic())
         elif server.may_start():
-            pending[server.name] = (server, _start(server), time.monotonic())
+            pending[server.name] = (server, start_server(server), time.monotonic())
             _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
         else:
             held.append(server)
-    _wait_healthy(pending, held)
+    wait_healthy(pending, held)
     _ensure_resources(settings)
     _log(f"stack up in {time.monotonic() - began:.1f} s")
 
@@ -216,7 +216,7 @@ def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) 
     deadline = time.monotonic() + timeout
     while stopping and time.monotonic() < deadline:
         for name, (server, pid) in list(stopping.items()):
-            if running_pid(server) is None or _is_zombie(pid):
+            if running_pid(server) is None or is_zombie(pid):
                 _log(f"  {name:<10} stopped")
                 server.pid_path.unlink(missing_ok=True)
                 del stopping[name]
@@ -227,7 +227,7 @@ def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) 
         _log(f"  {name:<10} killed after {timeout:.0f} s")
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
     except (OSError, IndexError):
