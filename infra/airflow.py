@@ -13,11 +13,8 @@ the scheduler and the DAG processor healthy and the nightly DAG is parsed.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from infra.airflow_api import DAG_ID, AirflowApi
@@ -25,7 +22,7 @@ from infra.airflow_home import (
     API_HOST, API_USER, PASSWORDS_FILE, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
 )
 from infra.servers import Server
-from infra.stack import is_zombie, running_pid, start_server, wait_healthy
+from infra.stack import ServerStatus, running_pid, start_server, stop_servers, wait_healthy
 from storage.errors import UserError
 from storage.settings import Settings
 
@@ -160,48 +157,15 @@ def _wait_for_dag(api: AirflowApi) -> None:
 
 def down(settings: Settings, env: dict[str, str], timeout: float = 60.0) -> None:
     """Stop the processes ``up`` started: only pids from our pid files that carry our marker."""
-    stopping = {}
-    for process in airflow_processes(settings, env):
-        pid = running_pid(process)
-        if pid is None:
-            _log(f"  {process.name:<13} not running")
-            process.pid_path.unlink(missing_ok=True)
-            continue
-        os.killpg(pid, signal.SIGTERM)
-        stopping[process.name] = (process, pid)
-    deadline = time.monotonic() + timeout
-    while stopping and time.monotonic() < deadline:
-        for name, (process, pid) in list(stopping.items()):
-            if running_pid(process) is None or is_zombie(pid):
-                _log(f"  {name:<13} stopped")
-                process.pid_path.unlink(missing_ok=True)
-                del stopping[name]
-        time.sleep(0.3)
-    for name, (process, pid) in stopping.items():
-        os.killpg(pid, signal.SIGKILL)
-        process.pid_path.unlink(missing_ok=True)
-        _log(f"  {name:<13} killed after {timeout:.0f} s")
+    stop_servers(airflow_processes(settings, env), timeout=timeout)
 
 
-@dataclass
-class ProcessStatus:
-    name: str
-    pid: int | None
-    healthy: bool
-    log_path: Path
-
-    @property
-    def state(self) -> str:
-        if self.pid is None:
-            return "down"
-        return "healthy" if self.healthy else "unhealthy"
-
-
-def status(settings: Settings, env: dict[str, str]) -> list[ProcessStatus]:
+def status(settings: Settings, env: dict[str, str]) -> list[ServerStatus]:
     result = []
     for process in airflow_processes(settings, env):
         pid = running_pid(process)
-        result.append(ProcessStatus(process.name, pid, pid is not None and process.is_healthy(), process.log_path))
+        result.append(ServerStatus(process.name, pid, process.describe_port(), pid is not None and process.is_healthy(),
+                                   process.log_path))
     return result
 
 

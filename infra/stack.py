@@ -200,15 +200,22 @@ def _ensure_resources(settings: Settings) -> None:
 def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) -> None:
     """Stop the servers ``up`` started (or just the one named ``only``, for maintenance or
     an outage drill: ``up`` starts it again and leaves the others running)."""
+    servers = [server for server in all_servers(settings, spark=True)
+               if (only is None or server.name == only)
+               # Spark's, never started: nothing to say
+               and not (server.name in SPARK_SERVERS and only is None and running_pid(server) is None)]
+    stop_servers(servers, timeout=timeout)
+
+
+def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
+    """SIGTERM the process group of each server that runs (by its pid file and marker),
+    wait up to ``timeout`` for them all, then SIGKILL what is left."""
+    width = max([10, *(len(server.name) for server in servers)])
     stopping = {}
-    for server in all_servers(settings, spark=True):
-        if server.name in SPARK_SERVERS and running_pid(server) is None and only != server.name:
-            continue  # never started: nothing to say
-        if only is not None and server.name != only:
-            continue
+    for server in servers:
         pid = running_pid(server)
         if pid is None:
-            _log(f"  {server.name:<10} not running")
+            _log(f"  {server.name:<{width}} not running")
             server.pid_path.unlink(missing_ok=True)
             continue
         os.killpg(pid, signal.SIGTERM)
@@ -217,14 +224,14 @@ def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) 
     while stopping and time.monotonic() < deadline:
         for name, (server, pid) in list(stopping.items()):
             if running_pid(server) is None or is_zombie(pid):
-                _log(f"  {name:<10} stopped")
+                _log(f"  {name:<{width}} stopped")
                 server.pid_path.unlink(missing_ok=True)
                 del stopping[name]
         time.sleep(0.3)
     for name, (server, pid) in stopping.items():
         os.killpg(pid, signal.SIGKILL)
         server.pid_path.unlink(missing_ok=True)
-        _log(f"  {name:<10} killed after {timeout:.0f} s")
+        _log(f"  {name:<{width}} killed after {timeout:.0f} s")
 
 
 def is_zombie(pid: int) -> bool:
