@@ -94,9 +94,13 @@ class ApiServer(AirflowProcess):
         self.port = int(env["AIRFLOW__API__PORT"])
 
     @property
-    def marker(self) -> str:
-        # The API server replaces its command line with this title once it has started.
+    def title(self) -> str:
+        """The command line the API server gives itself once it has started."""
         return f"airflow api_server -- host:{API_HOST} port:{self.port}"
+
+    def owns(self, cmdline: str) -> bool:
+        # Before it takes its title, its command line still names this home (the pid path).
+        return super().owns(cmdline) or self.title in cmdline
 
     def ports(self) -> list[tuple[str, int]]:
         return [(API_HOST, self.port)]

@@ -59,6 +59,10 @@ class Server:
         """A string in the process's command line that proves the pid is ours."""
         return str(self.home)
 
+    def owns(self, cmdline: str) -> bool:
+        """Whether a process with this command line is this server."""
+        return self.marker in cmdline
+
     def ports(self) -> list[tuple[str, int]]:
         raise NotImplementedError
 

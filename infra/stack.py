@@ -37,7 +37,7 @@ def running_pid(server: Server) -> int | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (OSError, ValueError):
         return None
-    return pid if server.marker in cmdline else None
+    return pid if server.owns(cmdline) else None
 
 
 START_BANNER = "=== viewcount stack up: starting"

@@ -116,6 +116,10 @@ def test_each_process_is_marked_as_this_homes(tmp_path, monkeypatch):
     api, _ = processes["api-server"].command()
     assert api[api.index("--host") + 1] == "127.0.0.1" and api[api.index("--port") + 1] == "18794"
     assert processes["api-server"].ports() == [("127.0.0.1", 18794)]
+    # Known as this home's before it retitles itself (its pid file's path) and after.
+    api_server = processes["api-server"]
+    assert api_server.owns(" ".join(api)) and api_server.owns("airflow api_server -- host:127.0.0.1 port:18794")
+    assert not api_server.owns("airflow api_server -- host:127.0.0.1 port:8794")
 
 
 def test_the_api_password_is_written_once_and_private(tmp_path):
