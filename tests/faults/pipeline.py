@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.integration.speed_support import logged_batches
+from tests.integration.speed_support import logged_batches, start_viewcount
 
 RESTARTED = "restarting from the checkpoints"
 # The counter's own line per batch, and each job's progress line (the counter's may come late).
@@ -60,3 +60,15 @@ def wait_until_writing(jobs: dict, logs: dict, before: dict, timeout: float = 18
             assert job.poll() is None, f"{name} exited:\n{log_text(logs[name])[-3000:]}"
         assert time.monotonic() < deadline, f"the jobs wrote no batch in {timeout} s"
         time.sleep(0.5)
+
+
+def start_jobs(env: dict[str, str], folder: Path, path: str) -> tuple[dict, dict]:
+    """The counter (1 s trigger) and the archiver (2 s, into ``path``) as streaming processes,
+    checkpoints and logs in ``folder``. Returns (processes, logs) by job name."""
+    common = ["--metrics-port", "0", "--max-offsets-per-trigger", "4000"]
+    logs = {name: folder / f"{name}.log" for name in ("counter", "archiver")}
+    jobs = {"counter": start_viewcount(env, "speed", "--trigger-seconds", "1", *common,
+                                       "--checkpoint", str(folder / "counter"), log=logs["counter"]),
+            "archiver": start_viewcount(env, "archive", "--trigger-seconds", "2", *common, "--path", path,
+                                        "--checkpoint", str(folder / "archiver"), log=logs["archiver"])}
+    return jobs, logs

@@ -35,10 +35,10 @@ import httpx
 import pytest
 
 from tests.faults.pipeline import (
-    archiver_caught_up, batches_read, counter_caught_up, log_text, wait_until_writing,
+    archiver_caught_up, batches_read, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
 from tests.integration.speed_support import (
-    consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of, start_viewcount,
+    consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of, start_viewcount, viewcount,
 )
 from tests.integration.test_serving_command import VIEWCOUNT, serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
@@ -195,14 +195,9 @@ def node_loss(tmp_path_factory):
         with mock.patch.dict(os.environ, env, clear=True):
             settings = Settings.from_env()
         path = f"s3a://{BUCKET}/tests/{settings.views_topic}"
-        start_viewcount(env, "produce", "--events", str(WARM_UP_EVENTS), "--seed", "90", "--day", DAY.isoformat(),
-                        "--videos", "300", "--late", "0.02", log=folder / "produce-90.log").wait(timeout=300)
-        common = ["--metrics-port", "0", "--max-offsets-per-trigger", "4000"]
-        logs = {name: folder / f"{name}.log" for name in ("counter", "archiver")}
-        jobs = {"counter": start_viewcount(env, "speed", "--trigger-seconds", "1", *common,
-                                           "--checkpoint", str(folder / "counter"), log=logs["counter"]),
-                "archiver": start_viewcount(env, "archive", "--trigger-seconds", "2", *common, "--path", path,
-                                            "--checkpoint", str(folder / "archiver"), log=logs["archiver"])}
+        viewcount(env, "produce", "--events", str(WARM_UP_EVENTS), "--seed", "90", "--day", DAY.isoformat(),
+                  "--videos", "300", "--late", "0.02")
+        jobs, logs = start_jobs(env, folder, path)
         try:
             with serve_running(folder / "serve.log", env) as (url, process, _):
                 prober = Prober(url)

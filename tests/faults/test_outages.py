@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.faults.pipeline import (
-    RESTARTED, archiver_caught_up, batches_read, counter_caught_up, log_text, wait_until_writing,
+    RESTARTED, archiver_caught_up, batches_read, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
 from tests.integration.speed_support import (
@@ -172,12 +172,7 @@ def outages(stack, tmp_path_factory):
         path = f"s3a://{settings.s3_bucket}/tests/{settings.views_topic}"
         viewcount(env, "produce", "--events", str(WARM_UP_EVENTS), "--seed", "70", "--day", DAY.isoformat(),
                   "--videos", "300", "--late", "0.02")
-        common = ["--metrics-port", "0", "--max-offsets-per-trigger", "4000"]
-        logs = {name: folder / f"{name}.log" for name in ("counter", "archiver")}
-        jobs = {"counter": start_viewcount(env, "speed", "--trigger-seconds", "1", *common,
-                                           "--checkpoint", str(folder / "counter"), log=logs["counter"]),
-                "archiver": start_viewcount(env, "archive", "--trigger-seconds", "2", *common, "--path", path,
-                                            "--checkpoint", str(folder / "archiver"), log=logs["archiver"])}
+        jobs, logs = start_jobs(env, folder, path)
         by_server = {server: Outage(server, seconds) for server, seconds in OUTAGES}
         try:
             with serve_running(folder / "serve.log") as (url, process, _):
