@@ -23,12 +23,12 @@ from pathlib import Path
 
 from counting.window import parse_day
 from infra.airflow import running as running_processes
+from infra.airflow_api import DAG_ID
 from infra.airflow_home import airflow_environment, ensure_metadata_db, start_airflow
 from storage.reachability import require_reachable
 from storage.settings import Settings
 from viewcount.errors import UserError
 
-DAG_ID = "viewcount_nightly"
 MAX_DAYS = 31
 # From Airflow's log of ``dags test``: which task starts, and each state it is given.
 TASK_STARTS = re.compile(r"\[DAG TEST\] starting task_id=([\w.]+)")
