@@ -24,6 +24,7 @@ from tests.integration.speed_support import isolated, viewcount
 from tests.integration.test_reconcile_support import (
     day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
 )
+from tests.integration.test_serving_command import free_port
 from viewcount import oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -31,12 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 DAY = dt.date(2026, 11, 14)
 VIDEOS = 200
 PROCESSES = ("api-server", "scheduler", "dag-processor")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
