@@ -22,7 +22,7 @@ from infra.airflow_home import (
     API_HOST, API_USER, PASSWORDS_FILE, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
 )
 from infra.servers import Server
-from infra.stack import ServerStatus, running_pid, start_server, stop_servers, wait_healthy
+from infra.stack import ServerStatus, running_pid, start_servers, stop_servers
 from storage.errors import UserError
 from storage.settings import Settings
 
@@ -129,16 +129,7 @@ def up(settings: Settings, env: dict[str, str]) -> None:
     home = Path(env["AIRFLOW_HOME"])
     ensure_metadata_db(env, home / "db-migrate.log")
     ensure_api_password(env)
-    pending = {}
-    for process in airflow_processes(settings, env):
-        pid = running_pid(process)
-        if pid is not None:
-            _log(f"  {process.name:<13} already running (pid {pid})")
-            pending[process.name] = (process, None, time.monotonic())
-            continue
-        pending[process.name] = (process, start_server(process), time.monotonic())
-        _log(f"  {process.name:<13} starting, log {process.log_path}")
-    wait_healthy(pending)
+    start_servers(airflow_processes(settings, env))
     _wait_for_dag(client(env))
     _log(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
          f"(user {API_USER}, password in {home / PASSWORDS_FILE})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from storage.settings import MAX_STACK_NODES, Settings
+from storage.settings import Settings, stack_node_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _node_count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_STACK_NODES:
-        raise argparse.ArgumentTypeError(f"a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
-    return int(text)
+    try:
+        return stack_node_count(text)
+    except ValueError as error:  # argparse shows an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from infra import artifacts
 from infra.servers import CASSANDRA_DATACENTER, Server, all_servers, node_hosts, replicas_for
 from storage.reachability import port_is_open, require_reachable
-from storage.settings import MAX_STACK_NODES, STACK_FILE, Settings
+from storage.settings import STACK_FILE, Settings
 from storage.errors import UserError
 
 SPARK_SERVERS = ("spark-master", "spark-worker")  # started by `up --spark` only
@@ -53,7 +53,7 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(this_run[-lines:])
 
 
-def start_server(server: Server) -> subprocess.Popen:
+def _start(server: Server) -> subprocess.Popen:
     busy = [f"{host}:{port}" for host, port in server.ports() if port_is_open(host, port)]
     if busy:
         raise UserError(
@@ -83,25 +83,33 @@ def _exited(server: Server, process: subprocess.Popen | None) -> bool:
     return running_pid(server) is None
 
 
-def wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float]],
-                  held: list[Server] | None = None) -> None:
-    """Wait until every server of ``pending`` is healthy, starting each of ``held`` once
-    it may (a joining node once its seed listens)."""
-    held, held_since = list(held or ()), time.monotonic()
-    while pending or held:
-        for server in list(held):
+def start_servers(servers: list[Server]) -> None:
+    """Start those of ``servers`` not running yet (by their pid files), each once it may (at
+    once for most; a joining node once its seed listens), and wait until all are healthy."""
+    width = max([10, *(len(server.name) for server in servers)])
+    pending, to_start = {}, []
+    for server in servers:
+        pid = running_pid(server)
+        if pid is None:
+            to_start.append(server)
+            continue
+        _log(f"  {server.name:<{width}} already running (pid {pid})")
+        pending[server.name] = (server, None, time.monotonic())
+    asked_at = time.monotonic()
+    while pending or to_start:
+        for server in list(to_start):
             if server.may_start():
-                held.remove(server)
-                pending[server.name] = (server, start_server(server), time.monotonic())
-                _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
-            elif time.monotonic() - held_since > server.start_timeout:
+                to_start.remove(server)
+                pending[server.name] = (server, _start(server), time.monotonic())
+                _log(f"  {server.name:<{width}} starting, log {server.log_path}")
+            elif time.monotonic() - asked_at > server.start_timeout:
                 raise UserError(f"{server.name} could not start: what it joins did not come up "
                                 f"within {server.start_timeout:.0f} s")
         for name, (server, process, started) in list(pending.items()):
             waited = time.monotonic() - started
             if server.is_healthy():
                 pid = process.pid if process else running_pid(server)
-                _log(f"  {name:<10} healthy after {waited:5.1f} s (pid {pid})")
+                _log(f"  {name:<{width}} healthy after {waited:5.1f} s (pid {pid})")
                 del pending[name]
             elif _exited(server, process):
                 raise UserError(
@@ -113,7 +121,7 @@ def wait_healthy(pending: dict[str, tuple[Server, subprocess.Popen | None, float
                     f"{name} did not become healthy within {server.start_timeout:.0f} s; "
                     f"see {server.log_path}"
                 )
-        if pending:
+        if pending or to_start:
             time.sleep(0.5)
 
 
@@ -127,18 +135,7 @@ def up(settings: Settings, *, spark: bool = False) -> None:
     began = time.monotonic()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all(settings)
-    pending, held = {}, []
-    for server in all_servers(settings, spark=spark):
-        pid = running_pid(server)
-        if pid is not None:
-            _log(f"  {server.name:<10} already running (pid {pid})")
-            pending[server.name] = (server, None, time.monotonic())
-        elif server.may_start():
-            pending[server.name] = (server, start_server(server), time.monotonic())
-            _log(f"  {server.name:<10} starting on {server.describe_port()}, log {server.log_path}")
-        else:
-            held.append(server)
-    wait_healthy(pending, held)
+    start_servers(all_servers(settings, spark=spark))
     _ensure_resources(settings)
     _log(f"stack up in {time.monotonic() - began:.1f} s")
 
@@ -149,8 +146,6 @@ def set_nodes(settings: Settings, nodes: int) -> bool:
     servers of the other layout run. The caller reads its settings again after a change."""
     if nodes == settings.stack_nodes:
         return False
-    if not 1 <= nodes <= MAX_STACK_NODES:
-        raise UserError(f"--nodes must be from 1 to {MAX_STACK_NODES}, got {nodes}")
     running = [entry.name for entry in status(settings) if entry.pid is not None]
     if running:
         raise UserError(f"the stack in {settings.run_dir} runs with {settings.stack_nodes} node(s) "

@@ -81,11 +81,19 @@ def stack_layout(run_dir: Path) -> dict[str, str]:
     return _read_env_file(run_dir / STACK_FILE)
 
 
-def _stack_nodes(env) -> int:
-    text = env.get("VIEWCOUNT_STACK_NODES", "").strip() or "1"
+def stack_node_count(text: str) -> int:
+    """A number of nodes each of Kafka and Cassandra for the local stack (``--nodes``,
+    VIEWCOUNT_STACK_NODES); ValueError saying what it must be."""
     if not text.isdigit() or not 1 <= int(text) <= MAX_STACK_NODES:
-        raise UserError(f"VIEWCOUNT_STACK_NODES must be a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
+        raise ValueError(f"a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
     return int(text)
+
+
+def _stack_nodes(env) -> int:
+    try:
+        return stack_node_count(env.get("VIEWCOUNT_STACK_NODES", "").strip() or "1")
+    except ValueError as error:
+        raise UserError(f"VIEWCOUNT_STACK_NODES must be {error}") from None
 
 
 def _port(env, name: str, default: int) -> int:
