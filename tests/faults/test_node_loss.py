@@ -35,7 +35,7 @@ import httpx
 import pytest
 
 from tests.faults.pipeline import (
-    archiver_caught_up, counter_caught_up, log_text, start_jobs, wait_until_writing,
+    archiver_caught_up, assert_counted_exactly, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
 from tests.integration.speed_support import (
     consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of, start_viewcount, viewcount,
@@ -343,10 +343,7 @@ def test_two_nodes_lost_the_api_answers_503_with_a_json_error(node_loss):
 
 def test_every_record_is_in_the_topic_once_counted_exactly_and_archived(node_loss, spark):
     settings = node_loss.settings
-    assert sum(topic_end_offsets(settings, settings.views_topic).values()) == node_loss.produced
-    batches = logged_batches(settings, node_loss.folder / "counter" / "counts")
-    expected, late_cells = expected_speed_counts(consume(settings, settings.views_topic), batches)
-    assert speed_counts_of(settings, expected.keys() | late_cells.keys()) == expected
+    assert_counted_exactly(settings, node_loss.folder / "counter", node_loss.produced)
     # The session's Spark reads this stack's MinIO through S3A's per-bucket settings.
     access_key, secret_key = settings.s3_credentials()
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()

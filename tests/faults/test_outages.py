@@ -25,13 +25,11 @@ import httpx
 import pytest
 
 from tests.faults.pipeline import (
-    RESTARTED, archiver_caught_up, batches_read, counter_caught_up, log_text, start_jobs, wait_until_writing,
+    RESTARTED, archiver_caught_up, assert_counted_exactly, batches_read, counter_caught_up, log_text, start_jobs,
+    wait_until_writing,
 )
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
-from tests.integration.speed_support import (
-    consume, expected_speed_counts, isolated, kill_hard, logged_batches, speed_counts_of,
-    start_viewcount, viewcount,
-)
+from tests.integration.speed_support import isolated, kill_hard, start_viewcount, viewcount
 from tests.integration.test_serving_command import serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
 from viewcount.inspect import topic_end_offsets
@@ -219,8 +217,5 @@ def test_cassandra_down_while_the_counter_writes_and_the_api_answers_503(outages
 def test_every_record_is_in_the_topic_once_counted_exactly_and_archived_byte_for_byte(outages, spark):
     settings = outages.settings
     # The producers' retries across the Kafka outage lost no record and wrote none twice.
-    assert sum(topic_end_offsets(settings, settings.views_topic).values()) == outages.produced
-    batches = logged_batches(settings, outages.folder / "counter" / "counts")
-    expected, late_cells = expected_speed_counts(consume(settings, settings.views_topic), batches)
-    assert speed_counts_of(settings, expected.keys() | late_cells.keys()) == expected
+    assert_counted_exactly(settings, outages.folder / "counter", outages.produced)
     assert_archive_matches_topic(settings, spark, outages.path)

@@ -12,13 +12,13 @@ three processes at the end.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.faults.test_security import listening_sockets
 from tests.integration.nightly_support import TASKS, day_state
 from tests.integration.speed_support import isolated, viewcount
 from tests.integration.test_reconcile_support import (
@@ -66,17 +66,6 @@ def _run_of_day(home: Path, port: int) -> tuple[dict, dict]:
     return run, api.task_states(run["dag_run_id"])
 
 
-def _listening(port: int) -> list[tuple[str, int]]:
-    """The local addresses a socket listens on at ``port`` (from /proc/net/tcp)."""
-    found = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, hex_port = local.split(":")
-        if state == "0A" and int(hex_port, 16) == port:
-            found.append((socket.inet_ntoa(bytes.fromhex(address)[::-1]), port))
-    return found
-
-
 @pytest.fixture(scope="module")
 def deployed(stack, tmp_path_factory):
     folder = tmp_path_factory.mktemp("airflow-deployed")
@@ -101,7 +90,7 @@ def deployed(stack, tmp_path_factory):
             up = run_cli(env, "airflow", "up", timeout=600)
             assert up.returncode == 0, up.stderr[-3000:]
             up_again, status = run_cli(env, "airflow", "up", timeout=120), run_cli(env, "airflow", "status")
-            listening = _listening(port)
+            listening = [address for address in listening_sockets().values() if address[1] == port]
             nightly_refused = run_cli(env, "nightly", "--date", str(DAY), timeout=120)
 
             green = run_cli(env, "airflow", "trigger", "--date", str(DAY), "--wait", timeout=1200)
