@@ -112,7 +112,8 @@ def _pending_hints(settings, host: str) -> int:
 class Prober(threading.Thread):
     """Asks the API all the time, as clients would: a video of the day (cached after its first
     read) and a video never asked before (a Cassandra read each time); keeps each answer
-    under the phase it was asked in."""
+    under the phase it arrived in. A request in flight when the phase changes (the phase is
+    set just before its kill) saw the nodes of the new phase, so it counts there."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -126,13 +127,12 @@ class Prober(threading.Thread):
             while not self.stopping.is_set():
                 self.asked += 1
                 for video in ("video-1", f"video-never-{self.asked}"):
-                    phase = self.phase
                     try:
                         answer = client.get(f"{self.url}/v1/videos/{video}/views", params=window)
                         status, body = answer.status_code, answer.json()
                     except httpx.TransportError as error:  # no answer at all: status 0
                         status, body = 0, {"error": f"{type(error).__name__}: {error}"}
-                    self.answers.setdefault(phase, []).append((status, body, video != "video-1"))
+                    self.answers.setdefault(self.phase, []).append((status, body, video != "video-1"))
                 time.sleep(0.05)
 
     def statuses(self, phase: str) -> list[int]:
