@@ -39,6 +39,7 @@ CREDENTIALS_FILE = "credentials.env"
 # replicated across them. Its variables are defaults under the environment's own.
 STACK_FILE = "stack.env"
 MAX_STACK_NODES = 9
+DEFAULT_RESTATEMENT_DAYS = 7
 
 # Must equal the pyspark version in requirements.lock: the Kafka connector is built
 # against Spark's internals (Maven Central has no connector for Spark 4.3.x).
@@ -192,6 +193,13 @@ class Settings:
             return self.aws_access_key_id, self.aws_secret_access_key
         generated = _read_env_file(self.run_dir / CREDENTIALS_FILE)
         return generated.get("AWS_ACCESS_KEY_ID"), generated.get("AWS_SECRET_ACCESS_KEY")
+
+    @property
+    def restatement_days(self) -> int:
+        """How many days back the nightly run restates promoted days; the views topic
+        refuses records stamped before then (VIEWCOUNT_RESTATEMENT_DAYS, read with the topics'
+        knobs because the topics enforce it)."""
+        return self.topics.restatement_days
 
     @property
     def kafka_uses_sasl(self) -> bool:
@@ -364,7 +372,8 @@ class SparkKnobs(_Knobs):
 
 
 class TopicKnobs(_Knobs):
-    """Partitions and retention of the topics ``stack up`` / ``ensure_topics`` create."""
+    """Partitions, retention and the bound on old record timestamps of the topics
+    ``stack up`` / ``ensure_topics`` create."""
 
     views_partitions: PositiveInt = 6
     dlq_partitions: PositiveInt = 3
@@ -375,6 +384,11 @@ class TopicKnobs(_Knobs):
     # (producers send with acks=all). One broker locally; a 3-node stack writes 3 and 2.
     topic_replication_factor: PositiveInt = 1
     topic_min_insync_replicas: PositiveInt = 1
+    # The restatement horizon (VIEWCOUNT_RESTATEMENT_DAYS; ``Settings.restatement_days``):
+    # the nightly run restates promoted days up to this many days back, and the views topic
+    # refuses records stamped further back than that plus a day (storage.topics), so no
+    # record lands in a closed day nothing will restate any more.
+    restatement_days: PositiveInt = DEFAULT_RESTATEMENT_DAYS
 
     @model_validator(mode="after")
     def _insync_within_replicas(self):

@@ -21,9 +21,23 @@ DLQ_MAX_MESSAGE_BYTES = 2 * VIEWS_MAX_MESSAGE_BYTES
 # fast clock would otherwise pass the rule (an event_time is judged against its record's
 # timestamp) and move the speed layer's watermark ahead of real time, dropping every
 # on-time view as late. Kafka's own default lets records an hour ahead in. The producer of
-# a refused record gets INVALID_TIMESTAMP and nothing of it is written. Old timestamps stay
-# accepted: replays of past days carry them.
+# a refused record gets INVALID_TIMESTAMP and nothing of it is written.
 VIEWS_TIMESTAMP_AFTER_MAX_MS = MAX_FUTURE_SECONDS * 1_000
+MS_PER_DAY = 86_400_000
+
+
+def views_timestamp_before_max_ms(settings: Settings) -> int:
+    """How far behind the broker's clock a views record's timestamp may be: the restatement
+    horizon plus one day, (days + 1) * 86,400,000 ms (Kafka's default is unbounded). The
+    nightly run restates promoted days up to ``settings.restatement_days`` (N) back; a record
+    stamped in an older day would be taken in and never counted, so the broker refuses it
+    (INVALID_TIMESTAMP, nothing written). The extra day is the margin for the time of day:
+    a record arriving on UTC day A stamped at 00:00 of day A - N, the oldest day restated,
+    passes at any hour of A. The price of a bound in milliseconds: a record accepted at hour
+    H of day A may be stamped as early as hour H of day A - N - 1, never earlier, so
+    restatement must reach day A - N - 1 for what arrived on day A. With N = 7, at 15:00
+    on December 8 a record passes if stamped at or after November 30 15:00."""
+    return (settings.restatement_days + 1) * MS_PER_DAY
 
 
 def max_message_bytes(settings: Settings, topic: str) -> int:
@@ -32,10 +46,12 @@ def max_message_bytes(settings: Settings, topic: str) -> int:
 
 def enforced_configs(settings: Settings, topic: str) -> dict[str, str]:
     """What a topic of ours must have set, whether created now or found: the record size
-    limit, and for a views topic the bound on record timestamps ahead of the broker."""
+    limit, and for a views topic the bounds on record timestamps ahead of the broker and
+    behind it. The dead-letter topic takes any views record back, however stamped."""
     configs = {"max.message.bytes": str(max_message_bytes(settings, topic))}
     if topic != settings.dlq_topic:
         configs["message.timestamp.after.max.ms"] = str(VIEWS_TIMESTAMP_AFTER_MAX_MS)
+        configs["message.timestamp.before.max.ms"] = str(views_timestamp_before_max_ms(settings))
     return configs
 
 
@@ -112,11 +128,15 @@ def _ensure_enforced_configs(admin, settings: Settings, topics: list[str]) -> No
             future.result()
 
 
-def partition_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
-    """(earliest, end) offset of every partition of a topic."""
+def partition_offsets(settings: Settings, topic: str, *, committed: bool = True) -> dict[int, tuple[int, int]]:
+    """(earliest, end) offset of every partition of a topic. The end is what a reader of
+    committed records reaches, the last stable offset (librdkafka's default isolation):
+    records of an open transaction and all after them lie beyond it. ``committed=False``
+    gives the log's end (the high watermark) instead."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-offsets"}))
+    isolation = "read_committed" if committed else "read_uncommitted"
+    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-offsets", "isolation.level": isolation}))
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {partition: watermark_offsets(consumer, TopicPartition(topic, partition))

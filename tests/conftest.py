@@ -19,6 +19,11 @@ os.environ.setdefault("VIEWCOUNT_S3_BUCKET", "viewcount-test")
 # JVM's quick compiler only: the tests' streaming runs read thousands of records, not
 # millions, and each ran 10-15 s quicker (docs/benchmarks.md). Only the JIT tier changes.
 os.environ.setdefault("VIEWCOUNT_QUICK_JIT", "all")
+# The tests produce records stamped on fixed past days (2026-11-08, ...) into topics created
+# through ensure_topics, which bound how old a views record may be by the restatement
+# horizon (storage.topics): ten years keeps every such day accepted as the days pass.
+# A test of the bound itself sets its own horizon.
+os.environ.setdefault("VIEWCOUNT_RESTATEMENT_DAYS", "3650")
 
 
 @pytest.fixture(scope="session")
