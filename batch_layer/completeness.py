@@ -44,8 +44,11 @@ if TYPE_CHECKING:
 
     from storage.batch_results import BatchVersion
 
-# How far before and after the window to look for a partition's neighbouring offsets.
-LOOKAROUND_DAYS = 7
+# How far before and after the window to look for a partition's neighbouring offsets, at
+# most: only where the rows of the days next to the window leave a hole (records stamped
+# out of offset order, a quiet partition). It covers the restatement horizon's default
+# (the broker refuses records stamped further back, storage.topics) with a day to spare.
+LOOKAROUND_DAYS = 8
 # A refusal names this many gaps on its one line, then says how many more there are.
 GAPS_NAMED = 10
 
@@ -71,11 +74,19 @@ class Completeness:
     partitions: list[int] = field(default_factory=list)  # every partition checked
     hour_rows: int = 0
     gaps: list[str] = field(default_factory=list)
+    # The gaps that waiting can close (the archiver behind the topic, an open transaction);
+    # every other gap lies below what the archiver committed and stays.
+    pending: list[str] = field(default_factory=list)
     rows: dict[int, list[HourCompleteness]] = field(default_factory=dict)  # the window's rows per partition
 
     @property
     def records(self) -> int:
         return sum(span.records for span in self.spans.values())
+
+    @property
+    def lasting(self) -> list[str]:
+        """The gaps no wait will close."""
+        return [gap for gap in self.gaps if gap not in self.pending]
 
     def summary(self) -> str:
         offsets = ", ".join(f"p{p} {s.first}-{s.last}" for p, s in sorted(self.spans.items()))
@@ -92,7 +103,7 @@ def _hour(row: HourCompleteness) -> Hour:
 
 
 class _Rows:
-    """archive_hours rows by date, read once each, with per-partition lookups."""
+    """archive_hours rows by date, read once each."""
 
     def __init__(self, read_date: Callable[[dt.date], list[HourCompleteness]]):
         self._read_date = read_date
@@ -103,25 +114,11 @@ class _Rows:
             self._by_date[date] = self._read_date(date)
         return self._by_date[date]
 
-    def last_before(self, partition: int, first_hour: Hour) -> int:
-        """Last offset archived in an hour before ``first_hour``; -1 when none is found."""
-        for days_back in range(LOOKAROUND_DAYS + 1):
-            date = first_hour[0] - dt.timedelta(days=days_back)
-            offsets = [row.last_offset for row in self.of(date)
-                       if row.kafka_partition == partition and _hour(row) < first_hour]
-            if offsets:
-                return max(offsets)
-        return -1
-
-    def first_after(self, partition: int, last_hour: Hour) -> int | None:
-        """First offset archived in an hour after ``last_hour``; None when none is found."""
-        for days_on in range(LOOKAROUND_DAYS + 1):
-            date = last_hour[0] + dt.timedelta(days=days_on)
-            offsets = [row.first_offset for row in self.of(date)
-                       if row.kafka_partition == partition and _hour(row) > last_hour]
-            if offsets:
-                return min(offsets)
-        return None
+    def around(self, window: BatchWindow, days: int) -> list[HourCompleteness]:
+        """The rows of the window's dates and of ``days`` dates either side."""
+        dates = window.dates()
+        first, last = dates[0] - dt.timedelta(days=days), dates[-1] + dt.timedelta(days=days)
+        return [row for n in range((last - first).days + 1) for row in self.of(first + dt.timedelta(days=n))]
 
 
 # What the archiver recorded as skipped in a partition: ranges starting in [first, last].
@@ -151,49 +148,119 @@ class _Skipped:
         return skipped_within(self.read(self.partition, first, last), first, last)
 
 
-def _walk(partition: int, rows: list[HourCompleteness], expected: int,
-          skipped: _Skipped) -> tuple[list[str], int]:
-    """Gaps inside the window's rows of one partition, and the next offset expected."""
-    gaps, previous = [], "the last hour archived before the window"
-    for row in sorted(rows, key=lambda row: (row.first_offset, row.last_offset)):
-        expected = skipped.past(expected, row.first_offset - 1)
-        if row.first_offset > expected:
-            gaps.append(f"partition {partition}: offsets {expected}-{row.first_offset - 1} missing "
-                        f"(between {previous} and {_label(row)})")
-        elif row.first_offset < expected:
-            gaps.append(f"partition {partition}: offsets {row.first_offset}-{expected - 1} archived twice "
-                        f"({_label(row)})")
-        span = row.last_offset - row.first_offset + 1
-        if row.records != span and row.records + skipped.within(row.first_offset, row.last_offset) != span:
-            gaps.append(f"partition {partition}: {span - row.records} offsets "
-                        f"missing inside {row.first_offset}-{row.last_offset} ({_label(row)})")
-        expected, previous = max(expected, row.last_offset + 1), _label(row)
-    return gaps, expected
+@dataclass
+class _Piece:
+    """Offsets one archiver batch wrote for one partition, over every hour it wrote them
+    to: its rows whose offset ranges overlap. A batch's records of two hours interleave in
+    offsets when their producers' clocks disagree; together they must fill their range."""
+
+    rows: list[HourCompleteness]
+    first: int
+    last: int
+    records: int
+
+    @property
+    def label(self) -> str:
+        return _label(min(self.rows, key=lambda row: row.first_offset))
+
+    def holds(self, hours: set[Hour]) -> bool:
+        return any(_hour(row) in hours for row in self.rows)
+
+    def after(self, last_hour: Hour) -> bool:
+        return any(_hour(row) > last_hour for row in self.rows)
 
 
-def _end_gaps(partition: int, expected: int, first_after: int | None, committed: int | None,
-              kafka_ends: Callable[[], dict[int, int]], skipped: _Skipped) -> list[str]:
-    """Whether the archive goes on, unbroken, past the cutoff."""
-    where = f"partition {partition}"
-    if first_after is not None:
-        expected = skipped.past(expected, first_after - 1)
-        if first_after > expected:
-            return [f"{where}: offsets {expected}-{first_after - 1} missing (before the first hour after the cutoff)"]
-        if first_after < expected:
-            return [f"{where}: offset {first_after} arrived after the cutoff but before offset {expected - 1} "
-                    "of the window (timestamps out of offset order)"]
-        return []
+def _pieces(rows: list[HourCompleteness]) -> list[_Piece]:
+    by_batch: dict[int, list[HourCompleteness]] = defaultdict(list)
+    for row in rows:
+        by_batch[row.batch_id].append(row)
+    pieces = []
+    for batch_rows in by_batch.values():
+        current: _Piece | None = None
+        for row in sorted(batch_rows, key=lambda row: (row.first_offset, row.last_offset)):
+            if current is not None and row.first_offset <= current.last:
+                current.rows.append(row)
+                current.last, current.records = max(current.last, row.last_offset), current.records + row.records
+            else:
+                current = _Piece([row], row.first_offset, row.last_offset, row.records)
+                pieces.append(current)
+    return sorted(pieces, key=lambda piece: (piece.first, piece.last))
+
+
+@dataclass
+class _Ends:
+    """What Kafka says of the partitions' ends, asked only where the archive has no later hour."""
+
+    stable: Callable[[], dict[int, int]]  # the last stable offsets, where readers of committed records stop
+    log: Callable[[], dict[int, int]] | None = None  # the high watermarks
+
+    def open_transaction(self, partition: int, stable: int) -> int | None:
+        """The log's end when records of an open transaction lie past ``stable``."""
+        if self.log is None:
+            return None
+        end = self.log().get(partition, stable)
+        return end if end > stable else None
+
+
+def _partition_gaps(partition: int, rows: list[HourCompleteness], window_hours: set[Hour], last_hour: Hour,
+                    committed: int | None, ends: _Ends, skipped: _Skipped) -> tuple[list[str], list[str]]:
+    """(gaps, the pending ones among them) of one partition, from its rows of every hour read.
+
+    The window's records are proven archived when the pieces holding them, and every piece
+    between them and the first piece after them that holds a record of a later hour, fill
+    their ranges and follow each other without a hole (offsets recorded as skipped are no
+    hole); the first of them must follow the piece before it (or start at offset 0). Where
+    no later hour holds the partition yet, the archive must reach the topic's stable end.
+    """
+    pieces = _pieces(rows)
+    in_window = [i for i, piece in enumerate(pieces) if piece.holds(window_hours)]
+    later = [i for i, piece in enumerate(pieces) if piece.after(last_hour)]
+    start = in_window[0] if in_window else (later[0] if later else len(pieces))
+    last_in_window = in_window[-1] if in_window else start - 1
+    where, gaps, pending = f"partition {partition}", [], []
+    if start > 0:
+        expected, previous = pieces[start - 1].last + 1, pieces[start - 1].label
+    else:
+        expected, previous = 0, "the last hour archived before the window"
+    for i in range(start, len(pieces)):
+        piece = pieces[i]
+        closing = i > last_in_window and piece.after(last_hour)
+        expected = skipped.past(expected, piece.first - 1)
+        if piece.first > expected:
+            between = "before the first hour after the cutoff" if closing else f"between {previous} and {piece.label}"
+            gaps.append(f"{where}: offsets {expected}-{piece.first - 1} missing ({between})")
+            if committed is None or piece.first > committed:  # a batch the archiver is still writing
+                pending.append(gaps[-1])
+        elif piece.first < expected:
+            gaps.append(f"{where}: offsets {piece.first}-{expected - 1} archived twice ({piece.label})")
+        span = piece.last - piece.first + 1
+        if piece.holds(window_hours) and piece.records != span \
+                and piece.records + skipped.within(piece.first, piece.last) != span:
+            gaps.append(f"{where}: {span - piece.records} offsets missing inside {piece.first}-{piece.last} "
+                        f"({piece.label})")
+        expected, previous = max(expected, piece.last + 1), piece.label
+        if closing:
+            return gaps, pending
     if committed is not None:
         expected = skipped.past(expected, committed - 1)
     if committed is not None and committed > expected:
-        return [f"{where}: offsets {expected}-{committed - 1} archived but in no archive hour"]
-    end = kafka_ends().get(partition, 0)
+        gaps.append(f"{where}: offsets {expected}-{committed - 1} archived but in no archive hour")
+        return gaps, pending
+    end = ends.stable().get(partition, 0)
     if end > expected:
-        return [f"{where}: archived up to offset {expected - 1} but Kafka's end offset is {end}: "
-                "the archiver has not reached the cutoff yet"]
-    if end < expected:
-        return [f"{where}: Kafka's end offset {end} is below the archived offset {expected - 1}"]
-    return []
+        line = (f"{where}: archived up to offset {expected - 1} but Kafka's end offset is {end}: "
+                "the archiver has not reached the cutoff yet")
+    elif end < expected:
+        line = f"{where}: Kafka's end offset {end} is below the archived offset {expected - 1}"
+    elif (log_end := ends.open_transaction(partition, end)) is not None:
+        line = (f"{where}: a transaction open at offset {end} holds offsets {end}-{log_end - 1} back from "
+                "readers: waiting for it to commit or abort (its records may be stamped in the window)")
+    else:
+        return gaps, pending
+    gaps.append(line)
+    if end > expected or log_end is not None:
+        pending.append(line)
+    return gaps, pending
 
 
 def check_completeness(
@@ -202,29 +269,42 @@ def check_completeness(
     committed: dict[int, int],
     kafka_ends: Callable[[], dict[int, int]],
     read_skipped: ReadSkipped = _none_skipped,
+    log_ends: Callable[[], dict[int, int]] | None = None,
 ) -> Completeness:
     """Per partition, the window's offset spans and every gap in them, as readable lines.
 
     ``read_date`` returns a date's archive_hours rows; ``committed`` is the archiver's
     committed end offset per partition; ``kafka_ends`` (called only when needed) the
-    topic's end offsets; ``read_skipped`` (called only where offsets do not run on) the
-    ranges of a partition the archiver recorded as skipped.
+    topic's stable end offsets and ``log_ends`` its high watermarks (an open transaction
+    lies between); ``read_skipped`` (called only where offsets do not run on) the ranges
+    of a partition the archiver recorded as skipped. The rows of the window's dates and
+    the day either side are read first; where they leave a gap, those of
+    ``LOOKAROUND_DAYS`` either side (the neighbours of a quiet partition, records stamped
+    days before they were appended).
     """
     rows, hours = _Rows(read_date), window.hours()
+    window_hours, ends = set(hours), _Ends(kafka_ends, log_ends)
     in_window = defaultdict(list)
     for date in window.dates():
         for row in rows.of(date):
-            if _hour(row) in hours:
+            if _hour(row) in window_hours:
                 in_window[row.kafka_partition].append(row)
     result = Completeness(hour_rows=sum(len(partition_rows) for partition_rows in in_window.values()))
     result.partitions = sorted(set(committed) | set(in_window))
+    for days in (1, LOOKAROUND_DAYS):
+        nearby = defaultdict(list)
+        for row in rows.around(window, days):
+            nearby[row.kafka_partition].append(row)
+        result.gaps, result.pending = [], []
+        for partition in result.partitions:
+            gaps, pending = _partition_gaps(partition, nearby.get(partition, []), window_hours, hours[-1],
+                                            committed.get(partition), ends, _Skipped(partition, read_skipped))
+            result.gaps.extend(gaps)
+            result.pending.extend(pending)
+        if result.gaps == result.pending:
+            break
     for partition in result.partitions:
         partition_rows = in_window.get(partition, [])
-        skipped = _Skipped(partition, read_skipped)
-        gaps, expected = _walk(partition, partition_rows, rows.last_before(partition, hours[0]) + 1, skipped)
-        gaps += _end_gaps(partition, expected, rows.first_after(partition, hours[-1]),
-                          committed.get(partition), kafka_ends, skipped)
-        result.gaps.extend(gaps)
         result.rows[partition] = partition_rows
         if partition_rows:
             result.spans[partition] = PartitionSpan(
@@ -271,6 +351,7 @@ def archive_completeness(session: "Session", settings: Settings, window: BatchWi
         read_committed_offsets(session, topic),
         lambda: {p: end for p, (_, end) in partition_offsets(settings, topic).items()},
         skipped_reader(session, topic),
+        lambda: {p: end for p, (_, end) in partition_offsets(settings, topic, committed=False).items()},
     )
 
 

@@ -64,8 +64,7 @@ def test_a_missing_first_hour_of_the_window_is_a_gap():
     rows = [r for r in CONTIGUOUS if (r.arrival_date, r.arrival_hour) != (BEFORE, 23)]
 
     assert check(rows, committed={0: 461})[0].gaps == [
-        "partition 0: offsets 100-109 missing (between the last hour archived before the window and "
-        "2026-11-25T00 batch 1)"]
+        "partition 0: offsets 100-109 missing (between 2026-11-24T10 batch 0 and 2026-11-25T00 batch 1)"]
 
 
 def test_an_archive_that_starts_in_the_window_must_start_at_offset_zero():
@@ -201,3 +200,71 @@ def test_rows_outside_the_offsets_the_final_version_read_arrived_after_it():
         "(offsets 0-4; a producer clock behind?)"]
     on_time, _ = check(CONTIGUOUS, committed={0: 461})
     assert arrived_after(on_time, BatchVersion(D, 3, "complete", "fp", input_offsets={0: (100, 450)})) == []
+
+
+# Records stamped out of offset order: after the window's records (0-109 before it, 110-249
+# in it) come the next day's (250-299), then records stamped in the window appended late
+# (300-304, in the same archiver batch as next-day records 305-309 whose ranges interleave),
+# then more of the next day.
+INTERLEAVED = [row(BEFORE, 22, 0, 109), row(D, 5, 110, 249, batch=1), row(AFTER, 2, 250, 299, batch=2),
+               row(D, 9, 300, 306, batch=3, records=5), row(AFTER, 3, 302, 309, batch=3, records=5),
+               row(AFTER, 4, 310, 320, batch=4)]
+
+
+def test_records_stamped_into_the_window_after_later_ones_are_no_gap():
+    result, asked_kafka = check(INTERLEAVED, committed={0: 321})
+
+    assert result.gaps == [] and not asked_kafka
+    assert result.spans == {0: PartitionSpan(110, 306, 145)}
+
+
+def test_a_lost_batch_among_interleaved_ones_is_a_lasting_gap():
+    result, _ = check([r for r in INTERLEAVED if r.batch_id != 2], committed={0: 321})
+
+    assert result.gaps == [f"partition 0: offsets 250-299 missing (between {D}T05 batch 1 and {D}T09 batch 3)"]
+    assert result.pending == [] and result.lasting == result.gaps
+
+
+def test_a_batch_whose_hours_interleave_must_fill_its_range_together():
+    rows = [r if r.arrival_hour != 3 else row(AFTER, 3, 302, 309, batch=3, records=4) for r in INTERLEAVED]
+
+    assert check(rows, committed={0: 321})[0].gaps == [f"partition 0: 1 offsets missing inside 300-309 ({D}T09 batch 3)"]
+
+
+def test_rows_of_far_days_are_read_only_where_the_nearby_ones_leave_a_hole():
+    read = []
+    rows = {r.arrival_date: [r] for r in [row(D - dt.timedelta(days=6), 2, 0, 9), row(D, 5, 10, 19),
+                                          row(D + dt.timedelta(days=6), 0, 20, 29)]}
+
+    def read_date(date):
+        read.append(date)
+        return rows.get(date, [])
+
+    result = check_completeness(WINDOW, read_date, {0: 30}, lambda: {0: 30})
+    assert result.gaps == [] and min(read) == D - dt.timedelta(days=9)
+    read.clear()
+    check_completeness(WINDOW, lambda date: read.append(date) or [r for r in CONTIGUOUS if r.arrival_date == date],
+                       {0: 461}, lambda: {0: 461})
+    assert min(read) == D - dt.timedelta(days=2) and max(read) == D + dt.timedelta(days=2)
+
+
+def test_a_transaction_open_at_the_stable_end_is_a_pending_gap_naming_it():
+    rows = CONTIGUOUS[:-2]
+
+    result = check_completeness(WINDOW, lambda date: [r for r in rows if r.arrival_date == date], {0: 401},
+                                lambda: {0: 401}, log_ends=lambda: {0: 420})
+    closed = check_completeness(WINDOW, lambda date: [r for r in rows if r.arrival_date == date], {0: 401},
+                                lambda: {0: 401}, log_ends=lambda: {0: 401})
+
+    assert result.gaps == result.pending == [
+        "partition 0: a transaction open at offset 401 holds offsets 401-419 back from readers: "
+        "waiting for it to commit or abort (its records may be stamped in the window)"]
+    assert result.lasting == [] and closed.gaps == []
+
+
+def test_an_archiver_behind_the_topic_is_pending_and_a_hole_below_what_it_committed_is_not():
+    behind, _ = check(CONTIGUOUS[:-2], committed={0: 401}, kafka_ends={0: 500})
+    hole, _ = check([r for r in CONTIGUOUS if r.batch_id != 2], committed={0: 461})
+
+    assert behind.pending == behind.gaps and behind.lasting == []
+    assert hole.pending == [] and len(hole.lasting) == 1
