@@ -35,7 +35,8 @@ def api_url(knobs: DagKnobs | None = None) -> str:
 def airflow_environment(settings: Settings, spark_master: str | None = None) -> dict[str, str]:
     """The environment the DAG runs under: the caller's, plus a private Airflow home
     (VIEWCOUNT_AIRFLOW_HOME, default <run dir>/airflow) and, for the deployed processes,
-    the API server's address and its authentication."""
+    the API server's address and its authentication. The variables set here win over the
+    caller's: a shell that exports one cannot move the home or switch the login off."""
     knobs = DagKnobs.from_env()
     home = knobs.nightly_airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,10 @@ def airflow_environment(settings: Settings, spark_master: str | None = None) -> 
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
+        # Switched on, SimpleAuthManager makes every request an admin's, with no password:
+        # anyone on the machine could trigger, clear or delete runs. An environment variable
+        # outranks airflow.cfg and its _CMD / _SECRET forms, so pinned here it stays off.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__API__HOST": API_HOST,
         "AIRFLOW__API__PORT": url.rsplit(":", 1)[1],
         "AIRFLOW__API__WORKERS": "1",

@@ -286,8 +286,11 @@ def _security_problems(settings: Settings):
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 QuickJit = Literal["short-lived", "all", "none"]
-CassandraConsistency = Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
-                               "EACH_QUORUM", "LOCAL_ONE"]
+# A majority of the replicas (of the local data centre, of each, or all of them) answers
+# every read and acknowledges every write, so each read meets each acknowledged write.
+CassandraConsistency = Literal["QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"]
+# The driver's levels below a quorum, refused with their reason.
+BELOW_QUORUM = ("ANY", "ONE", "TWO", "THREE", "LOCAL_ONE")
 
 
 class _Knobs(BaseSettings):
@@ -336,6 +339,8 @@ def _explained(knobs: type[_Knobs], error: ValidationError) -> str:
         return f"{variable} must be at most {bounds['le']}, got {got!r}"
     if kind == "literal_error":
         return f"{variable} must be one of {bounds['expected']}, got {got!r}"
+    if kind == "value_error":  # a field's validator states what it must be and why
+        return f"{variable} {str(first['msg']).removeprefix('Value error, ')}"
     return f"{variable}={got!r}: {first['msg']}"
 
 
@@ -411,8 +416,17 @@ class CassandraKnobs(_Knobs):
 
     @field_validator("consistency", mode="before")
     @classmethod
-    def _upper(cls, value):
-        return value.strip().upper() if isinstance(value, str) else value
+    def _quorum(cls, value):
+        """No level below a quorum: a read answered by fewer replicas may come from one that
+        missed a write (a node back from an outage, its hints not yet replayed), and the API
+        keeps a promoted day's partition in memory once read (final numbers do not change),
+        so a short count would be billed from until evicted. RF 1 (the local stack) loses
+        nothing: its quorum is its one node."""
+        value = value.strip().upper() if isinstance(value, str) else value
+        if value in BELOW_QUORUM:
+            raise ValueError(f"must be QUORUM, LOCAL_QUORUM, EACH_QUORUM or ALL, got {value!r}: "
+                             "a read below a quorum may come from a replica that missed a write")
+        return value
 
 
 class ReconcileKnobs(_Knobs):

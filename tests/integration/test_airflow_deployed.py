@@ -7,12 +7,18 @@ Airflow, every task green, and the day be promoted. Then one billable speed cell
 deleted and the day runs again (the run cleared through the API): the gate fails, the run
 is failed in Airflow, promote never runs and the earlier promotion stays. `down` stops the
 three processes at the end.
+
+It is deployed from a shell that exports SimpleAuthManager's all-admins switch: the
+deployment pins it off, so a request without a token is still refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +60,7 @@ class Deployed:
     down: object
     status_after_down: object
     listening: list  # (host, port) of the API server while it ran
+    unauthenticated: tuple  # (status, body) of a POST to the DAG-run endpoint without a token
 
 
 def _run_of_day(home: Path, port: int) -> tuple[dict, dict]:
@@ -66,6 +73,20 @@ def _run_of_day(home: Path, port: int) -> tuple[dict, dict]:
     return run, api.task_states(run["dag_run_id"])
 
 
+def _post_without_token(port: int) -> tuple[int, str]:
+    """POST to the DAG-run endpoint with no credentials. Its body is invalid (a logical date
+    that is no time), so that an API server that let it through answers 422 and starts no run
+    the rest of the fixture would wait behind."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/dags/viewcount_nightly/dagRuns",
+                                     method="POST", data=json.dumps({"logical_date": "not a time"}).encode(),
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
 @pytest.fixture(scope="module")
 def deployed(stack, tmp_path_factory):
     folder = tmp_path_factory.mktemp("airflow-deployed")
@@ -76,7 +97,9 @@ def deployed(stack, tmp_path_factory):
                # This keyspace holds one day: the daily schedule would also start yesterday's
                # run on unpause, and with max_active_runs=1 the triggered day would wait behind
                # it. Triggered runs are scheduled as usual.
-               "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+               "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+               # A caller's shell that would switch the login off: `airflow up` must not let it.
+               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
         viewcount(env, "produce", "--events", "4000", "--seed", "16", "--day", str(DAY), "--videos", str(VIDEOS),
                   "--oracle", str(folder / "oracle"))
         catalog = write_catalog_csv(folder / "catalog.csv", VIDEOS)
@@ -91,6 +114,7 @@ def deployed(stack, tmp_path_factory):
             assert up.returncode == 0, up.stderr[-3000:]
             up_again, status = run_cli(env, "airflow", "up", timeout=120), run_cli(env, "airflow", "status")
             listening = [address for address in listening_sockets().values() if address[1] == port]
+            unauthenticated = _post_without_token(port)
             nightly_refused = run_cli(env, "nightly", "--date", str(DAY), timeout=120)
 
             green = run_cli(env, "airflow", "trigger", "--date", str(DAY), "--wait", timeout=1200)
@@ -111,7 +135,7 @@ def deployed(stack, tmp_path_factory):
         status_after_down = run_cli(env, "airflow", "status")
         yield Deployed(up, up_again, status, nightly_refused, green, green_run, green_tasks, green_state,
                        triggered_twice, expected, red, red_run, red_tasks, red_state, pids, down,
-                       status_after_down, listening)
+                       status_after_down, listening, unauthenticated)
 
 
 def test_up_starts_three_processes_and_waits_until_healthy(deployed):
@@ -128,6 +152,11 @@ def test_up_starts_three_processes_and_waits_until_healthy(deployed):
 
 def test_the_api_server_listens_on_loopback_only(deployed):
     assert [host for host, _ in deployed.listening] == ["127.0.0.1"]
+
+
+def test_a_request_without_a_token_is_refused_whatever_the_callers_shell(deployed):
+    status, body = deployed.unauthenticated
+    assert status == 401, f"an unauthenticated POST to the DAG-run endpoint answered {status}: {body[:300]}"
 
 
 def test_the_scheduler_keeps_viewcount_nightly_off_its_home(deployed):

@@ -99,6 +99,17 @@ def test_the_deployment_listens_on_loopback_at_the_port_knob(tmp_path, monkeypat
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"].lower() != "true"
 
 
+@pytest.mark.parametrize("value", ["True", "true", "1"])
+def test_the_callers_shell_cannot_switch_the_login_off(tmp_path, monkeypatch, value):
+    """With SimpleAuthManager's all-admins switch on, every request to the API server is an
+    admin's, password or not: anyone on the machine could trigger, clear or delete runs."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", value)
+    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.x.Other")
+    env = airflow_environment(replace(Settings.from_env(), run_dir=tmp_path))
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager")
+
+
 def test_each_process_is_marked_as_this_homes(tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "airflow"))
