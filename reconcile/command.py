@@ -6,6 +6,9 @@ diverges beyond tolerance for a cause other than ``late``; see ``reconcile.billi
 The summary goes to stdout (JSON with ``--json``, else a few lines for a person),
 progress lines to stderr; summary.json and report.html go to
 ``s3://<bucket>/reports/day=D/`` and the summary to Cassandra (``reconciliations``).
+What is printed also lists the day's restatement records and its open restatement request
+(``restatements``, ``restatement_request``: ``reconcile.restated``), which the stored
+summary leaves out.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import argparse
 import datetime as dt
 import json
 import time
+from typing import TYPE_CHECKING
 
 from storage.settings import ReconcileKnobs, Settings
 
 from reconcile.tolerances import Tolerances, add_tolerance_arguments, tolerances_from
 from counting.window import parse_day
 from reconcile.inputs import chosen_version, positive_int, window_of
+
+if TYPE_CHECKING:
+    from reconcile.restated import DayRestatements
 
 EXIT_FAIL = 3
 
@@ -60,10 +67,19 @@ def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = 
     The command line, the DAG and the tests call this the same way; what they leave out
     comes from the environment (the prefix and the tolerances) or the newest complete
     batch version."""
+    return reconcile(day, version=version, prefix=prefix, tolerances=tolerances, master=master,
+                     accept_gaps=accept_gaps)[0]
+
+
+def reconcile(day: dt.date, *, version: int | None = None, prefix: str | None = None,
+              tolerances: Tolerances | None = None, master: str | None = None,
+              accept_gaps: bool = False) -> tuple[dict, "DayRestatements"]:
+    """``summarize``, and the day's restatement records and open request, as read for the report."""
     from storage.batch_results import read_versions
     from storage.cassandra import connect
 
     from reconcile.pipeline import Locations, publish, reconcile_day, say
+    from reconcile.restated import read_day
 
     settings, knobs, started = Settings.from_env(), ReconcileKnobs.from_env(), time.monotonic()
     prefix = knobs.prefix if prefix is None else prefix
@@ -78,20 +94,23 @@ def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = 
         spark = _spark(settings, master, knobs)
         locations = Locations(settings.s3_bucket, prefix.strip("/"), day)
         outcome = reconcile_day(spark, settings, session, chosen, window, tolerances, locations, accept_gaps)
-        publish(settings, session, outcome, locations)
+        restatements = read_day(session, settings.views_topic, day)
+        publish(settings, session, outcome, locations, restatements)
     finally:
         if spark is not None:
             spark.stop()
         session.cluster.shutdown()
     summary = outcome.summary
     say(day, f"{summary['status']} in {time.monotonic() - started:.1f} s; report {summary['report_uri']}")
-    return summary
+    return summary, restatements
 
 
 def run(args: argparse.Namespace) -> int:
     from reconcile.summary import human_text
 
-    summary = summarize(args.date, version=args.version, prefix=args.prefix,
-                        tolerances=tolerances_from(vars(args)), master=args.master, accept_gaps=args.accept_gaps)
-    print(json.dumps(summary) if args.json else human_text(summary), flush=True)
+    summary, restatements = reconcile(
+        args.date, version=args.version, prefix=args.prefix, tolerances=tolerances_from(vars(args)),
+        master=args.master, accept_gaps=args.accept_gaps)
+    printed = summary | restatements.printed_fields()
+    print(json.dumps(printed) if args.json else human_text(printed), flush=True)
     return EXIT_FAIL if summary["status"] == "fail" else 0

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from reconcile.compare import Totals
     from reconcile.completeness import PartitionCompleteness
+    from reconcile.restated import DayRestatements
     from reconcile.summary import Figures
 
 
@@ -171,18 +172,23 @@ def reconcile_day(spark: "SparkSession", settings: Settings, session: "Session",
     return Outcome(summary, figures, totals)
 
 
-def publish(settings: Settings, session: "Session", outcome: Outcome, locations: Locations) -> None:
+def publish(settings: Settings, session: "Session", outcome: Outcome, locations: Locations,
+            restatements: "DayRestatements | None" = None) -> None:
     """summary.json and report.html to S3, then the summary row to Cassandra (serving
-    reads the row: it appears only once the report it points at exists)."""
+    reads the row: it appears only once the report it points at exists). The report also
+    shows what promoting the version would restate, and the day's earlier restatements."""
     import json
 
     from storage.reconciliations import write_summary
     from storage.s3 import client
 
     from reconcile.report import render
+    from reconcile.restated import restated_version
 
     summary, day = outcome.summary, outcome.summary["day"]
-    html = render(summary, outcome.figures, outcome.totals.speed_by_hour, outcome.totals.batch_by_hour)
+    restated = restated_version(session, dt.date.fromisoformat(day), summary["batch_version"])
+    html = render(summary, outcome.figures, outcome.totals.speed_by_hour, outcome.totals.batch_by_hour,
+                  restated=restated, records=restatements.records if restatements else ())
     s3 = client(settings)
     s3.put_object(Bucket=locations.bucket, Key=locations.key("reports", "summary.json"),
                   ContentType="application/json", Body=json.dumps(summary, indent=1).encode())

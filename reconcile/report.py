@@ -10,12 +10,16 @@ from html import escape
 
 from storage.reconciliations import money_text
 
+from storage.restatements import Restatement
+
 from reconcile.causes import CAUSES
+from reconcile.restated import RestatedVersion, by_size
 from reconcile.summary import Figures
 
 COLORS = {"late": "#8c9eff", "duplicate": "#ffb74d", "missing_in_speed": "#e57373",
           "missing_in_archive": "#ba68c8", "after_cutoff": "#4db6ac", "other": "#90a4ae", "speed": "#4fc3f7", "batch": "#1565c0"}
 ROWS_SHOWN = 200
+RESTATED_ROWS_SHOWN = 50  # videos of a restatement, by |delta|
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} h2{margin-top:1.8em;border-bottom:1px solid #ddd}
@@ -129,7 +133,45 @@ def _restamped_section(summary: dict) -> str:
             + (_table(["video_id/event_id: cells"], [[item] for item in sample]) if sample else ""))
 
 
-def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_hour: list[int]) -> str:
+def _video_money(video) -> str:
+    return money_text({video.currency: video.money_delta}) if video.money_delta is not None else "-"
+
+
+def restatement_section(restated: RestatedVersion | None, records=()) -> str:
+    """What promoting the reconciled version restates (it was computed against the promoted
+    ``restated.against``), and the day's earlier restatement records, newest first."""
+    parts = []
+    if restated is not None:
+        shown = restated.videos[:RESTATED_ROWS_SHOWN]
+        missing = (f" {restated.videos_not_in_catalog:,} changed videos are not in the catalog: their money is "
+                   "not known." if restated.videos_not_in_catalog else "")
+        parts += [f"<h2>Restates version {restated.against}</h2>",
+                  f"<p>Batch version {restated.version} was computed against version {restated.against}, "
+                  f"promoted for the day; promoting it changes {len(restated.videos):,} videos by "
+                  f"<b>{restated.views_delta:+,} views</b>, money {escape(money_text(restated.money_delta))} "
+                  f"(at the catalog's rates, per currency).{escape(missing)}</p>",
+                  f"<p>Largest {len(shown):,} of {len(restated.videos):,} videos by |delta|</p>",
+                  _table(["video", "old views", "new views", "delta", "money"],
+                         [[v.video_id, v.old_views, v.new_views, f"{v.delta:+,}", _video_money(v)] for v in shown])]
+    if records:
+        parts += ["<h2>Restatements of the day</h2>",
+                  _table(["restated at", "versions", "views delta", "videos", "money", "reason", "command"],
+                         [[r.restated_at.strftime("%Y-%m-%dT%H:%M:%SZ"), f"{r.old_version} -> {r.new_version}",
+                           f"{r.views_delta:+,}", r.videos_changed, money_text(r.money_delta), r.reason, r.command]
+                          for r in records])]
+        for record in records:
+            videos = by_size(record.videos)[:RESTATED_ROWS_SHOWN]
+            if videos:
+                parts += [f"<p>{record.restated_at:%Y-%m-%dT%H:%M:%SZ}: largest {len(videos):,} of "
+                          f"{len(record.videos):,} videos by |delta|</p>",
+                          _table(["video", "old views", "new views", "delta", "money"],
+                                 [[v.video_id, v.old_views, v.new_views, f"{v.delta:+,}", _video_money(v)]
+                                  for v in videos])]
+    return "".join(parts)
+
+
+def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_hour: list[int], *,
+           restated: RestatedVersion | None = None, records: tuple[Restatement, ...] = ()) -> str:
     """The whole HTML document of one reconciliation."""
     status, hours = summary["status"], [f"{h:02d}" for h in range(24)]
     kpis = [("cells compared", summary["cells_compared"]), ("divergent", summary["cells_divergent"]),
@@ -155,6 +197,7 @@ def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_h
         f"(treated as billable at rate 0): {summary['videos_not_in_catalog']:,}. Non-billable cells beyond "
         f"tolerance: {summary['nonbillable_cells_beyond_tolerance']:,}.</p>",
         _batch_gaps_section(summary),
+        restatement_section(restated, records),
         '<h2>Speed vs batch</h2><div class="kpi">',
         "".join(f"<div>{escape(name)}<b>{_number(value)}</b></div>" for name, value in kpis), "</div>",
         "<p>Views per hour of event time</p>",

@@ -32,6 +32,7 @@ from reconcile.completeness import PartitionCompleteness, gap_dict
 MAX_DIVERGENCES = 1_000
 MAX_GAPS_LISTED = 1_000
 TOP_VIDEOS = 20
+RESTATED_VIDEOS_SHOWN = 10  # per restatement record, in the text for a person
 MINUTE_FORMAT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
 EVIDENCE_FIELDS = ("archived_ids", "counted_ids", "late_ids", "unconsumed_ids", "gap_counted_ids", "repeats_total")
 
@@ -188,4 +189,30 @@ def human_text(summary: dict) -> str:
         lines.append(f"    ... and {summary['divergences_total'] - 10:,} more divergent cells (the JSON summary "
                      f"lists the largest {summary['divergences_listed']:,})")
     lines.append(f"  report: {summary['report_uri']}")
-    return "\n".join(lines)
+    return "\n".join(lines + restatement_lines(summary))
+
+
+def restatement_lines(printed: dict) -> list[str]:
+    """The day's restatement records and open request, as ``viewcount reconcile`` prints
+    them beside the summary (``reconcile.restated``); none when the day has neither."""
+    records, request = printed.get("restatements") or [], printed.get("restatement_request")
+    if not records and not request:
+        return []
+    lines = [f"  restatements: {len(records):,}"]
+    if request:
+        lines.append(f"    request {request['status']} since {request['detected_at']} (serving version "
+                     f"{request['served_version']}): {request['reason']}"
+                     + (f"; {request['detail']}" if request.get("detail") else ""))
+    for record in records:
+        lines.append(f"    {record['restated_at']}: version {record['old_version']} -> {record['new_version']}, "
+                     f"views {record['views_delta']:+,} over {record['videos_changed']:,} videos, money "
+                     f"{money_text(record['money_delta'])}; {record['reason']}")
+        videos = sorted(record["videos"], key=lambda video: (-abs(video["delta"]), video["video_id"]))
+        for video in videos[:RESTATED_VIDEOS_SHOWN]:
+            money = (f", {money_text({video['currency']: video['money_delta']})}"
+                     if video.get("money_delta") is not None else "")
+            lines.append(f"      {video['video_id']} {video['old_views']:,} -> {video['new_views']:,} "
+                         f"({video['delta']:+,}{money})")
+        if len(videos) > RESTATED_VIDEOS_SHOWN:
+            lines.append(f"      ... and {len(videos) - RESTATED_VIDEOS_SHOWN:,} more videos")
+    return lines

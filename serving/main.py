@@ -12,6 +12,7 @@ from serving.errors import install_error_handlers
 from serving.limits import Limits
 from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.rate_limit import RateLimitMiddleware, TokenBuckets
+from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
 from storage.settings import Settings
 
@@ -27,6 +28,8 @@ def create_app(store: ViewStore) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_caches({"final": store.cache, "provisional": store.speed_cache})
     app.state.metrics.watch_nightly(store)
+    app.state.restatements = RestatementWatch(store)
+    app.state.metrics.watch_restatements(app.state.restatements)
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -1,6 +1,7 @@
 """Prometheus metrics of the API: requests by route and status, latency histograms, the
-partition caches (promoted and provisional), and the outcome of the nightly runs (the newest promoted and
-reconciled days, read from Cassandra at most once a minute) for the alerts in
+partition caches (promoted and provisional), the outcome of the nightly runs (the newest promoted and
+reconciled days, read from Cassandra at most once a minute) and the restatement requests
+and records (``serving.restatements``, at most every few seconds) for the alerts in
 ``infra/prometheus``. Each app has its own registry, served on ``/metrics``.
 
 Routes are labelled by their template (``/v1/videos/{video_id}/views``), never by the
@@ -47,6 +48,10 @@ class ApiMetrics:
 
     def watch_nightly(self, store) -> None:
         self.registry.register(_NightlyCollector(store))
+
+    def watch_restatements(self, watch) -> None:
+        """``watch``: a ``serving.restatements.RestatementWatch``."""
+        self.registry.register(_RestatementCollector(watch))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -96,6 +101,38 @@ class _NightlyCollector:
                                     1.0 if status.reconciliation_passed else 0.0)
 
 
+class _RestatementCollector:
+    """The restatement counts as last read (``RestatementWatch.refresh``), and whether that
+    read succeeded: while Cassandra does not answer, the last counts stay and read_ok is 0."""
+
+    def __init__(self, watch) -> None:
+        self.watch = watch
+
+    def collect(self):
+        watch = self.watch
+        if watch.read_ok is not None:
+            yield GaugeMetricFamily("viewcount_restatement_read_ok",
+                                    "1 when the latest read of the restatement requests and records succeeded, else 0",
+                                    1.0 if watch.read_ok else 0.0)
+        if watch.read_at is not None:
+            yield GaugeMetricFamily("viewcount_restatement_read_timestamp_seconds",
+                                    "when the restatement counts shown were read", watch.read_at)
+        counts = watch.counts
+        if counts is None:
+            return
+        requests = GaugeMetricFamily(
+            "viewcount_restatement_requests",
+            "the views topic's restatement requests (closed days found stale) in this status, all days",
+            labels=["status"])
+        for status in ("pending", "failed"):
+            requests.add_metric([status], counts.requests.get(status, 0))
+        yield requests
+        yield GaugeMetricFamily(
+            "viewcount_restatements_recorded",
+            "restatement records (promotions that replaced a promoted version) of the days the views topic "
+            "has a restatement request for, whatever its status", counts.records)
+
+
 class MetricsMiddleware:
     """Pure ASGI (no per-request task as BaseHTTPMiddleware makes): times every request."""
 
@@ -131,4 +168,5 @@ async def prometheus_text(request: Request) -> Response:
         await request.app.state.store.refresh_nightly()
     except StoreUnavailable:
         pass  # /metrics answers without Cassandra; the last values read stay
+    await request.app.state.restatements.refresh()  # never raises: a failed read shows as read_ok 0
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -37,7 +37,9 @@ from serving.limits import Limits
 from serving.ranges import UTC, DayWindow
 from storage.cassandra import build_cluster
 from storage.reconciliations import summary_from
-from storage.serving_reads import RECONCILED_DAYS, RECONCILIATION_READ, prepare_reads, prepare_reconciliation_read
+from storage.serving_reads import (
+    RECONCILED_DAYS, RECONCILIATION_READ, prepare_if_table, prepare_reads, prepare_reconciliation_read,
+)
 from storage.settings import Settings
 
 if TYPE_CHECKING:
@@ -293,6 +295,18 @@ class ViewStore:
             self._statements[RECONCILIATION_READ] = statement
         rows = await self._rows(RECONCILIATION_READ, (day,))
         return summary_from(rows[0][0] if rows else None)
+
+    async def optional_rows(self, read: tuple[str, str], parameters=()) -> list | None:
+        """The rows of ``read``, (table, CQL) of a table a migration added (prepared on first
+        use); None while the keyspace has no such table."""
+        session = await self._ready()
+        table, cql = read
+        if cql not in self._statements:
+            statement = prepare_if_table(session, self.settings.keyspace, table, cql)
+            if statement is None:
+                return None
+            self._statements[cql] = statement
+        return await self._rows(cql, parameters)
 
     async def refresh_nightly(self) -> NightlyStatus | None:
         """``nightly``, read again when older than ``NIGHTLY_REFRESH_S``; on a failed read

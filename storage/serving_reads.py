@@ -2,7 +2,8 @@
 
 Each statement reads one partition: a (video, day) of the speed table or of a batch
 version, whole (serving caches partitions, and answers windows of them), a day's top videos, a day's reconciliation summary; and the promoted
-days (a row per day: serving keeps them in memory) and, for /metrics, the reconciled days. Serving
+days (a row per day: serving keeps them in memory) and, for /metrics, the reconciled days
+and the restatement requests and records. Serving
 sends them with ``execute_async`` and decodes the rows itself (plain tuples, one page).
 Importing this module never imports Spark or the driver.
 """
@@ -31,6 +32,11 @@ RECONCILIATION_READ = "reconciliation"
 # and the nightly run's alerts (``infra/prometheus``), at most once a minute.
 PROMOTED_DAYS = "SELECT day, version FROM batch_promotions"
 RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"
+# For /metrics (``storage.restatements``, migration 0012), at most every few seconds: a
+# topic's restatement requests (one partition, a handful of rows a week), and the
+# restatement records of those requests' days (one partition per day).
+RESTATEMENT_REQUESTS = ("restatement_requests", "SELECT day, status FROM restatement_requests WHERE topic = ?")
+RESTATEMENTS_OF_DAYS = ("restatements", "SELECT day FROM restatements WHERE day IN ?")
 
 
 def _prepared(session: "Session", cql: str) -> "PreparedStatement":
@@ -50,7 +56,13 @@ def prepare_reconciliation_read(session: "Session", keyspace: str,
     """The read of a day's reconciliation summary (or another read of that table,
     ``RECONCILED_DAYS``); None while the keyspace has no reconciliations table (a schema
     older than migration 0005)."""
+    return prepare_if_table(session, keyspace, RECONCILIATION_TABLE, cql)
+
+
+def prepare_if_table(session: "Session", keyspace: str, table: str, cql: str) -> "PreparedStatement | None":
+    """``cql``, a read of ``table``, prepared; None while the keyspace has no such table (a
+    schema older than the migration that adds it)."""
     tables = session.cluster.metadata.keyspaces.get(keyspace)
-    if tables is None or RECONCILIATION_TABLE not in tables.tables:
+    if tables is None or table not in tables.tables:
         return None
     return _prepared(session, cql)

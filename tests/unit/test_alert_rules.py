@@ -59,10 +59,13 @@ def exported_metric_names() -> set[str]:
     from serving.cache import LruCache
     from serving.metrics import ApiMetrics
     from serving.store import NightlyStatus
+    from storage.restatements import Counts
 
     api = ApiMetrics()
     api.watch_caches({"final": LruCache(10)})
     api.watch_nightly(SimpleNamespace(nightly=NightlyStatus(dt.date(2026, 12, 1), dt.date(2026, 12, 1), True)))
+    api.watch_restatements(SimpleNamespace(counts=Counts({"pending": 1, "failed": 0}, 2), read_ok=True,
+                                           read_at=1.0))
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names = set()
     for registry in (REGISTRY, api.registry):
