@@ -2,8 +2,8 @@
 views. Every hostile one reaches the dead-letter topic with its reason and its original
 bytes, the valid views around them are counted exactly, and the counter does not crash.
 (That the archiver keeps every record byte for byte is proven by the crash and outage
-tests.) A record over the topic's size limit is refused at produce time and leaves nothing
-behind.
+tests.) A record over the topic's size limit, or stamped too far ahead of the broker or
+behind it, is refused at produce time and leaves nothing behind.
 
 A few thousand records hold every hostile kind and every reason code (the first test
 checks that they do): 3,000 in CI, 100,000 under `make soak` (tests/faults/scale.py).
@@ -203,6 +203,48 @@ def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_n
         _set_topic_config(settings, settings.views_topic, "message.timestamp.after.max.ms", "3600000")
         ensure_topics(settings, {settings.views_topic: 6})
         assert timestamp_window_ms(client_config(settings), settings.views_topic)[1] == MAX_FUTURE_SECONDS * 1000
+
+
+def test_a_record_stamped_before_the_restatement_horizon_is_refused_and_leaves_nothing(stack):
+    """A producer whose clock runs behind, or a replay of a day no longer restated: its
+    records would land in a closed day that nothing counts again. With a horizon of 7 days
+    the views topic refuses a record stamped 9 days back at produce time, and takes one
+    stamped 2 days back."""
+    from dataclasses import replace
+
+    from storage.kafka_config import client_config
+    from storage.topics import MS_PER_DAY, ensure_topics
+    from viewcount.errors import UserError
+    from viewcount.inspect import topic_end_offsets
+    from viewcount.produce.generator import Record
+    from viewcount.produce.kafka_sink import timestamp_window_ms
+
+    week = replace(stack, topics=stack.topics.model_copy(update={"restatement_days": 7}))
+    with isolated(week, "test-slow-clock") as (settings, _):
+        assert timestamp_window_ms(client_config(settings), settings.views_topic)[0] == 8 * MS_PER_DAY
+        rng = random.Random(65)
+        too_old = int(time.time() * 1000) - 9 * MS_PER_DAY
+        sink = _producer(settings, settings.views_topic)
+        with pytest.raises(UserError) as refused:
+            sink.send([Record(b"v", _valid_view(rng, too_old), too_old, "valid", -1, 0, False)])
+            sink.flush()
+        message = str(refused.value)
+        assert "not delivered" in message and "timestamp" in message.lower(), message
+        assert sum(topic_end_offsets(settings, settings.views_topic).values()) == 0
+
+        recent = int(time.time() * 1000) - 2 * MS_PER_DAY
+        view = _valid_view(rng, recent)
+        within = _producer(settings, settings.views_topic)
+        within.send([Record(b"v", view, recent, "valid", -1, 0, False)])
+        within.flush()
+        assert [m.value() for m in consume(settings, settings.views_topic)] == [view]
+        # A topic created before the bound existed (Kafka's default: unbounded) gets it when
+        # the stack ensures its topics; the dead-letter topic takes any record back.
+        _set_topic_config(settings, settings.views_topic, "message.timestamp.before.max.ms",
+                          str(2**63 - 1))
+        ensure_topics(settings, {settings.views_topic: 6, settings.dlq_topic: 2})
+        assert timestamp_window_ms(client_config(settings), settings.views_topic)[0] == 8 * MS_PER_DAY
+        assert timestamp_window_ms(client_config(settings), settings.dlq_topic)[0] == 2**63 - 1
 
 
 def _set_topic_config(settings, topic: str, key: str, value: str) -> None:
