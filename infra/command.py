@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=_node_count, metavar="N",
                         help="with up: run N nodes each of Kafka and Cassandra on 127.0.0.1, 127.0.0.2 ... "
                              "(replication 3, writes acknowledged by 2; kept for later commands in "
-                             "<run dir>/stack.env); 1 goes back to the single-node stack")
+                             "<run dir>/stack.env; 1: the single-node stack); refused where another count "
+                             "wrote the run folder's data")
     parser.add_argument("--spark", action="store_true",
                         help="with up: also a Spark standalone master and worker on 127.0.0.1 "
                              "(jobs then take --master spark://127.0.0.1:7077)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra import artifacts
+from infra.layout import require_same_layout
 from infra.servers import CASSANDRA_DATACENTER, Server, all_servers, node_hosts, replicas_for
 from storage.reachability import port_is_open, require_reachable
 from storage.settings import STACK_FILE, Settings
@@ -133,6 +134,7 @@ def _started_servers(settings: Settings) -> list[Server]:
 
 def up(settings: Settings, *, spark: bool = False) -> None:
     began = time.monotonic()
+    require_same_layout(settings, settings.stack_nodes)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.ensure_all(settings)
     start_servers(all_servers(settings, spark=spark))
@@ -143,7 +145,9 @@ def up(settings: Settings, *, spark: bool = False) -> None:
 def set_nodes(settings: Settings, nodes: int) -> bool:
     """Make the run folder's stack one of ``nodes`` nodes each of Kafka and Cassandra
     (``stack.env``; none for one node). Returns whether the layout changed; refuses while
-    servers of the other layout run. The caller reads its settings again after a change."""
+    servers of the other layout run, or while the run folder holds data another node count
+    wrote. The caller reads its settings again after a change."""
+    require_same_layout(settings, nodes)
     if nodes == settings.stack_nodes:
         return False
     running = [entry.name for entry in status(settings) if entry.pid is not None]

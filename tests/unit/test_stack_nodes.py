@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 
 from infra.servers import Cassandra, Kafka, all_servers, cassandra_tokens, node_hosts, replicas_for
-from infra.stack import set_nodes
+from infra.stack import set_nodes, up as stack_up
 from storage.errors import UserError
 from storage.settings import Settings
 
@@ -86,3 +86,45 @@ def test_more_insync_replicas_than_replicas_is_a_one_line_error():
 def test_a_bad_node_count_in_the_environment_is_a_one_line_error():
     with pytest.raises(UserError, match="VIEWCOUNT_STACK_NODES must be a number of nodes from 1 to 9"):
         _settings({"VIEWCOUNT_STACK_NODES": "12"})
+
+
+def _written_by(run_dir, *homes: str) -> None:
+    """Node folders holding data, as a stack that ran leaves them."""
+    for home in homes:
+        (run_dir / home / "data").mkdir(parents=True)
+        (run_dir / home / "data" / "meta.properties").write_text("node.id=1\n")
+
+
+def test_a_run_folder_holding_data_keeps_the_node_count_that_wrote_it(tmp_path):
+    env = {"VIEWCOUNT_HOME": str(tmp_path), "VIEWCOUNT_CACHE": str(tmp_path / "cache")}
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "kafka.log").write_text("a start that failed before writing data\n")
+    assert set_nodes(_settings(env), 3) is True  # no data yet: any layout
+    assert set_nodes(_settings(env), 1) is True
+
+    _written_by(tmp_path, "kafka", "cassandra", "minio", "checkpoints/counter")
+    with pytest.raises(UserError) as refused:
+        set_nodes(_settings(env), 3)
+    line = str(refused.value)
+    assert "\n" not in line and not (tmp_path / "stack.env").exists()
+    assert line.startswith(f"{tmp_path} holds data written by a 1-node stack (kafka/data, cassandra/data)")
+    assert "go back with `viewcount stack up --nodes 1`" in line
+    assert (f"wipe it: `viewcount stack down`, then remove {tmp_path / 'kafka'}, {tmp_path / 'cassandra'}, "
+            f"{tmp_path / 'minio' / 'data'}, {tmp_path / 'checkpoints'}") in line
+    with pytest.raises(UserError, match="holds data written by a 1-node stack"):  # VIEWCOUNT_STACK_NODES too
+        stack_up(_settings({**env, "VIEWCOUNT_STACK_NODES": "3"}))
+
+
+def test_a_stack_of_n_nodes_refuses_any_other_count_even_one_started_half_way(tmp_path):
+    env = {"VIEWCOUNT_HOME": str(tmp_path), "VIEWCOUNT_CACHE": str(tmp_path / "cache")}
+    set_nodes(_settings(env), 3)
+    _written_by(tmp_path, "kafka-1", "kafka-2", "cassandra-1")  # node 3 never started
+    assert set_nodes(_settings(env), 3) is False
+    for other in (1, 2, 5):
+        with pytest.raises(UserError, match=r"holds data written by a 3-node stack \(kafka-1/data, kafka-2/data, "
+                                            r"cassandra-1/data\).*--nodes 3"):
+            set_nodes(_settings(env), other)
+    _written_by(tmp_path, "kafka", "cassandra")  # both layouts: only a wipe helps
+    with pytest.raises(UserError, match="a 1-node stack .* and a 3-node stack") as refused:
+        set_nodes(_settings(env), 3)
+    assert "go back" not in str(refused.value)
