@@ -4,6 +4,12 @@ Cassandra comes from the usual environment (``Settings.from_env``), the limits f
 ``serving.limits``. The server starts even while Cassandra is down: ``/healthz`` answers
 503 and reads answer 503 until it is back. ``--workers N`` runs N processes on the one
 listening socket (one Python process uses at most one core).
+
+The rate limit counts each client by its address (``serving.rate_limit``). Proxy headers
+(``X-Forwarded-For``, ``X-Forwarded-Proto``) are believed only from the addresses given with
+``--forwarded-allow-ips`` (a proxy in front of the API); uvicorn's own default, which
+believes them from loopback and ``FORWARDED_ALLOW_IPS``, would let any local client pick
+an address per request and escape the limit.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the port, each with its own Cassandra session (default 1)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--forwarded-allow-ips", metavar="IPS", default="",
+                        help="comma-separated addresses of proxies in front of the API whose X-Forwarded-For "
+                             "names the client (rate limits count that address); default none: "
+                             "proxy headers are ignored and a client is the address it connects from")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     Settings.from_env(), Limits.from_env()  # bad settings: one error here, not one per worker
     listening = _listen(args.host, args.port)
+    proxies = [address.strip() for address in args.forwarded_allow_ips.split(",") if address.strip()]
     config = uvicorn.Config("serving.main:app_from_env", factory=True, workers=args.workers,
-                            access_log=args.access_log, log_level="info")
+                            access_log=args.access_log, log_level="info",
+                            proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
     server = uvicorn.Server(config)
     print(f"viewcount serve: listening on http://{args.host}:{listening.getsockname()[1]}"
           f" ({args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr, flush=True)

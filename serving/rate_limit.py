@@ -1,6 +1,9 @@
 """A token bucket per client at the edge of the API.
 
-A client is its ``X-Api-Key`` header when it sends one, else its address. Each bucket
+A client is its address: the project issues no API keys, so a key a request carries
+proves nothing (rotating keys would escape the limit, and sending another's key would
+spend its budget) and is ignored. Behind a proxy the address must be the client's, not
+the proxy's: ``viewcount serve --forwarded-allow-ips`` (``serving.command``). Each bucket
 holds up to ``burst`` tokens and refills at ``rate`` tokens a second; a request takes one
 token or is answered 429 with ``Retry-After`` (whole seconds until a token is back) and a
 JSON error, before any routing or Cassandra read. ``/healthz`` and ``/metrics`` are never
@@ -25,7 +28,6 @@ from fastapi.responses import JSONResponse
 
 EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
 MAX_CLIENTS = 100_000  # buckets kept; a client's bucket is a few dozen bytes
-MAX_KEY_CHARS = 128  # an API key longer than this is told apart by its first characters only
 
 
 class TokenBuckets:
@@ -53,10 +55,7 @@ class TokenBuckets:
 
 
 def client_of(scope: dict) -> str:
-    """The client a request is counted against: its API key, else its address."""
-    for name, value in scope.get("headers", ()):
-        if name == b"x-api-key" and value:
-            return "key:" + value.decode("latin-1")[:MAX_KEY_CHARS]
+    """The client a request is counted against: its address, whatever headers it sends."""
     client = scope.get("client")
     return "address:" + (client[0] if client else "unknown")
 

@@ -469,7 +469,7 @@ class ServingKnobs(_Knobs):
     # A provisional day's speed partition is answered from memory for at most this long
     # after its read was sent (how far an answer may lag the speed table); 0: read each time.
     serving_speed_cache_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 0.25
-    # Token bucket per client (X-Api-Key, else address) and per worker: requests a second
+    # Token bucket per client address and per worker (serving.rate_limit): requests a second
     # and the burst allowed above it; a rate of 0 turns the limit off.
     rate_limit_rps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1000.0
     rate_limit_burst: Annotated[int, Field(ge=1)] = 2000

@@ -34,12 +34,13 @@ def test_clients_have_buckets_of_their_own():
     assert buckets.take("b") == 0
 
 
-def test_the_client_is_its_api_key_else_its_address():
-    by_key = {"headers": [(b"x-api-key", b"k1")], "client": ("127.0.0.9", 5000)}
-    by_address = {"headers": [(b"accept", b"*/*")], "client": ("127.0.0.9", 5000)}
+def test_the_client_is_its_address_whatever_key_it_sends():
+    keyed = {"headers": [(b"x-api-key", b"k1")], "client": ("127.0.0.9", 5000)}
+    other_key = {"headers": [(b"x-api-key", b"k2"), (b"accept", b"*/*")], "client": ("127.0.0.9", 5001)}
 
-    assert client_of(by_key) == "key:k1" and client_of(by_address) == "address:127.0.0.9"
-    assert client_of({"headers": [(b"x-api-key", b"k" * 1000)]}) == "key:" + "k" * 128
+    assert client_of(keyed) == client_of(other_key) == "address:127.0.0.9"
+    assert client_of({"headers": [(b"x-api-key", b"k1")], "client": ("127.0.0.8", 5000)}) == "address:127.0.0.8"
+    assert client_of({"headers": []}) == "address:unknown"
 
 
 @pytest.mark.parametrize("rate, burst", [(0, 5), (-1, 5), (1, 0)])
