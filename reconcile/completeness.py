@@ -15,8 +15,12 @@ offsets a record is at, so a transactional producer's markers and aborted record
 no reader receives, are no gap. Offsets Kafka no longer holds (retention) stay gaps: their
 absence proves nothing.
 
-Like the batch layer's check, this relies on Kafka timestamps that do not go down within
-a partition (LogAppendTime, or producers stamping their send time).
+Kafka timestamps need not grow with offsets: a record stamped outside the window but
+appended inside its offset range (a producer clock behind, a retry appended late) is filed
+under another day's hours, so a hole is a gap only where the record Kafka holds there is
+stamped inside the window (``reconcile.pipeline``). Records stamped inside the window but
+appended past its range are in the window's hours, and a new version of a promoted day
+counts them (restatement).
 """
 
 from __future__ import annotations

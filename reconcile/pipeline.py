@@ -84,8 +84,15 @@ def _archive(spark: "SparkSession", settings: Settings, session: "Session", wind
     from_kafka = None
     if holes:  # a gap only where Kafka holds a committed record (not a transaction marker)
         earliest = {p: low for p, (low, _) in partition_offsets(settings, settings.views_topic).items()}
+        from pyspark.sql import functions as F
+
+        from counting.day import arrived_in_window
+
         from_kafka = gap_records(spark, settings, holes).persist()
-        gaps = narrowed_to_records(holes, from_kafka, earliest)
+        # A record stamped outside the window belongs to another day's hours (a producer
+        # clock behind, a retry appended late): its offset in the window's range is no gap.
+        stamped_inside = from_kafka.filter(arrived_in_window(window, F.col("kafka_timestamp")))
+        gaps = narrowed_to_records(holes, stamped_inside, earliest)
         for partition in completeness:
             partition.gaps = [gap for gap in gaps if gap.partition == partition.partition]
     return kafka, archived, completeness, from_kafka
