@@ -2,27 +2,29 @@
 
 The archiver records, per arrival hour, Kafka partition and archiver batch, the first and
 last offset it wrote and how many records (``archive_hours``), and how far it has read
-(``archive_progress``). Per Kafka partition, the batch of day D is complete when the
-offsets of the window's hours, together with the last offset archived before the window
-and the first archived after it, form one unbroken run:
+(``archive_progress``). Kafka timestamps need not grow with offsets: a producer retrying
+through a failover, a transaction committed late or a clock behind appends records
+stamped hours or days back, so one archiver batch can write records of several hours
+whose offset ranges interleave. Per Kafka partition, the rows of one archiver batch whose
+ranges overlap form a *piece*; the batch of day D is complete when:
 
-- before: the window's first offset follows the last offset archived in an earlier hour
-  (or is 0 when no earlier hour of the partition is found within ``LOOKAROUND_DAYS``);
-- inside: every row holds ``last - first + 1`` records and each row starts where the
-  previous one ended (no holes between batches or hours);
-- after: the first offset archived in an hour after the cutoff follows the window's last
-  one. When no later hour holds the partition yet, the archive must reach the topic's end
-  offset instead: now is past the cutoff, so whatever arrives later arrives after it.
+- inside: every piece holding records of the window's hours fills its range (its rows'
+  records, over every hour, add up to ``last - first + 1``);
+- before: the first such piece follows the piece before it (or starts at offset 0);
+- between and after: the pieces from it up to the first piece past the window's last one
+  that holds a record of an hour after the cutoff follow each other without a hole. When
+  no later hour holds the partition yet, the archive must reach the topic's stable end
+  instead (now is past the cutoff), and no transaction may be open there: its records lie
+  past the last stable offset and may be stamped in the window.
+
+Records stamped in the window that arrive after that (after the batch read it) are found
+by the nightly restatement (``batch_layer.restatement``), not here.
 
 Offsets no reader receives (a transactional producer's markers and aborted records) are
 skipped, not missing, where the archiver recorded them as such (``archive_skipped_offsets``):
-the run goes on through them.
-
-This relies on Kafka timestamps that do not go down within a partition (LogAppendTime
-topics, or producers that stamp records with their send time, like ``viewcount produce``
-run day after day): a record stamped earlier than one before it would show as a hole.
-The rows prove the files only if the two agree, so ``file_gaps`` then compares them with
-what the files of the window's hours hold (a file deleted with its row left in place).
+the run goes on through them. The rows prove the files only if the two agree, so
+``file_gaps`` then compares them with what the files of the window's hours hold (a file
+deleted with its row left in place).
 """
 
 from __future__ import annotations
@@ -316,10 +318,8 @@ def check_completeness(
 
 def arrived_after(completeness: Completeness, final: "BatchVersion") -> list[str]:
     """Records archived in the window's hours after the day's final (promoted) version
-    read them: outside the offsets it read, per partition. A producer whose clock lags
-    stamps a record into hours already counted and reconciled; counting it would change a
-    final day, so it is named as a gap (refused unless --allow-gaps, and then the gate fails
-    unless `viewcount reconcile --accept-gaps`), never taken in silently."""
+    read them: outside the offsets it read, per partition, as readable lines. The nightly
+    run restates a day that has any (``batch_layer.restatement``)."""
     lines = []
     for partition, rows in sorted(completeness.rows.items()):
         first, last = final.input_offsets.get(partition, (None, None))

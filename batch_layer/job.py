@@ -54,18 +54,18 @@ def _say(day: dt.date, text: str) -> None:
 
 def _checked_archive(session: "Session", settings: Settings, window: BatchWindow,
                      allow_gaps: bool) -> "Completeness":
-    from batch_layer.completeness import archive_completeness, arrived_after, refusal
-    from storage.batch_results import read_promotion, read_versions
+    from batch_layer.completeness import archive_completeness, refusal
+    from batch_layer.restatement import final_version
 
     completeness = archive_completeness(session, settings, window)
-    promotion = read_promotion(session, window.day)
-    if promotion is not None:  # a final day: records archived in its hours since are named, not taken in
-        final = next((v for v in read_versions(session, window.day) if v.version == promotion.version), None)
-        completeness.gaps.extend(arrived_after(completeness, final) if final is not None else [])
     if completeness.gaps and not allow_gaps:
         raise refusal(window.day, completeness.gaps)
     verdict = f"{len(completeness.gaps)} gaps accepted (--allow-gaps)" if completeness.gaps else "ok"
     _say(window.day, f"completeness {verdict}: {completeness.summary()}")
+    final = final_version(session, window.day)
+    if final is not None:  # a final day: a new version restates it, once reconciled and promoted
+        _say(window.day, f"version {final.version} is final: a new version restates it once it is reconciled "
+                         "and promoted (per-video changes are recorded against it)")
     return completeness
 
 
@@ -146,8 +146,24 @@ def _publish(counts: "DataFrame", session: "Session", settings: Settings, claim:
         counts.write.mode("overwrite").parquet(parquet_uri)
     write_batch_minute_views(counts, settings, claim.day, claim.version)
     write_top_videos(session, claim.day, claim.version, top_videos_by_views(counts))
+    _record_deltas(counts, session, claim)
     complete_version(session, claim, stats, parquet_uri)
     return parquet_uri
+
+
+def _record_deltas(counts: "DataFrame", session: "Session", claim: "VersionClaim") -> None:
+    """Per video, what this version changes against the day's promoted version (before
+    the version is complete, so a promotion always finds them)."""
+    from batch_layer.restatement import final_version, version_deltas
+    from storage.restatements import write_version_deltas
+
+    final = final_version(session, claim.day)
+    if final is None or final.version == claim.version or not final.parquet_uri:
+        return
+    deltas = version_deltas(counts.sparkSession, final.parquet_uri, counts)
+    write_version_deltas(session, claim.day, claim.version, final.version, deltas)
+    moved = sum(new - old for _, old, new in deltas)
+    _say(claim.day, f"against final version {final.version}: {len(deltas):,} videos change, {moved:+,} views")
 
 
 def recompute_day(settings: Settings, window: BatchWindow, *, allow_gaps: bool = False,

@@ -15,10 +15,19 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 from storage.errors import UserError
+from storage.reconciliations import money_text
 from storage.settings import Settings
 
 from counting.window import parse_day
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+    from storage.restatements import Restatement
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,7 @@ class Outcome:
     previous: int | None
     changed: bool  # False when the version was already the promoted one
     unreconciled: bool = False  # promoted by override, without a passing reconciliation
+    restatement: "Restatement | None" = None  # the record of a promotion that replaced a promoted version
 
     def line(self) -> str:
         if not self.changed:
@@ -72,7 +82,50 @@ class Outcome:
         action = "rolled back to" if self.previous is not None and self.version < self.previous else "promoted"
         previous = "none" if self.previous is None else f"version {self.previous}"
         override = "; without a passing reconciliation, by override (recorded)" if self.unreconciled else ""
-        return f"day {self.day}: {action} version {self.version} (previous: {previous}){override}"
+        restated = ""
+        if self.restatement is not None:
+            money = money_text(self.restatement.money_delta)
+            restated = (f"; restated: {self.restatement.views_delta:+,} views, {self.restatement.videos_changed:,} "
+                        f"videos changed, money {money} (recorded)")
+        return f"day {self.day}: {action} version {self.version} (previous: {previous}){override}{restated}"
+
+
+def _money(delta: int, entry) -> str | None:
+    """The exact money a change of ``delta`` views makes for a billable video, else None."""
+    if entry is None or not entry.billable:
+        return None
+    return format(Decimal(delta) * Decimal(entry.rate_per_1000) / 1000, "f")
+
+
+def restatement_record(session: "Session", day: dt.date, old: int, new: int, reason: str | None,
+                       command: str) -> "Restatement":
+    """The record of serving ``new`` instead of ``old``: per video the views and money
+    that change (from the deltas the batch of ``new`` stored against ``old``; a version
+    counted against another has none, and the record says so), the totals, why and who."""
+    from storage.batch_results import read_versions
+    from storage.catalog import read_entries
+    from storage.restatements import Restatement, VideoDelta, read_version_deltas
+
+    now = dt.datetime.now(dt.timezone.utc)
+    restated_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    why = reason or ("rollback by hand" if new < old else "promotion by hand of a new version over a final one")
+    deltas = read_version_deltas(session, day, new, old)
+    totals = {v.version: v.total_views or 0 for v in read_versions(session, day)}
+    if deltas is None:
+        why += f" (per-video changes unknown: version {new} was not counted against version {old})"
+        deltas = []
+    catalog = read_entries(session, [d.video_id for d in deltas])
+    videos, money = [], {}
+    for d in deltas:
+        entry = catalog.get(d.video_id)
+        amount = _money(d.delta, entry)
+        currency = entry.currency if amount is not None else None
+        if amount is not None:
+            money[currency or "?"] = money.get(currency or "?", Decimal(0)) + Decimal(amount)
+        videos.append(VideoDelta(d.video_id, d.old_views, d.new_views, amount, currency))
+    return Restatement(day, restated_at, old, new, totals.get(new, 0) - totals.get(old, 0), len(videos),
+                       {currency: format(amount, "f") for currency, amount in money.items()}, why, command,
+                       tuple(videos))
 
 
 def unreconciled_refusal(day: dt.date, version: int, status: str | None) -> UserError:
@@ -82,13 +135,17 @@ def unreconciled_refusal(day: dt.date, version: int, status: str | None) -> User
 
 
 def promote_version(day: dt.date, requested: int | None = None, settings: Settings | None = None, *,
-                    unreconciled: bool = False) -> Outcome:
+                    unreconciled: bool = False, reason: str | None = None,
+                    command: str = "viewcount promote") -> Outcome:
     """Serve ``requested`` (default: the newest complete version) for ``day``, once its own
     latest reconciliation passed; ``unreconciled`` overrides that, and the override is
-    recorded. The nightly DAG passes the version it reconciled."""
-    from storage.batch_results import promote, read_promotion, read_versions
+    recorded. The nightly DAG passes the version it reconciled. Replacing a promoted
+    version writes a restatement record first (``reason``, default: a promotion or a
+    rollback by hand; ``command``, who did it), removed again if the switch loses a race."""
+    from storage.batch_results import PromotionConflict, promote, read_promotion, read_versions
     from storage.cassandra import connect
     from storage.reconciliations import read_version_status
+    from storage.restatements import delete_restatement, write_restatement
 
     session = connect(settings or Settings.from_env())
     try:
@@ -104,8 +161,17 @@ def promote_version(day: dt.date, requested: int | None = None, settings: Settin
         if override:
             log.warning("day %s: promoting version %s without a passing reconciliation (status %s), by override",
                         day, version, status or "none")
-        promote(session, day, version, previous, unreconciled=override, reconciliation=status)
-        return Outcome(day, version, previous, changed=True, unreconciled=override)
+        record = None
+        if previous is not None:  # a final number changes: never without a record
+            record = restatement_record(session, day, previous, version, reason, command)
+            write_restatement(session, record)
+        try:
+            promote(session, day, version, previous, unreconciled=override, reconciliation=status)
+        except PromotionConflict:
+            if record is not None:
+                delete_restatement(session, day, record.restated_at)
+            raise
+        return Outcome(day, version, previous, changed=True, unreconciled=override, restatement=record)
     finally:
         session.cluster.shutdown()
 

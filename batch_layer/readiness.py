@@ -7,25 +7,48 @@ the day's arrival window, by the same check ``viewcount batch`` makes before it 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from storage.settings import Settings
 
 from counting.window import DEFAULT_GRACE, BatchWindow
 
 
-def archive_gaps(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE, settings: Settings | None = None,
-                 now: dt.datetime | None = None) -> list[str]:
-    """What still stands between day D and its batch, as readable lines; empty when ready."""
+@dataclass(frozen=True)
+class Readiness:
+    """What stands between day D and its batch: ``waiting`` lines that time or the
+    archiver can close (the day not over, the archiver behind, an open transaction), and
+    ``lasting`` gaps that no wait closes (offsets the archiver committed past but never
+    filed). Ready when both are empty."""
+
+    waiting: tuple[str, ...] = ()
+    lasting: tuple[str, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return not self.waiting and not self.lasting
+
+
+def archive_readiness(day: dt.date, settings: Settings, grace: dt.timedelta = DEFAULT_GRACE,
+                      now: dt.datetime | None = None) -> Readiness:
+    """Whether day D's archive is complete, and if not, whether waiting can make it so."""
     from batch_layer.completeness import archive_completeness
     from storage.cassandra import connect
 
-    settings = settings or Settings.from_env()
     window = BatchWindow(day, grace)
     now = now or dt.datetime.now(dt.timezone.utc)
     if not window.is_over(now):
-        return [f"day {day} is not over: its cutoff is {window.cutoff.isoformat()}"]
+        return Readiness(waiting=(f"day {day} is not over: its cutoff is {window.cutoff.isoformat()}",))
     session = connect(settings)
     try:
-        return archive_completeness(session, settings, window).gaps
+        completeness = archive_completeness(session, settings, window)
     finally:
         session.cluster.shutdown()
+    return Readiness(tuple(completeness.pending), tuple(completeness.lasting))
+
+
+def archive_gaps(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE, settings: Settings | None = None,
+                 now: dt.datetime | None = None) -> list[str]:
+    """What still stands between day D and its batch, as readable lines; empty when ready."""
+    readiness = archive_readiness(day, settings or Settings.from_env(), grace, now)
+    return [*readiness.lasting, *readiness.waiting]

@@ -170,6 +170,21 @@ def read_promotion(session: "Session", day: dt.date) -> Promotion | None:
     return Promotion(day, row.version, row.previous_version, _utc(row.promoted_at)) if row else None
 
 
+def read_promotions(session: "Session", days: list[dt.date]) -> dict[dt.date, Promotion]:
+    """The promotions of these days, read concurrently; days without one are absent."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare("SELECT day, version, previous_version, promoted_at FROM batch_promotions WHERE day = ?")
+    results = execute_concurrent_with_args(session, statement, [(day,) for day in days],
+                                           concurrency=DEFAULT_CONCURRENCY, raise_on_first_error=True)
+    promotions = {}
+    for _, rows in results:
+        for row in rows:
+            day = row.day if isinstance(row.day, dt.date) else row.day.date()
+            promotions[day] = Promotion(day, row.version, row.previous_version, _utc(row.promoted_at))
+    return promotions
+
+
 class PromotionConflict(UserError):
     """Another promotion or rollback of the day landed between reading and switching."""
 

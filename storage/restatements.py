@@ -133,6 +133,14 @@ def write_restatement(session: "Session", record: Restatement) -> None:
          record.videos_changed, record.money_delta, record.reason, record.command))
 
 
+def delete_restatement(session: "Session", day: dt.date, restated_at: dt.datetime) -> None:
+    """Remove a record written for a promotion that did not take effect (it lost a race)."""
+    session.execute(session.prepare("DELETE FROM restatement_videos WHERE day = ? AND restated_at = ?"),
+                    (day, restated_at))
+    session.execute(session.prepare("DELETE FROM restatements WHERE day = ? AND restated_at = ?"),
+                    (day, restated_at))
+
+
 def read_restatements(session: "Session", day: dt.date, *, videos: bool = True) -> list[Restatement]:
     """Every restatement record of a day, newest first, with its per-video rows."""
     rows = list(session.execute(session.prepare(
