@@ -9,6 +9,9 @@ date D (``ds``), and ``airflow dags test viewcount_nightly D`` runs the same tas
       -> batch (SparkSubmitOperator: batch_layer/job.py --date D, local spark-submit,
          the cached connector jars)
       -> validate_batch -> reconcile -> publish_report -> gate -> promote
+    archive_complete -> find_restatements -> restate (each promoted day of the restatement
+      horizon whose window received records after its final version read it: batch,
+      validate, reconcile, gate, promote with a restatement record)
 
 Every task is idempotent for its day (a rerun of batch rewrites the version with the same
 input; validation and reconciliation overwrite their outputs; promotion of the same version
@@ -54,6 +57,18 @@ def _gated(quality) -> str:
         raise AirflowFailException(str(failure)) from None
 
 
+def _blocked(published: dict) -> str | None:
+    """Why a reconciled version may not be promoted; None when its gate passes."""
+    if published["status"] != "pass" or published["blocking"]:
+        return (f"day not promoted: status {published['status']}, failed suites "
+                f"{published['blocking'] or 'none'}; see {published['report_uri']}")
+    return None
+
+
+# The batch's Python and the project on spark-submit's environment.
+_SUBMIT_ENV = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "PYTHONPATH": str(PROJECT)}
+
+
 def _submit_option(option: str) -> str:
     """A spark-submit option for the connection's master (``storage.spark.submit_options``):
     how the connector jars, fetched by `viewcount stack up`, reach the JVMs, and on a local
@@ -83,12 +98,74 @@ def _submit_option(option: str) -> str:
 def viewcount_nightly():
     @task.sensor(poke_interval=60, timeout=6 * 3600, mode="reschedule")
     def archive_complete(ds: str | None = None) -> PokeReturnValue:
-        from batch_layer.readiness import archive_gaps
+        from airflow.sdk.exceptions import AirflowFailException
 
-        gaps = archive_gaps(_day(ds))
-        if gaps:
-            print(f"archive of {ds} not complete yet: {gaps}")
-        return PokeReturnValue(is_done=not gaps)
+        from batch_layer.completeness import refusal
+        from batch_layer.readiness import archive_readiness
+        from storage.settings import Settings
+
+        readiness = archive_readiness(_day(ds), Settings.from_env())
+        if readiness.lasting:  # no wait closes these: fail at once, with the reason
+            raise AirflowFailException(f"{refusal(_day(ds), list(readiness.lasting))}; no wait will close them")
+        if readiness.waiting:
+            print(f"archive of {ds} not complete yet: {list(readiness.waiting)}")
+        return PokeReturnValue(is_done=readiness.ready)
+
+    @task
+    def find_restatements(ds: str | None = None) -> list[dict]:
+        from batch_layer.restatement import find
+        from storage.settings import Settings
+
+        stale = find(_day(ds), Settings.from_env())
+        for each in stale:
+            print(f"restating {each.day}: {each.reason}")
+        return [{"day": each.day.isoformat(), "grace": each.grace_text, "final_version": each.final_version,
+                 "reason": each.reason} for each in stale]
+
+    @task
+    def restate(stale: list[dict], ds: str | None = None) -> list[str]:
+        """Each stale promoted day: batch (its final version's cutoff) -> validate_batch ->
+        reconcile -> its quality -> gate -> promote with a restatement record. A day that
+        fails keeps its old version serving, its request 'failed' (the alert fires); the
+        others go on, and the task fails at the end naming it."""
+        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from batch_layer.promotion import promote_version
+        from batch_layer.restatement import settle
+        from reconcile.command import summarize
+        from reconcile.quality.checks import validate_batch, validate_stored_reconciliation
+        from storage.restatements import FAILED, RESTATED
+        from storage.settings import Settings
+
+        settings, failed = Settings.from_env(), []
+        for each in stale:
+            day = dt.date.fromisoformat(each["day"])
+            try:
+                SparkSubmitHook(
+                    conn_id=KNOBS.spark_conn_id, application_args=["--date", each["day"], "--grace", each["grace"]],
+                    jars=_submit_option("jars") or None, driver_class_path=_submit_option("driver_class_path") or None,
+                    env_vars={**_SUBMIT_ENV, "SPARK_SUBMIT_OPTS": _submit_option("driver_java_options")},
+                    name="viewcount-restate",
+                ).submit(application=str(PROJECT / "batch_layer" / "job.py"))
+                _gated(validate_batch(day))
+                summary = summarize(day)
+                quality = validate_stored_reconciliation(day)
+                blocked = _blocked({**summary, "blocking": [result.suite for result in quality.blocking]})
+                if blocked:
+                    raise AirflowFailException(blocked)
+                outcome = promote_version(day, summary["batch_version"], reason=each["reason"],
+                                          command=f"viewcount_nightly {ds} (restatement)")
+                print(outcome.line())
+                settle(day, settings, RESTATED, each["reason"], served_version=outcome.version)
+            except Exception as error:  # one day's failure must not stop the others
+                print(f"restatement of {day} failed, version {each['final_version']} keeps serving: {error}")
+                settle(day, settings, FAILED, each["reason"], served_version=each["final_version"],
+                       detail=str(error)[:2000])
+                failed.append(f"{day}: {error}")
+        if failed:
+            raise AirflowFailException(f"{len(failed)} restatements failed: " + "; ".join(failed))
+        return [each["day"] for each in stale]
 
     @task
     def validate_archive(ds: str | None = None) -> str:
@@ -105,8 +182,7 @@ def viewcount_nightly():
         driver_class_path="{{ submit_option('driver_class_path') }}",
         # The driver JVM's options through spark-submit's environment, not --conf: on a
         # master that needs none, an empty --conf would override the cluster's own defaults.
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-                  "PYTHONPATH": str(PROJECT), "SPARK_SUBMIT_OPTS": "{{ submit_option('driver_java_options') }}"},
+        env_vars={**_SUBMIT_ENV, "SPARK_SUBMIT_OPTS": "{{ submit_option('driver_java_options') }}"},
         name="viewcount-batch",
     )
 
@@ -137,9 +213,8 @@ def viewcount_nightly():
         from airflow.sdk.exceptions import AirflowFailException
 
         # A divergence or a bad summary will not go away on a retry: fail without one.
-        if published["status"] != "pass" or published["blocking"]:
-            raise AirflowFailException(f"day not promoted: status {published['status']}, failed suites "
-                                       f"{published['blocking'] or 'none'}; see {published['report_uri']}")
+        if blocked := _blocked(published):
+            raise AirflowFailException(blocked)
 
     @task
     def promote(published: dict, ds: str | None = None) -> int:
@@ -151,8 +226,12 @@ def viewcount_nightly():
 
     reconciled = reconcile()
     published = publish_report(reconciled)
-    (archive_complete() >> validate_archive() >> batch >> validate_batch() >> reconciled)
+    complete = archive_complete()
+    complete >> validate_archive() >> batch >> validate_batch() >> reconciled
     gate(published) >> promote(published)
+    # Earlier promoted days whose windows received records since: a branch of its own, so
+    # a restatement that fails does not hold back day D.
+    restate(complete >> find_restatements())
 
 
 viewcount_nightly()

@@ -11,6 +11,18 @@ from tests.integration.test_batch_support import version_cells, version_top
 
 TASKS = ["archive_complete", "validate_archive", "batch", "validate_batch", "reconcile", "publish_report",
          "gate", "promote"]
+# The branch that restates earlier promoted days, after archive_complete; Airflow may run
+# its tasks between those of the day's own chain.
+RESTATE_TASKS = ["find_restatements", "restate"]
+
+
+def chain(outcomes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The outcomes of the day's own chain (TASKS), in the order they came."""
+    return [outcome for outcome in outcomes if outcome[0] in TASKS]
+
+
+def restate_branch(outcomes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [outcome for outcome in outcomes if outcome[0] in RESTATE_TASKS]
 TASK_LINE = re.compile(r"^  (\w+)\s+(success|failed|up_for_retry|up_for_reschedule)\s", re.MULTILINE)
 # `viewcount nightly` opens each day with the log it writes and closes it with a verdict.
 DAY_OPENS = re.compile(r"^airflow dags test viewcount_nightly (\S+) \(log: (.+)\)$")

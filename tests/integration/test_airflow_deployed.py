@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.test_security import listening_sockets
-from tests.integration.nightly_support import TASKS, day_state
+from tests.integration.nightly_support import RESTATE_TASKS, TASKS, day_state
 from tests.integration.speed_support import isolated, viewcount
 from tests.integration.test_reconcile_support import (
     day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
@@ -171,7 +171,7 @@ def test_a_triggered_day_runs_green_and_is_promoted(deployed):
     assert deployed.green_run["state"] == "success" and deployed.green_run["run_type"] == "manual"
     assert deployed.green_run["logical_date"].startswith(f"{DAY}T00:00:00")
     assert deployed.green_run["data_interval_end"].startswith(f"{DAY + dt.timedelta(days=1)}T00:00:00")
-    assert deployed.green_tasks == {task: "success" for task in TASKS}
+    assert deployed.green_tasks == {task: "success" for task in TASKS + RESTATE_TASKS}
     state = deployed.green_state
     assert state.promoted == 1 and state.summary["status"] == "pass"
     assert state.cells == deployed.expected
@@ -190,7 +190,7 @@ def test_a_failing_gate_is_a_failed_run_in_airflow(deployed):
     assert "cleared, it runs again" in red.stderr and ": failed in" in red.stderr
     assert deployed.red_run["dag_run_id"] == deployed.green_run["dag_run_id"]
     assert deployed.red_run["state"] == "failed"
-    assert deployed.red_tasks == {**{task: "success" for task in TASKS[:6]}, "gate": "failed",
+    assert deployed.red_tasks == {**{task: "success" for task in TASKS[:6] + RESTATE_TASKS}, "gate": "failed",
                                   "promote": "upstream_failed"}
     assert deployed.red_state.promoted == 1, "the gate must keep the earlier promotion"
     assert deployed.red_state.summary["status"] == "fail"

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.nightly_support import TASK_LINE, TASKS, day_state, day_version_cells
+from tests.integration.nightly_support import (
+    RESTATE_TASKS, TASK_LINE, TASKS, chain, day_state, day_version_cells, restate_branch,
+)
 from tests.integration.speed_support import isolated, viewcount
 from tests.integration.test_reconcile_support import (
     day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
@@ -103,7 +105,8 @@ def nightly(stack, tmp_path_factory):
 def test_the_dag_runs_green_with_every_task_in_order(nightly):
     process = nightly.green.process
     assert process.returncode == 0, process.stderr[-4000:]
-    assert nightly.green.outcomes() == [(task, "success") for task in TASKS]
+    assert chain(nightly.green.outcomes()) == [(task, "success") for task in TASKS]
+    assert restate_branch(nightly.green.outcomes()) == [(task, "success") for task in RESTATE_TASKS]
     assert f"viewcount_nightly {DAY}: succeeded" in process.stderr
 
 
@@ -139,7 +142,7 @@ def test_the_report_and_the_data_docs_are_in_minio(nightly):
 def test_a_billing_divergence_stops_the_dag_at_the_gate_before_promotion(nightly):
     red = nightly.red
     assert red.process.returncode == 1, red.process.stderr[-4000:]
-    outcomes = red.outcomes()
+    outcomes = chain(red.outcomes())
     assert outcomes[:-1] == [(task, "success") for task in TASKS[:6]]
     assert outcomes[-1] == ("gate", "failed")  # AirflowFailException: no retry, promote never runs
     assert "day not promoted" in red.process.stderr

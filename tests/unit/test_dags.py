@@ -39,7 +39,8 @@ def test_nightly_runs_its_steps_in_order(dagbag):
 
 def test_nightly_promotes_the_version_its_reconcile_task_compared(dagbag):
     """promote takes the batch version from the reconciliation's XCom (through the
-    published report), not the newest version at its own moment."""
+    published report), not the newest version at its own moment: the wiring here, what
+    the task does with it in tests/integration/test_dag_promote_wiring.py."""
     dag = dagbag.dags["viewcount_nightly"]
     promote = dag.get_task("promote")
     assert {"gate", "publish_report"} <= promote.upstream_task_ids
