@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from storage.errors import UserError
@@ -90,13 +89,6 @@ class Outcome:
         return f"day {self.day}: {action} version {self.version} (previous: {previous}){override}{restated}"
 
 
-def _money(delta: int, entry) -> str | None:
-    """The exact money a change of ``delta`` views makes for a billable video, else None."""
-    if entry is None or not entry.billable:
-        return None
-    return format(Decimal(delta) * Decimal(entry.rate_per_1000) / 1000, "f")
-
-
 def restatement_record(session: "Session", day: dt.date, old: int, new: int, reason: str | None,
                        command: str) -> "Restatement":
     """The record of serving ``new`` instead of ``old``: per video the views and money
@@ -104,7 +96,7 @@ def restatement_record(session: "Session", day: dt.date, old: int, new: int, rea
     counted against another has none, and the record says so), the totals, why and who."""
     from storage.batch_results import read_versions
     from storage.catalog import read_entries
-    from storage.restatements import Restatement, VideoDelta, read_version_deltas
+    from storage.restatements import Restatement, priced, read_version_deltas
 
     now = dt.datetime.now(dt.timezone.utc)
     restated_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -114,15 +106,7 @@ def restatement_record(session: "Session", day: dt.date, old: int, new: int, rea
     if deltas is None:
         why += f" (per-video changes unknown: version {new} was not counted against version {old})"
         deltas = []
-    catalog = read_entries(session, [d.video_id for d in deltas])
-    videos, money = [], {}
-    for d in deltas:
-        entry = catalog.get(d.video_id)
-        amount = _money(d.delta, entry)
-        currency = entry.currency if amount is not None else None
-        if amount is not None:
-            money[currency or "?"] = money.get(currency or "?", Decimal(0)) + Decimal(amount)
-        videos.append(VideoDelta(d.video_id, d.old_views, d.new_views, amount, currency))
+    videos, money = priced(deltas, read_entries(session, [d.video_id for d in deltas]))
     return Restatement(day, restated_at, old, new, totals.get(new, 0) - totals.get(old, 0), len(videos),
                        {currency: format(amount, "f") for currency, amount in money.items()}, why, command,
                        tuple(videos))

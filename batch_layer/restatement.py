@@ -77,12 +77,14 @@ def late_lines(session: "Session", topic: str, final: "BatchVersion") -> list[st
 
 
 def stale_days(session: "Session", settings: Settings, day: dt.date) -> list[Stale]:
-    """Every promoted day of the ``settings.restatement_days`` before ``day`` (the night's
-    own day, which its run promotes itself) whose window received records after its final
-    version read it, oldest first."""
+    """Every promoted day of the ``settings.restatement_days`` + 1 before ``day`` (the
+    night's own day, which its run promotes itself) whose window received records after
+    its final version read it, oldest first. The extra day: the broker takes a record
+    stamped up to that horizon plus a day back (``storage.topics``), so one that arrived
+    on ``day`` can belong to the day before the horizon."""
     from storage.batch_results import read_promotions, read_versions
 
-    days = [day - dt.timedelta(days=back) for back in range(settings.restatement_days, 0, -1)]
+    days = [day - dt.timedelta(days=back) for back in range(settings.restatement_days + 1, 0, -1)]
     stale = []
     for earlier, promotion in sorted(read_promotions(session, days).items()):
         final = next((v for v in read_versions(session, earlier) if v.version == promotion.version), None)

@@ -26,6 +26,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from storage.catalog import UNKNOWN_CURRENCY
+
 from reconcile.causes import AFTER_CUTOFF, LATE
 from reconcile.tolerances import Tolerances
 
@@ -33,7 +35,6 @@ ACCEPTED_CAUSES = (LATE, AFTER_CUTOFF)
 # |delta| x a rate of at most 6 decimal places / 1000: 9 decimal places hold every amount exactly.
 MONEY_TYPE = "decimal(38, 9)"
 DELTA_TYPE, RATE_TYPE = "decimal(12, 0)", "decimal(18, 6)"
-UNKNOWN_CURRENCY = "XXX"  # ISO 4217's code for "no currency"
 
 
 def _beyond(delta: Column, batch: Column, absolute: float, relative: float) -> Column:

@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable
 
-from storage.catalog import CatalogEntry
-from storage.restatements import OPEN_STATUSES, Request, Restatement, VideoDelta
-
-from reconcile.billing import UNKNOWN_CURRENCY
+from storage.restatements import OPEN_STATUSES, Request, Restatement, VideoDelta, by_size, priced
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -41,27 +38,6 @@ class RestatedVersion:
     @property
     def views_delta(self) -> int:
         return sum(video.delta for video in self.videos)
-
-
-def by_size(videos: Iterable[VideoDelta]) -> list[VideoDelta]:
-    """Largest |delta| first, then by video id."""
-    return sorted(videos, key=lambda video: (-abs(video.delta), video.video_id))
-
-
-def priced(deltas: Iterable[VideoDelta], catalog: dict[str, CatalogEntry]) -> tuple[list[VideoDelta], dict[str, Decimal]]:
-    """Each delta with its money (signed delta x rate / 1000, exact) when the catalog says
-    the video is billable, largest |delta| first; and the sum per currency."""
-    videos, money = [], {}
-    for video in deltas:
-        entry = catalog.get(video.video_id)
-        if entry is None or not entry.billable:
-            videos.append(VideoDelta(video.video_id, video.old_views, video.new_views))
-            continue
-        currency = entry.currency or UNKNOWN_CURRENCY
-        amount = (Decimal(video.delta) * Decimal(entry.rate_per_1000)).scaleb(-3)  # exact: no division
-        money[currency] = money.get(currency, Decimal(0)) + amount
-        videos.append(VideoDelta(video.video_id, video.old_views, video.new_views, format(amount, "f"), currency))
-    return by_size(videos), dict(sorted(money.items()))
 
 
 def against_version(session: "Session", day: dt.date, version: int) -> tuple[int, list[VideoDelta]] | None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
 
 CATALOG_TABLE = "video_catalog"
+UNKNOWN_CURRENCY = "XXX"  # ISO 4217's code for "no currency": rows loaded before currencies were kept
 CONCURRENCY = 64
 
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
+
+    from storage.catalog import CatalogEntry
 
 PENDING, RESTATED, FAILED = "pending", "restated", "failed"
 OPEN_STATUSES = (PENDING, FAILED)
@@ -80,6 +83,31 @@ class Counts:
 
     requests: dict[str, int] = field(default_factory=dict)
     records: int = 0
+
+
+def by_size(videos: Iterable[VideoDelta]) -> list[VideoDelta]:
+    """Largest |delta| first, then by video id."""
+    return sorted(videos, key=lambda video: (-abs(video.delta), video.video_id))
+
+
+def priced(deltas: Iterable[VideoDelta], catalog: dict[str, "CatalogEntry"]) -> tuple[list[VideoDelta], dict[str, Decimal]]:
+    """Each delta with its money (signed delta x rate / 1000, exact) when the catalog says
+    the video is billable, largest |delta| first; and the sum per currency (never across
+    currencies). A video missing from the catalog gets no money: it is not guessed. The
+    promotion's restatement record and the reconciliation report price the same way."""
+    from storage.catalog import UNKNOWN_CURRENCY
+
+    videos, money = [], {}
+    for video in deltas:
+        entry = catalog.get(video.video_id)
+        if entry is None or not entry.billable:
+            videos.append(VideoDelta(video.video_id, video.old_views, video.new_views))
+            continue
+        currency = entry.currency or UNKNOWN_CURRENCY
+        amount = (Decimal(video.delta) * Decimal(entry.rate_per_1000)).scaleb(-3)  # exact: no division
+        money[currency] = money.get(currency, Decimal(0)) + amount
+        videos.append(VideoDelta(video.video_id, video.old_views, video.new_views, format(amount, "f"), currency))
+    return by_size(videos), dict(sorted(money.items()))
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
