@@ -16,7 +16,10 @@ docs/benchmarks.md "serving"):
 - A provisional day's whole (video, day) partition of the speed table is cached for
   ``Limits.speed_cache_s`` from when its read was sent, so an answer is never more than
   that behind the speed table.
-- Requests missing the same partition at once share one read.
+- Requests missing the same partition at once share one read; a request joins a speed
+  partition's read in flight only when it was sent less than ``speed_cache_s`` ago (else
+  it sends its own), so waiting on a slow read (up to ``read_timeout_s``) cannot put an
+  answer further behind than a cache hit.
 Each partition is kept with its running totals, so a window's views are two bisections.
 """
 
@@ -30,7 +33,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from serving.cache import LruCache
 from serving.limits import Limits
@@ -132,13 +135,18 @@ def _date(value) -> dt.date:
 
 
 class ViewStore:
-    def __init__(self, settings: Settings, limits: Limits = Limits()):
+    def __init__(self, settings: Settings, limits: Limits = Limits(),
+                 clock: Callable[[], float] = time.monotonic):
+        """``clock``: the time the promotion snapshot's and the speed partitions' ages count in."""
         self.settings = settings
         self.limits = limits
+        self._clock = clock
         self.cache: LruCache[DayRows] = LruCache(limits.cache_entries)  # promoted partitions
-        self.speed_cache: LruCache[DayRows] = LruCache(limits.cache_entries, max_age_s=limits.speed_cache_s)
+        self.speed_cache: LruCache[DayRows] = LruCache(limits.cache_entries, max_age_s=limits.speed_cache_s,
+                                                       clock=clock)
         self._top_cache: LruCache[tuple] = LruCache(max(limits.cache_entries // 100, 16))
-        self._reading: dict[tuple, asyncio.Future] = {}  # partition key -> the read in flight
+        # partition key -> (when it was sent, the read in flight)
+        self._reading: dict[tuple, tuple[float, asyncio.Future]] = {}
         self._promoted: dict[dt.date, int] = {}
         self._promoted_at = -float("inf")  # when the read behind _promoted was sent
         self._promotions_read: asyncio.Future | None = None
@@ -217,7 +225,7 @@ class ViewStore:
     async def promotions(self) -> dict[dt.date, int]:
         """Every promoted day's version, as read at most ``promotion_refresh_s`` ago (the
         returned mapping is never changed afterwards: a request keeps one snapshot)."""
-        if time.monotonic() - self._promoted_at < self.limits.promotion_refresh_s:
+        if self._clock() - self._promoted_at < self.limits.promotion_refresh_s:
             return self._promoted
         pending = self._promotions_read
         if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
@@ -225,7 +233,7 @@ class ViewStore:
         return await asyncio.shield(pending)
 
     async def _read_promotions(self) -> dict[dt.date, int]:
-        sent_at = time.monotonic()
+        sent_at = self._clock()
         rows = await self._rows("promoted_days")
         self._promoted = {_date(day): version for day, version in rows if version is not None}
         self._promoted_at = sent_at
@@ -246,7 +254,8 @@ class ViewStore:
     def _partition(self, session: "Session", video_id: str, day: dt.date,
                    version: int | None) -> "DayRows | asyncio.Future":
         """A (video, day) partition of the version, or of the speed table when ``version``
-        is None: from its cache, else the read in flight for it, else a read sent now."""
+        is None: from its cache, else the read in flight for it (for the speed table, one
+        sent less than ``speed_cache_s`` ago), else a read sent now."""
         if version is None:
             cache, key, name, parameters = self.speed_cache, ("speed", video_id, day), "speed", (video_id, day)
         else:
@@ -255,15 +264,20 @@ class ViewStore:
         rows = cache.get(key)
         if rows is not None:
             return rows
-        pending = self._reading.get(key)
-        if pending is not None and pending.get_loop() is asyncio.get_running_loop():
-            return _shared(pending)
-        sent_at = time.monotonic()
+        in_flight = self._reading.get(key)
+        if in_flight is not None:
+            in_flight_sent_at, pending = in_flight
+            fresh = version is not None or self._clock() - in_flight_sent_at < self.limits.speed_cache_s
+            if fresh and pending.get_loop() is asyncio.get_running_loop():
+                return _shared(pending)
+        sent_at = self._clock()
         read = self._send(session, name, parameters)
-        pending = self._reading[key] = read.get_loop().create_future()
+        pending = read.get_loop().create_future()
+        self._reading[key] = (sent_at, pending)
 
         def decoded(done: asyncio.Future) -> None:
-            self._reading.pop(key, None)
+            if self._reading.get(key, (None, None))[1] is pending:  # not a newer read's
+                del self._reading[key]
             if done.cancelled():
                 pending.cancel()
             elif done.exception() is not None:
