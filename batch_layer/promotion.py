@@ -5,7 +5,10 @@ that its own latest reconciliation passed (``reconciled_versions``), and switche
 single-row compare-and-set on ``batch_promotions`` (``storage.batch_results.promote``; the
 history row follows it). Serving picks a day's version from that row, so a reader sees the
 old version or the new one, never a mix. ``--unreconciled`` promotes a version without a passing
-reconciliation; the override is recorded (``unreconciled_promotions``) and said so.
+reconciliation; the override is recorded (``unreconciled_promotions``) and said so. A
+version whose passing reconciliation gated billable cells with tolerances looser than exact
+(flags or ``VIEWCOUNT_RECONCILE_BILLABLE_*``) is promoted as an override too, recorded the
+same way with those tolerances (kind 'loosened'), and said so.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Outcome:
     previous: int | None
     changed: bool  # False when the version was already the promoted one
     unreconciled: bool = False  # promoted by override, without a passing reconciliation
+    loosened: dict[str, float] | None = None  # promoted by override: passed with these loosened billable tolerances
     restatement: "Restatement | None" = None  # the record of a promotion that replaced a promoted version
 
     def line(self) -> str:
@@ -81,6 +85,8 @@ class Outcome:
         action = "rolled back to" if self.previous is not None and self.version < self.previous else "promoted"
         previous = "none" if self.previous is None else f"version {self.previous}"
         override = "; without a passing reconciliation, by override (recorded)" if self.unreconciled else ""
+        if self.loosened and not self.unreconciled:
+            override = f"; reconciled with {_loosened_text(self.loosened)}, by override (recorded)"
         restated = ""
         if self.restatement is not None:
             money = money_text(self.restatement.money_delta)
@@ -112,6 +118,11 @@ def restatement_record(session: "Session", day: dt.date, old: int, new: int, rea
                        tuple(videos))
 
 
+def _loosened_text(loosened: dict[str, float]) -> str:
+    return (f"billable tolerances looser than exact (abs {loosened.get('billable_abs', 0.0):g}, "
+            f"rel {loosened.get('billable_rel', 0.0):g})")
+
+
 def unreconciled_refusal(day: dt.date, version: int, status: str | None) -> UserError:
     why = "its reconciliation failed" if status == "fail" else "it was never reconciled"
     return UserError(f"version {version} of {day} has no passing reconciliation ({why}): run "
@@ -123,12 +134,15 @@ def promote_version(day: dt.date, requested: int | None = None, settings: Settin
                     command: str = "viewcount promote") -> Outcome:
     """Serve ``requested`` (default: the newest complete version) for ``day``, once its own
     latest reconciliation passed; ``unreconciled`` overrides that, and the override is
-    recorded. The nightly DAG passes the version it reconciled. Replacing a promoted
+    recorded. A reconciliation that passed with billable tolerances looser than exact is
+    an override of the exact gate as well: recorded the same way (kind 'loosened', the
+    tolerances it gated with, ``command``) before the switch. The nightly DAG passes the
+    version it reconciled. Replacing a promoted
     version writes a restatement record first (``reason``, default: a promotion or a
     rollback by hand; ``command``, who did it), removed again if the switch loses a race."""
-    from storage.batch_results import PromotionConflict, promote, read_promotion, read_versions
+    from storage.batch_results import LOOSENED, UNRECONCILED, PromotionConflict, promote, read_promotion, read_versions
     from storage.cassandra import connect
-    from storage.reconciliations import read_version_status
+    from storage.reconciliations import billable_loosened, read_version_reconciliation
     from storage.restatements import delete_restatement, write_restatement
 
     session = connect(settings or Settings.from_env())
@@ -138,28 +152,36 @@ def promote_version(day: dt.date, requested: int | None = None, settings: Settin
         previous = current.version if current else None
         if previous == version:
             return Outcome(day, version, previous, changed=False)
-        status = read_version_status(session, day, version)
+        reconciliation = read_version_reconciliation(session, day, version)
+        status = reconciliation.status if reconciliation else None
         if status != "pass" and not unreconciled:
             raise unreconciled_refusal(day, version, status)
-        override = status != "pass"
-        if override:
+        loosened = billable_loosened(reconciliation.tolerances if reconciliation else None)
+        override = UNRECONCILED if status != "pass" else LOOSENED if loosened else None
+        if override == UNRECONCILED:
             log.warning("day %s: promoting version %s without a passing reconciliation (status %s), by override",
                         day, version, status or "none")
+        elif override == LOOSENED:
+            log.warning("day %s: promoting version %s, whose reconciliation passed with %s, by override",
+                        day, version, _loosened_text(loosened))
         record = None
         if previous is not None:  # a final number changes: never without a record
             record = restatement_record(session, day, previous, version, reason, command)
             write_restatement(session, record)
         try:
-            promote(session, day, version, previous, unreconciled=override, reconciliation=status)
+            promote(session, day, version, previous, override=override, reconciliation=status,
+                    tolerances=reconciliation.tolerances if reconciliation else None, command=command)
         except PromotionConflict:
             if record is not None:
                 delete_restatement(session, day, record.restated_at)
             raise
-        return Outcome(day, version, previous, changed=True, unreconciled=override, restatement=record)
+        return Outcome(day, version, previous, changed=True, unreconciled=override == UNRECONCILED,
+                       loosened=loosened or None, restatement=record)
     finally:
         session.cluster.shutdown()
 
 
 def run(args: argparse.Namespace) -> int:
-    print(promote_version(args.date, args.version, unreconciled=args.unreconciled).line())
+    command = "viewcount promote" + (" --unreconciled" if args.unreconciled else "")
+    print(promote_version(args.date, args.version, unreconciled=args.unreconciled, command=command).line())
     return 0

@@ -14,17 +14,19 @@ from storage.restatements import Restatement
 
 from reconcile.causes import CAUSES
 from reconcile.restated import RestatedVersion, by_size
-from reconcile.summary import Figures
+from reconcile.summary import Figures, loosened_text
 
 COLORS = {"late": "#8c9eff", "duplicate": "#ffb74d", "missing_in_speed": "#e57373",
           "missing_in_archive": "#ba68c8", "after_cutoff": "#4db6ac", "other": "#90a4ae", "speed": "#4fc3f7", "batch": "#1565c0"}
 ROWS_SHOWN = 200
+LOOSENED_BADGE = ' <span class="badge loosened">LOOSENED GATE</span>'
 RESTATED_ROWS_SHOWN = 50  # videos of a restatement, by |delta|
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} h2{margin-top:1.8em;border-bottom:1px solid #ddd}
 .badge{display:inline-block;padding:.2em .8em;border-radius:1em;color:#fff;font-weight:600}
-.pass{background:#2e7d32} .fail{background:#c62828}
+.pass{background:#2e7d32} .fail{background:#c62828} .loosened{background:#ef6c00}
+.warning{border-left:.4em solid #ef6c00;background:#fff3e0;padding:.6em 1em}
 table{border-collapse:collapse;width:100%;margin:.5em 0} td,th{padding:.25em .6em;border-bottom:1px solid #eee;
 text-align:right} td:first-child,th:first-child{text-align:left} .kpi{display:flex;gap:2em;flex-wrap:wrap}
 .kpi div{background:#f5f5f5;padding:.6em 1em;border-radius:.4em} .kpi b{display:block;font-size:1.3em}
@@ -170,10 +172,17 @@ def restatement_section(restated: RestatedVersion | None, records=()) -> str:
     return "".join(parts)
 
 
+def _loosened_section(summary: dict) -> str:
+    return (f'<p class="warning"><b>Gated with {escape(loosened_text(summary["tolerances"]))}</b> (exact is abs 0, '
+            "rel 0): billable cells that differ within them passed, and a promotion of this version is an "
+            "override, recorded in unreconciled_promotions with these tolerances and the command.</p>")
+
+
 def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_hour: list[int], *,
            restated: RestatedVersion | None = None, records: tuple[Restatement, ...] = ()) -> str:
     """The whole HTML document of one reconciliation."""
     status, hours = summary["status"], [f"{h:02d}" for h in range(24)]
+    loosened = summary["gate"].get("billable_tolerances_loosened")
     kpis = [("cells compared", summary["cells_compared"]), ("divergent", summary["cells_divergent"]),
             ("billable divergent", summary["billing_cells_divergent"]), ("views speed", summary["views_speed"]),
             ("views batch", summary["views_batch"]), ("|delta| views", summary["abs_delta_views"]),
@@ -188,8 +197,10 @@ def render(summary: dict, figures: Figures, speed_by_hour: list[int], batch_by_h
     return "".join([
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>viewcount reconciliation {escape(summary['day'])}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Reconciliation of {escape(summary['day'])} <span class=\"badge {status}\">{status.upper()}</span></h1>",
+        f"<h1>Reconciliation of {escape(summary['day'])} <span class=\"badge {status}\">{status.upper()}</span>"
+        f"{LOOSENED_BADGE if loosened else ''}</h1>",
         f"<p>Speed table vs batch version {summary['batch_version']} vs Kafka offsets.</p>",
+        _loosened_section(summary) if loosened else "",
         "<h2>Gate decision</h2>",
         f"<p><b>{status.upper()}</b>: {escape(summary['gate']['reason'])}.</p>",
         f"<p>Tolerances: {escape(', '.join(f'{k} {v:g}' for k, v in summary['tolerances'].items()))}. "

@@ -122,8 +122,16 @@ def gate_reason(figures: Figures, tolerances: Tolerances, batch_gaps: list[str] 
     accepted = figures.billing_cells_divergent
     also = (f"; {len(batch_gaps):,} archive gaps of the batch version accepted at reconcile time (--accept-gaps)"
             if batch_gaps else "")
+    if tolerances.billable_loosened():
+        also += f"; {loosened_text(tolerances.as_dict())}: a promotion of this version is recorded as an override"
     return (f"no billable cell diverges beyond tolerance for a cause not accepted "
             f"({accepted:,} billable cells diverge for accepted causes: {', '.join(ACCEPTED_CAUSES)}){also}")
+
+
+def loosened_text(tolerances: dict[str, float]) -> str:
+    """'billable tolerances looser than exact (abs 5, rel 0)', for a summary's tolerances."""
+    return (f"billable tolerances looser than exact (abs {tolerances['billable_abs']:g}, "
+            f"rel {tolerances['billable_rel']:g})")
 
 
 def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, tolerances: Tolerances,
@@ -155,6 +163,7 @@ def build_summary(*, day: str, version: int, totals: Totals, figures: Figures, t
         "gate": {"failing_cells": figures.failing_cells, "failing_by_cause": figures.failing_by_cause,
                  "accepted_causes": list(ACCEPTED_CAUSES),
                  "batch_gaps": len(batch_gaps), "gaps_accepted_at_reconcile": bool(batch_gaps) and accept_gaps,
+                 "billable_tolerances_loosened": tolerances.billable_loosened(),
                  "reason": gate_reason(figures, tolerances, batch_gaps, accept_gaps)},
         "tolerances": tolerances.as_dict(),
         "nonbillable_cells_beyond_tolerance": figures.nonbillable_cells_beyond_tolerance,
@@ -179,6 +188,8 @@ def human_text(summary: dict) -> str:
         f"  billable cells divergent {summary['billing_cells_divergent']:,}, money at risk "
         f"{money_text(summary['money_at_risk'])}",
         f"  gate: {summary['gate']['reason']}",
+        *([f"  LOOSENED GATE: {loosened_text(summary['tolerances'])}; exact is abs 0, rel 0"]
+          if summary["gate"].get("billable_tolerances_loosened") else []),
         f"  archive: {'complete' if summary['archive_complete'] else str(summary['archive_gaps_total']) + ' gaps'}",
     ]
     for divergence in summary["divergences"][:10]:

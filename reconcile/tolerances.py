@@ -5,6 +5,10 @@ A cell is within tolerance when |speed - batch| <= abs + rel x batch. Billable v
 default to exact (0, 0), non-billable ones to 10 views and 1%. A flag wins over the
 environment variable VIEWCOUNT_RECONCILE_<NAME> (e.g. VIEWCOUNT_RECONCILE_NONBILLABLE_ABS),
 which wins over the default.
+
+Billable tolerances looser than exact are an override of the billing gate: the summary's
+gate lists them (``billable_tolerances_loosened``), the report shows them first, and a
+promotion of a version that passed with them is recorded like an unreconciled one.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from storage.reconciliations import EXACT_BILLABLE, billable_loosened
 from storage.settings import ReconcileKnobs
 
-DEFAULTS = {"billable_abs": 0.0, "billable_rel": 0.0, "nonbillable_abs": 10.0, "nonbillable_rel": 0.01}
+DEFAULTS = {**EXACT_BILLABLE, "nonbillable_abs": 10.0, "nonbillable_rel": 0.01}
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,10 @@ class Tolerances:
 
     def as_dict(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in DEFAULTS}
+
+    def billable_loosened(self) -> dict[str, float]:
+        """The billable tolerances looser than exact (name -> value; {} when exact)."""
+        return billable_loosened(self.as_dict())  # storage's: the promotion reads it back there
 
 
 def non_negative_number(text: str) -> float:

@@ -12,6 +12,7 @@ from serving.errors import install_error_handlers
 from serving.limits import Limits
 from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.rate_limit import RateLimitMiddleware, TokenBuckets
+from serving.overrides import OverrideWatch
 from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
 from storage.settings import Settings
@@ -30,6 +31,8 @@ def create_app(store: ViewStore) -> FastAPI:
     app.state.metrics.watch_nightly(store)
     app.state.restatements = RestatementWatch(store)
     app.state.metrics.watch_restatements(app.state.restatements)
+    app.state.overrides = OverrideWatch(store)
+    app.state.metrics.watch_overrides(app.state.overrides)
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)

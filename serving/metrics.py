@@ -1,7 +1,8 @@
 """Prometheus metrics of the API: requests by route and status, latency histograms, the
 partition caches (promoted and provisional), the outcome of the nightly runs (the newest promoted and
-reconciled days, read from Cassandra at most once a minute) and the restatement requests
-and records (``serving.restatements``, at most every few seconds) for the alerts in
+reconciled days, read from Cassandra at most once a minute), the restatement requests
+and records (``serving.restatements``) and the promotion overrides of recent days
+(``serving.overrides``), both at most every few seconds, for the alerts in
 ``infra/prometheus``. Each app has its own registry, served on ``/metrics``.
 
 Routes are labelled by their template (``/v1/videos/{video_id}/views``), never by the
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from serving.overrides import DAYS as OVERRIDE_DAYS
 from serving.store import StoreUnavailable
 
 UNMATCHED = "<unmatched>"
@@ -52,6 +54,10 @@ class ApiMetrics:
     def watch_restatements(self, watch) -> None:
         """``watch``: a ``serving.restatements.RestatementWatch``."""
         self.registry.register(_RestatementCollector(watch))
+
+    def watch_overrides(self, watch) -> None:
+        """``watch``: a ``serving.overrides.OverrideWatch``."""
+        self.registry.register(_OverrideCollector(watch))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -133,6 +139,31 @@ class _RestatementCollector:
             "has a restatement request for, whatever its status", counts.records)
 
 
+class _OverrideCollector:
+    """The promotion overrides of recent days per kind as last read (``OverrideWatch.refresh``),
+    and whether that read succeeded: while Cassandra does not answer, the last counts stay."""
+
+    def __init__(self, watch) -> None:
+        self.watch = watch
+
+    def collect(self):
+        watch = self.watch
+        if watch.read_ok is not None:
+            yield GaugeMetricFamily("viewcount_promotion_override_read_ok",
+                                    "1 when the latest read of the promotion overrides succeeded, else 0",
+                                    1.0 if watch.read_ok else 0.0)
+        if watch.counts is None:
+            return
+        overrides = GaugeMetricFamily(
+            "viewcount_promotion_overrides",
+            f"promotions of the last {OVERRIDE_DAYS} days and today that the exact billing gate did not clear, by kind "
+            "(unreconciled: no passing reconciliation; loosened: passed with billable tolerances looser than exact)",
+            labels=["kind"])
+        for kind, count in watch.counts.items():
+            overrides.add_metric([kind], count)
+        yield overrides
+
+
 class MetricsMiddleware:
     """Pure ASGI (no per-request task as BaseHTTPMiddleware makes): times every request."""
 
@@ -169,4 +200,5 @@ async def prometheus_text(request: Request) -> Response:
     except StoreUnavailable:
         pass  # /metrics answers without Cassandra; the last values read stay
     await request.app.state.restatements.refresh()  # never raises: a failed read shows as read_ok 0
+    await request.app.state.overrides.refresh()  # never raises either
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

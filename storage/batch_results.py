@@ -189,8 +189,12 @@ class PromotionConflict(UserError):
     """Another promotion or rollback of the day landed between reading and switching."""
 
 
+UNRECONCILED, LOOSENED = "unreconciled", "loosened"  # the kinds of override (unreconciled_promotions.kind)
+
+
 def promote(session: "Session", day: dt.date, version: int, previous: int | None, *,
-            unreconciled: bool = False, reconciliation: str | None = None) -> dt.datetime:
+            override: str | None = None, reconciliation: str | None = None,
+            tolerances: dict[str, float] | None = None, command: str | None = None) -> dt.datetime:
     """Make ``version`` the day's served version, if ``previous`` is still the served one
     (None: none is); returns the promotion time.
 
@@ -198,17 +202,20 @@ def promote(session: "Session", day: dt.date, version: int, previous: int | None
     a compare-and-set (a lightweight transaction): Cassandra orders it by its own Paxos
     ballot, not by this host's clock, so a rollback from a host whose clock lags still
     wins, and a promotion that raced another one fails with ``PromotionConflict`` instead
-    of silently overwriting it. An ``unreconciled`` promotion (an explicit override) is put
-    on record in ``unreconciled_promotions``, with the version's ``reconciliation`` status,
-    before the switch (removed again when the switch does not apply), so no override is
-    ever served unrecorded; the history row follows the switch.
+    of silently overwriting it. A promotion by ``override`` of the exact gate
+    (``UNRECONCILED``: no passing reconciliation; ``LOOSENED``: passed with billable
+    tolerances looser than exact) is put on record in ``unreconciled_promotions``, with
+    the version's ``reconciliation`` status, the ``tolerances`` it gated with and the ``command``, before the
+    switch (removed again when the switch does not apply), so no override is ever served
+    unrecorded; the history row follows the switch.
     """
     now = dt.datetime.now(dt.timezone.utc)
     promoted_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # Cassandra keeps milliseconds
-    if unreconciled:
+    if override is not None:
         session.execute(session.prepare(
-            "INSERT INTO unreconciled_promotions (day, promoted_at, version, status) VALUES (?, ?, ?, ?)"),
-            (day, promoted_at, version, reconciliation))
+            "INSERT INTO unreconciled_promotions (day, promoted_at, version, status, kind, tolerances, command)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            (day, promoted_at, version, reconciliation, override, tolerances or None, command))
     if previous is None:
         switch = session.execute(session.prepare(
             "INSERT INTO batch_promotions (day, version, previous_version, promoted_at) VALUES (?, ?, ?, ?)"
@@ -218,7 +225,7 @@ def promote(session: "Session", day: dt.date, version: int, previous: int | None
             "UPDATE batch_promotions SET version = ?, previous_version = ?, promoted_at = ? WHERE day = ?"
             " IF version = ?"), (version, previous, promoted_at, day, previous))
     if not switch.was_applied:
-        if unreconciled:
+        if override is not None:
             session.execute(session.prepare(
                 "DELETE FROM unreconciled_promotions WHERE day = ? AND promoted_at = ?"), (day, promoted_at))
         current = getattr(switch.one(), "version", None)
@@ -240,7 +247,31 @@ def read_promotion_history(session: "Session", day: dt.date) -> list[Promotion]:
 
 def read_unreconciled_promotions(session: "Session", day: dt.date) -> list[tuple[dt.datetime, int, str | None]]:
     """(promoted_at, version, its reconciliation status then) of every promotion of the day
-    made by override without a passing reconciliation, newest first."""
+    made by override (without a passing reconciliation, or passed with loosened billable
+    tolerances: ``read_promotion_overrides`` says which), newest first."""
     rows = session.execute(session.prepare(
         "SELECT promoted_at, version, status FROM unreconciled_promotions WHERE day = ?"), (day,))
     return [(_utc(row.promoted_at), row.version, row.status) for row in rows]
+
+
+@dataclass(frozen=True)
+class Override:
+    """A promotion the exact gate did not clear, as recorded before its switch."""
+
+    day: dt.date
+    promoted_at: dt.datetime
+    version: int
+    kind: str  # UNRECONCILED or LOOSENED
+    status: str | None  # the version's reconciliation then: 'pass', 'fail', or None for none
+    tolerances: dict[str, float]  # what the version's reconciliation gated with ({}: none, or not kept)
+    command: str | None
+
+
+def read_promotion_overrides(session: "Session", day: dt.date) -> list[Override]:
+    """Every promotion of the day made by override, newest first (a row recorded before
+    migration 0013 is of kind UNRECONCILED, its command unknown)."""
+    rows = session.execute(session.prepare(
+        "SELECT promoted_at, version, status, kind, tolerances, command FROM unreconciled_promotions"
+        " WHERE day = ?"), (day,))
+    return [Override(day, _utc(row.promoted_at), row.version, row.kind or UNRECONCILED, row.status,
+                     dict(row.tolerances or {}), row.command) for row in rows]

@@ -1,4 +1,4 @@
-"""Typed reads and writes of reconciliations (migration 0005).
+"""Typed reads and writes of reconciliations (migrations 0005, 0006 and 0013).
 
 ``write_summary`` / ``read_summary`` store the day's summary JSON exactly as the public
 contract defines it; serving returns ``read_summary`` for GET /v1/reconciliations/{day}.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,8 @@ def money_text(amounts: dict[str, str | Decimal]) -> str:
 
 def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
     """Store (replace) the day's reconciliation summary, ``summary`` the contract dict, and
-    the outcome of its batch version (``reconciled_versions``), in one logged batch."""
+    the outcome of its batch version (``reconciled_versions``: the status and the
+    tolerances it gated with), in one logged batch."""
     from cassandra.query import BatchStatement
 
     batch = BatchStatement()
@@ -45,18 +47,48 @@ def write_summary(session: "Session", day: dt.date, summary: dict) -> None:
          summary.get("report_uri")))
     if summary.get("batch_version") is not None:
         batch.add(session.prepare(
-            "INSERT INTO reconciled_versions (day, batch_version, status, report_uri, reconciled_at)"
-            " VALUES (?, ?, ?, ?, toTimestamp(now()))"),
-            (day, summary["batch_version"], summary["status"], summary.get("report_uri")))
+            "INSERT INTO reconciled_versions (day, batch_version, status, report_uri, tolerances, reconciled_at)"
+            " VALUES (?, ?, ?, ?, ?, toTimestamp(now()))"),
+            (day, summary["batch_version"], summary["status"], summary.get("report_uri"),
+             summary.get("tolerances")))
     session.execute(batch)
+
+
+# The billing gate's default: a billable cell within tolerance only when speed equals batch.
+EXACT_BILLABLE = {"billable_abs": 0.0, "billable_rel": 0.0}
+
+
+def billable_loosened(tolerances: dict[str, float] | None) -> dict[str, float]:
+    """Of ``tolerances`` (name -> value, as a summary or ``reconciled_versions`` keeps them;
+    None or {}: gated before they were kept, so exact), the billable ones looser than exact.
+    A version that passed its gate with any is promoted only as a recorded override
+    (``batch_layer.promotion``): money was allowed to differ."""
+    return {name: float(value) for name, exact in EXACT_BILLABLE.items()
+            if (value := (tolerances or {}).get(name)) is not None and value > exact}
+
+
+@dataclass(frozen=True)
+class VersionReconciliation:
+    """The latest reconciliation of one batch version: 'pass' or 'fail', and the
+    tolerances it gated with (name -> value; {} when gated before they were kept, exact)."""
+
+    status: str
+    tolerances: dict[str, float]
+
+
+def read_version_reconciliation(session: "Session", day: dt.date, version: int) -> VersionReconciliation | None:
+    """The latest reconciliation of this batch version of the day; None when it was never reconciled."""
+    row = session.execute(session.prepare(
+        "SELECT status, tolerances FROM reconciled_versions WHERE day = ? AND batch_version = ?"),
+        (day, version)).one()
+    return VersionReconciliation(row.status, dict(row.tolerances or {})) if row else None
 
 
 def read_version_status(session: "Session", day: dt.date, version: int) -> str | None:
     """The status ('pass' or 'fail') of the latest reconciliation of this batch version of
     the day; None when it was never reconciled."""
-    row = session.execute(session.prepare(
-        "SELECT status FROM reconciled_versions WHERE day = ? AND batch_version = ?"), (day, version)).one()
-    return row.status if row else None
+    reconciliation = read_version_reconciliation(session, day, version)
+    return reconciliation.status if reconciliation else None
 
 
 def read_summary(session: "Session", day: dt.date) -> dict | None:

@@ -3,7 +3,7 @@
 Each statement reads one partition: a (video, day) of the speed table or of a batch
 version, whole (serving caches partitions, and answers windows of them), a day's top videos, a day's reconciliation summary; and the promoted
 days (a row per day: serving keeps them in memory) and, for /metrics, the reconciled days
-and the restatement requests and records. Serving
+the restatement requests and records, and the promotion overrides. Serving
 sends them with ``execute_async`` and decodes the rows itself (plain tuples, one page).
 Importing this module never imports Spark or the driver.
 """
@@ -37,6 +37,9 @@ RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"
 # restatement records of those requests' days (one partition per day).
 RESTATEMENT_REQUESTS = ("restatement_requests", "SELECT day, status FROM restatement_requests WHERE topic = ?")
 RESTATEMENTS_OF_DAYS = ("restatements", "SELECT day FROM restatements WHERE day IN ?")
+# For /metrics (``serving.overrides``, migration 0013), at most every few seconds: the
+# promotions by override of the recent days (one partition per day, a row per override).
+OVERRIDES_OF_DAYS = ("unreconciled_promotions", "SELECT kind FROM unreconciled_promotions WHERE day IN ?")
 
 
 def _prepared(session: "Session", cql: str) -> "PreparedStatement":

@@ -66,6 +66,7 @@ def exported_metric_names() -> set[str]:
     api.watch_nightly(SimpleNamespace(nightly=NightlyStatus(dt.date(2026, 12, 1), dt.date(2026, 12, 1), True)))
     api.watch_restatements(SimpleNamespace(counts=Counts({"pending": 1, "failed": 0}, 2), read_ok=True,
                                            read_at=1.0))
+    api.watch_overrides(SimpleNamespace(counts={"unreconciled": 0, "loosened": 1}, read_ok=True))
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names = set()
     for registry in (REGISTRY, api.registry):

@@ -143,3 +143,33 @@ def test_a_batch_version_counted_over_gaps_fails_the_gate_unless_accepted_again(
     assert accepted["gate"]["gaps_accepted_at_reconcile"] and refused["batch_gaps_accepted"] == gaps
     html = render(refused, Figures(), totals.speed_by_hour, totals.batch_by_hour)
     assert "not accepted at reconcile time: the gate fails" in html and "offsets 756-783 missing" in html
+
+
+def test_loosened_billable_tolerances_are_in_the_gate_the_text_and_the_report(monkeypatch):
+    """Billable tolerances looser than exact, from a flag or VIEWCOUNT_RECONCILE_BILLABLE_*,
+    are kept in the summary's gate and shown first; loosened non-billable ones are not."""
+    from reconcile.summary import Figures, human_text
+    from reconcile.tolerances import tolerances_from
+
+    monkeypatch.setenv("VIEWCOUNT_RECONCILE_BILLABLE_REL", "0.01")
+    totals = Totals(10, 0, 300, 300, 0, [0] * 24, [0] * 24)
+
+    def summary(tolerances: Tolerances) -> dict:
+        return build_summary(day="2026-11-20", version=2, totals=totals, figures=Figures(), tolerances=tolerances,
+                             archive=[], report_uri="s3://b/r.html", extra={})
+
+    from_env, from_flag = tolerances_from({}), tolerances_from({"billable_abs": 3.0, "billable_rel": 0.0})
+    loosened, flagged = summary(from_env), summary(from_flag)
+    exact = summary(Tolerances(nonbillable_abs=100.0))
+
+    assert loosened["gate"]["billable_tolerances_loosened"] == {"billable_rel": 0.01}
+    assert flagged["gate"]["billable_tolerances_loosened"] == {"billable_abs": 3.0}
+    assert exact["gate"]["billable_tolerances_loosened"] == {}
+    assert loosened["status"] == "pass"
+    assert ("billable tolerances looser than exact (abs 0, rel 0.01): a promotion of this version is recorded as "
+            "an override") in loosened["gate"]["reason"]
+    assert "LOOSENED GATE: billable tolerances looser than exact (abs 0, rel 0.01)" in human_text(loosened)
+    assert "LOOSENED" not in human_text(exact) and "looser" not in exact["gate"]["reason"]
+    html = render(flagged, Figures(), totals.speed_by_hour, totals.batch_by_hour)
+    assert "LOOSENED GATE" in html and "Gated with billable tolerances looser than exact (abs 3, rel 0)" in html
+    assert "LOOSENED GATE" not in render(exact, Figures(), totals.speed_by_hour, totals.batch_by_hour)
