@@ -8,7 +8,8 @@ Two streaming queries in one Spark application, each with its own checkpoint:
   log in the same call. Replaying a batch after a crash writes the same values.
 - ``dead-letters``: every invalid record to `views.dlq`, original key and value bytes
   unchanged, the reason and the source coordinates as headers. A
-  ``--max-offsets-per-trigger`` below the default bounds the counter's batches only.
+  ``--max-offsets-per-trigger`` below the default bounds the counter's batches only; a
+  ``--rebuild`` reads its whole backlog in one batch (``speed_layer.rebuild``).
 
 spark-submit entry point: ``spark-submit ... speed_layer/counter.py [--available-now]``.
 """
@@ -32,6 +33,7 @@ from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earliest_offsets, read_query_id
 from speed_layer.progress import INPUT_METRICS, BatchReport
+from speed_layer.rebuild import unplanned_rebuild, whole_backlog
 from speed_layer.watermark import WATERMARK_POLICY, batch_clock
 from storage.errors import UserError
 from storage.kafka_config import spark_options
@@ -198,7 +200,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--rebuild", action="store_true",
                         help="start a new checkpoint although earlier counters already counted the topic "
-                             "(a lost checkpoint): recount from Kafka, writing only the minutes it can "
+                             "(a lost checkpoint): recount from Kafka, the whole backlog in one batch "
+                             "(--max-offsets-per-trigger is refused), writing only the minutes it can "
                              "count whole (docs/reliability.md)")
 
 
@@ -230,17 +233,26 @@ def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: Count
 
 
 def run(args: argparse.Namespace) -> int:
+    from storage.cassandra import cached_session
+
     settings = Settings.from_env()
     require_reachable(settings, *SERVERS)  # one clear line now, not restarts of a JVM later
+    bound_given = args.max_offsets_per_trigger is not None
+    source = jobs.source_from_args(args)
+    if args.rebuild:  # refused before a JVM starts
+        source = whole_backlog(source, bound_given=bound_given)
     options = CounterOptions(
         checkpoint=jobs.checkpoint_location(args, settings, "counter"),
         trigger=jobs.trigger_from_args(args),
         dead_letter_trigger=jobs.Trigger(args.available_now, args.dead_letter_trigger_seconds),
         watermark_delay=jobs.parse_delay(args.watermark_delay),
-        source=jobs.source_from_args(args),
+        source=source,
     )
     spark = jobs.session("viewcount-counter", settings, args)
     options = replace(options, write_floor=new_checkpoint_floor(spark, settings, options, rebuild=args.rebuild))
+    if not args.rebuild and unplanned_rebuild(spark, cached_session(settings), checkpoint=options.counts_checkpoint,
+                                              topic=settings.views_topic):
+        options = replace(options, source=whole_backlog(options.source, bound_given=bound_given))
     jobs.serve(args)
     # One sink and one listener for every restart: the checkpoint keeps the query's id.
     sink = MinuteCountSink(spark, settings, options)

@@ -62,8 +62,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_checkpoint:
                         help=f"checkpoint folder or URI (default: <run dir>/checkpoints/{default_checkpoint})")
     parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                         help="where a new checkpoint starts reading (default: %(default)s)")
-    parser.add_argument("--max-offsets-per-trigger", type=non_negative(int), default=500_000, metavar="N",
-                        help="upper bound on records per micro-batch, 0 for none (default: %(default)s)")
+    parser.add_argument("--max-offsets-per-trigger", type=non_negative(int), metavar="N",
+                        help="upper bound on records per micro-batch, 0 for none (default: "
+                             f"{SourceOptions.max_offsets_per_trigger}; a counter's --rebuild reads its "
+                             "backlog in one batch and refuses a bound)")
     parser.add_argument("--metrics-port", type=non_negative(int), default=METRICS_PORTS[default_checkpoint],
                         metavar="PORT", help="Prometheus /metrics on 127.0.0.1 (0: off; default: %(default)s)")
     parser.add_argument("--max-restarts", type=non_negative(int), default=20, metavar="N",
@@ -94,9 +96,10 @@ def trigger_from_args(args: argparse.Namespace) -> Trigger:
 
 
 def source_from_args(args: argparse.Namespace) -> SourceOptions:
+    bound = args.max_offsets_per_trigger
     return SourceOptions(
         starting_offsets=args.starting_offsets,
-        max_offsets_per_trigger=args.max_offsets_per_trigger or None,
+        max_offsets_per_trigger=(SourceOptions.max_offsets_per_trigger if bound is None else bound) or None,
     )
 
 

@@ -145,6 +145,17 @@ def read_query_id(spark: "SparkSession", checkpoint: str) -> str:
     return json.loads(text.splitlines()[0])["id"]
 
 
+def planned_a_batch(spark: "SparkSession", checkpoint: str) -> bool:
+    """Whether the query behind a checkpoint planned a batch: Spark writes a batch's offsets
+    (``offsets/<batch id>``) before it runs, and purges only old ones, never the last."""
+    jvm = spark.sparkContext._jvm
+    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/offsets")
+    fs = offsets.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(offsets):
+        return False
+    return any(status.getPath().getName().isdigit() for status in fs.listStatus(offsets))
+
+
 class MicrobatchLog:
     """Writes and reads ``speed_microbatches`` for one query (one checkpoint)."""
 

@@ -19,14 +19,24 @@ rebuild writes only the minutes it can count whole:
 
 The floor is registered with the query (``speed_queries.write_floor``), so a restart from
 the checkpoint keeps it and the reconciler knows which minutes the query never wrote.
+
+A rebuild reads its whole backlog in its first batch (``whole_backlog``): Spark splits a
+``maxOffsetsPerTrigger`` over the partitions by backlog, so a partition holding a burst
+falls behind the others in event time, their watermark passes it, and its views are
+dropped as late while the rebuild writes the cells it had counted with what is left:
+lower than the earlier counters' (docs/reliability.md, "Billing safeguards"). Within one
+batch nothing is late (Spark drops a row against the previous batch's watermark), so every
+minute the rebuild writes holds all Kafka holds of it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable
 
 from counting.reasons import MAX_FUTURE_SECONDS
+from speed_layer.kafka_source import SourceOptions
 from storage.errors import UserError
 from storage.speed_queries import (COUNTER_JOB, LoggedBatch, RegisteredQuery, bucket_batches,
                                    bucket_first_batches, registered_queries)
@@ -34,6 +44,7 @@ from storage.topics import VIEWS_TIMESTAMP_AFTER_MAX_MS
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
+    from pyspark.sql import SparkSession
 
 # How far an event time can lie after the broker appended its record: the broker takes
 # CreateTimes up to this far ahead of its clock, and the rule takes event times up to
@@ -104,3 +115,29 @@ def write_floor(session: "Session", *, topic: str, earliest: dict[int, int], sta
         if bound is not None:
             bounds.append(bound)
     return floor_after(max(bounds)) if bounds else None
+
+
+def whole_backlog(source: SourceOptions, *, bound_given: bool) -> SourceOptions:
+    """A rebuild's reading: no bound per batch, so its first batch reads all Kafka holds.
+    A bound the user asked for is refused rather than dropped in silence."""
+    if bound_given and source.max_offsets_per_trigger:
+        raise UserError(
+            f"--rebuild reads Kafka's whole backlog in its first batch and refuses --max-offsets-per-trigger "
+            f"{source.max_offsets_per_trigger}: Spark splits that bound over the partitions by backlog, so a "
+            "partition holding a burst falls behind the others' watermark and its views are dropped as late "
+            "while the rebuild lowers the cells counted before; leave the option out (or give 0)")
+    return replace(source, max_offsets_per_trigger=None)
+
+
+def unplanned_rebuild(spark: "SparkSession", session: "Session", *, checkpoint: str, topic: str) -> bool:
+    """Whether a start from ``checkpoint`` resumes a rebuild stopped before it planned its
+    first batch: that batch must still read the whole backlog. (An existing checkpoint
+    without a planned batch, against a topic other queries counted, can only be a
+    rebuild's: a new one is refused without ``--rebuild``.)"""
+    from speed_layer.microbatch_log import planned_a_batch, read_query_id
+
+    try:
+        read_query_id(spark, checkpoint)
+    except FileNotFoundError:
+        return False  # a new checkpoint: the first counter of the topic, or refused
+    return not planned_a_batch(spark, checkpoint) and bool(_covering(session, topic))

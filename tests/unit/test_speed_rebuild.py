@@ -57,3 +57,46 @@ def test_buckets_without_a_batch_of_the_topic_are_skipped():
     firsts = [(0, None), (1, _batch(10_000, {0: 0}, {0: 10}, 5))]
     assert last_read_below(firsts, lambda bucket: [firsts[1][1]] if bucket == 1 else [], {0: 5}) == \
         T0 + dt.timedelta(seconds=5)
+
+
+def test_a_rebuild_reads_its_whole_backlog_and_refuses_a_bound_it_was_given():
+    import argparse
+
+    import pytest
+
+    from speed_layer import jobs
+    from speed_layer.kafka_source import SourceOptions
+    from speed_layer.rebuild import whole_backlog
+    from storage.errors import UserError
+
+    parser = argparse.ArgumentParser()
+    jobs.add_common_arguments(parser, default_checkpoint="counter")
+
+    def source(*argv: str) -> SourceOptions:
+        return jobs.source_from_args(parser.parse_args(list(argv)))
+
+    def rebuild(*argv: str) -> SourceOptions:
+        given = parser.parse_args(list(argv)).max_offsets_per_trigger is not None
+        return whole_backlog(source(*argv), bound_given=given)
+
+    assert source().max_offsets_per_trigger == SourceOptions.max_offsets_per_trigger
+    # Left out (the default bound) or 0: one batch for the whole backlog.
+    assert rebuild().max_offsets_per_trigger is None
+    assert rebuild("--max-offsets-per-trigger", "0").max_offsets_per_trigger is None
+    with pytest.raises(UserError, match="refuses --max-offsets-per-trigger 400: Spark splits") as refused:
+        rebuild("--max-offsets-per-trigger", "400")
+    assert "\n" not in str(refused.value)
+    # Ordinary runs keep their bound.
+    assert source("--max-offsets-per-trigger", "400").max_offsets_per_trigger == 400
+
+
+def test_a_checkpoint_planned_a_batch_while_its_offset_log_holds_one(spark, tmp_path):
+    from speed_layer.microbatch_log import planned_a_batch
+
+    checkpoint = tmp_path / "counts"
+    assert not planned_a_batch(spark, str(checkpoint))
+    (checkpoint / "offsets").mkdir(parents=True)
+    (checkpoint / "offsets" / ".0.crc").write_text("")  # no batch file: a start that stopped before planning
+    assert not planned_a_batch(spark, str(checkpoint))
+    (checkpoint / "offsets" / "105").write_text("v1\n{}\n")  # Spark purged the batches before 105
+    assert planned_a_batch(spark, str(checkpoint))
