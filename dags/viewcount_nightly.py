@@ -222,7 +222,7 @@ def viewcount_nightly():
 
         # The version this run reconciled, not the newest at this moment: a batch run by hand
         # in between was never reconciled. promote_version refuses one that did not pass.
-        return promote_version(_day(ds), published["batch_version"]).version
+        return promote_version(_day(ds), published["batch_version"], command=f"viewcount_nightly {ds}").version
 
     reconciled = reconcile()
     published = publish_report(reconciled)

@@ -52,6 +52,12 @@ JVM_OUTPUT_TO_STDERR = "-Xlog:disable -Xlog:all=warning:stderr:uptime,level,tags
 COMPILE_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 
 
+# A local driver listens on loopback only. ``build_session`` sets it on the session; a job
+# started by spark-submit gets it as system properties of the driver JVM as well, which
+# Spark reads as settings from the JVM's start, whatever code builds the session.
+LOOPBACK_DRIVER = "-Dspark.driver.host=127.0.0.1 -Dspark.driver.bindAddress=127.0.0.1"
+
+
 def submit_options(settings: Settings, master: str | None, *, short_lived: bool = False) -> dict[str, str]:
     """How the connector jars reach the JVMs, as spark-submit options (``jars``,
     ``driver_class_path``, ``driver_java_options``). On a local master one JVM is driver and
@@ -59,14 +65,16 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     them (690 MB, mostly the AWS SDK bundle) into the session's scratch folder, at every
     start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
     was built, and for a ``short_lived`` job (one of the nightly's: each query runs about
-    once; any job under ``VIEWCOUNT_QUICK_JIT=all``) the JVM's quick compiler only. A
-    cluster's executors need the jars shipped. On any master the driver's JVM keeps its own
+    once; any job under ``VIEWCOUNT_QUICK_JIT=all``) the JVM's quick compiler only; its
+    driver listens on loopback only (``LOOPBACK_DRIVER``). A cluster's executors need the
+    jars shipped. On any master the driver's JVM keeps its own
     warnings off standard output."""
     jars = connector_jars(settings)
     if not is_local(master):
         return {"jars": ",".join(str(jar) for jar in jars),
                 "driver_java_options": f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"}
-    flags = [JVM_OUTPUT_TO_STDERR, COMPILE_HUGE_METHODS, driver_java_options(settings)]  # the class-data archive, once built
+    flags = [JVM_OUTPUT_TO_STDERR, COMPILE_HUGE_METHODS, LOOPBACK_DRIVER,
+             driver_java_options(settings)]  # the class-data archive, once built
     if settings.spark.quick_jit_for(short_lived):
         flags.append(QUICK_JIT)
     return {"driver_class_path": os.pathsep.join(str(jar) for jar in jars),

@@ -70,7 +70,8 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     try:
         read = skipped_reader(session, settings.views_topic)
         offsets = frames.offsets_per_partition(
-            records, lambda partition, first, last: skipped_within(read(partition, first, last), first, last))
+            records, lambda partition, first, last: skipped_within(read(partition, first, last), first, last),
+            frames.archived_elsewhere(spark, settings, session, day))
     finally:
         session.cluster.shutdown()
     return _run(day, "archive", settings, [(records, suites.archive_records), (offsets, suites.archive_offsets)])

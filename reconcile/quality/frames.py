@@ -44,12 +44,49 @@ def _no_skipped(partition: int, first: int, last: int) -> int:
     return 0
 
 
-def offsets_per_partition(records: "DataFrame", skipped_in=_no_skipped) -> "pd.DataFrame":
+# How far either side of the window records stamped for other hours can lie (the
+# restatement horizon's default plus the broker's extra day, as batch_layer.completeness).
+ELSEWHERE_DAYS = 8
+
+
+def archived_elsewhere(spark: "SparkSession", settings: Settings, session, day: dt.date):
+    """``(partition, first, last) -> n``: the distinct offsets in [first, last] archived as
+    records that did not arrive in D's window: stamped for another day's hours but appended
+    inside the window's offset range (a producer clock behind, a retry through a failover,
+    a transaction committed late), found through the archive_hours rows of the hours
+    around the window and read from those hours' files, offsets only."""
+    from pyspark.sql import functions as F
+
+    from counting.day import arrived_in_window
+    from counting.window import BatchWindow
+    from storage.archive import archive_path, read_archive_hours, read_hours
+
+    window = BatchWindow(day)
+    dates = window.dates()
+    first_date = dates[0] - dt.timedelta(days=ELSEWHERE_DAYS)
+    around = [first_date + dt.timedelta(days=n) for n in range((dates[-1] - first_date).days + ELSEWHERE_DAYS + 1)]
+
+    def count(partition: int, first: int, last: int) -> int:
+        hours = sorted({(row.arrival_date, row.arrival_hour) for row in read_hours(session, settings.views_topic, around)
+                        if row.kafka_partition == partition and row.first_offset <= last and row.last_offset >= first})
+        if not hours:
+            return 0
+        records = read_archive_hours(spark, archive_path(settings), hours)
+        return (records.filter((F.col("partition") == partition) & F.col("offset").between(first, last)
+                               & ~arrived_in_window(window, F.col("kafka_timestamp")))
+                .select("offset").distinct().count())
+
+    return count
+
+
+def offsets_per_partition(records: "DataFrame", skipped_in=_no_skipped, elsewhere_in=_no_skipped) -> "pd.DataFrame":
     """One row per (topic, Kafka partition) of the records, computed in one Spark pass and
     checked on the driver: records, distinct offsets, last - first + 1, the records whose
     offset or arrival time is missing, and the offsets in between that hold no record a
     reader gets (``skipped_in(partition, first, last)``: transaction markers and aborted
-    records the archiver recorded), added up with the records in ``records_and_skipped``.
+    records the archiver recorded), added up with the records in ``records_and_skipped``;
+    where those do not fill the span, the offsets in between archived as records of other
+    hours (``elsewhere_in``, e.g. ``archived_elsewhere``) are added too.
     A NULL topic or partition is a row of its own."""
     from pyspark.sql import functions as F
 
@@ -67,6 +104,12 @@ def offsets_per_partition(records: "DataFrame", skipped_in=_no_skipped) -> "pd.D
         skipped_in(int(partition), int(first), int(last)) if pd.notna([partition, first, last]).all() else 0
         for partition, first, last in zip(frame["partition"], frame["first_offset"], frame["last_offset"])]
     frame["records_and_skipped"] = frame["records"] + frame["skipped_offsets"]
+    frame["elsewhere_offsets"] = [
+        elsewhere_in(int(partition), int(first), int(last)) if filled < span and pd.notna([partition, first, last]).all()
+        else 0
+        for partition, first, last, filled, span in zip(frame["partition"], frame["first_offset"], frame["last_offset"],
+                                                        frame["records_and_skipped"], frame["offset_span"])]
+    frame["records_and_skipped"] = frame["records_and_skipped"] + frame["elsewhere_offsets"]
     return frame
 
 

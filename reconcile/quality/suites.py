@@ -38,7 +38,8 @@ def archive_records() -> gx.ExpectationSuite:
 def archive_offsets() -> gx.ExpectationSuite:
     """On one row per Kafka partition (``frames.offsets_per_partition``): every record has
     its Kafka coordinates, and the window's offsets have no hole (but the offsets the
-    archiver recorded as holding no record) and no repeat (a Kafka record archived twice
+    archiver recorded as holding no record, and those archived as records of other hours,
+    stamped out of offset order) and no repeat (a Kafka record archived twice
     would be counted twice by anything but a dedupe)."""
     suite = gx.ExpectationSuite(name="archive_offsets")
     for column in ("topic", "partition"):

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -223,3 +224,49 @@ def test_openapi_lists_only_reads_and_every_write_is_refused_with_json(served):
             assert answer.status_code == 405, (method, path, answer.status_code, answer.text)
             assert answer.headers["content-type"].startswith("application/json"), (method, path)
             assert "error" in answer.json(), (method, path, answer.text)
+
+
+PROBE = """
+import sys, time
+from pathlib import Path
+from storage.spark import build_session
+spark = build_session("loopback-probe", short_lived=True)
+print("ready", flush=True)
+deadline = time.monotonic() + 300
+while not Path(sys.argv[1]).exists() and time.monotonic() < deadline:  # spark-submit keeps stdin
+    time.sleep(0.2)
+spark.stop()
+"""
+
+
+def test_a_local_driver_started_by_spark_submit_listens_on_loopback_only(stack, tmp_path):
+    """The nightly's batch runs under spark-submit, where the Python side cannot tell the
+    master before the session exists: the driver's loopback binding comes with the
+    options `storage.spark.submit_options` gives a local master, whatever the host's name
+    resolves to."""
+    from storage.spark import submit_options
+
+    options = submit_options(stack, "local[1]", short_lived=True)
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_SUBMIT_OPTS": options["driver_java_options"]}
+    # A host whose name resolves to its network address (most servers; this machine's name
+    # resolves to loopback): Spark's own default would bind there.
+    network = [address for address in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+               if not is_loopback(address) and ":" not in address]
+    if network:
+        env["SPARK_LOCAL_IP"] = network[0]
+    submit = subprocess.Popen([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+                               "--driver-class-path", options["driver_class_path"], str(probe), str(tmp_path / "done")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert submit.stdout.readline().strip() == "ready"
+        addresses = listening_addresses(submit.pid)
+        assert addresses, "the driver's listeners were not found"
+        wild = sorted(address for address in addresses if not is_loopback(address[0]))
+        assert not wild, f"the spark-submit driver listens beyond loopback: {wild}"
+    finally:
+        (tmp_path / "done").touch()
+        submit.wait(timeout=120)

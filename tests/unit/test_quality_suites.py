@@ -39,6 +39,11 @@ def test_archive_suites_pass_on_contiguous_offsets_and_block_on_a_hole_a_repeat_
     marker = frames.offsets_per_partition(hole, lambda partition, first, last: 1 if (partition, first, last) == (0, 5, 7)
                                           else 0)
     assert run.validate(marker, suites.archive_offsets()).success
+    # Nor is an offset archived as a record of another hour (stamped out of offset order);
+    # it is asked for only where the window's own offsets leave a hole.
+    asked = []
+    elsewhere = frames.offsets_per_partition(hole, elsewhere_in=lambda *span: asked.append(span) or 1)
+    assert run.validate(elsewhere, suites.archive_offsets()).success and asked == [(0, 5, 7)]
 
     repeat = _archive(spark, [(0, 5), (0, 5), (0, 6)])
     result = run.validate(frames.offsets_per_partition(repeat), suites.archive_offsets())
