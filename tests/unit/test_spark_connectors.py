@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage.settings import Settings
-from storage.spark import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, spark_conf, submit_options
+from storage.spark import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER, spark_conf, submit_options
 
 # What every driver gets, whatever else it is given.
 ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"
@@ -55,7 +55,7 @@ def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
     archive = class_archive(settings)
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"")
-    option = f"{ALWAYS} -XX:SharedArchiveFile={archive}"
+    option = f"{ALWAYS} {LOOPBACK_DRIVER} -XX:SharedArchiveFile={archive}"
     assert submit_options(settings, "local[2]")["driver_java_options"] == option
     assert spark_conf(settings, master="local[2]")["spark.driver.defaultJavaOptions"] == option
     assert spark_conf(settings, master="yarn")["spark.driver.defaultJavaOptions"] == ALWAYS
@@ -88,17 +88,18 @@ def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless
     from storage.spark import QUICK_JIT
 
     settings, _ = _settings_with_jars(tmp_path)
-    quick = f"{ALWAYS} {QUICK_JIT}"
-    assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == quick
-    assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == quick
+    # a local driver: loopback only (the cluster's drivers below must be reachable)
+    local, local_quick = f"{ALWAYS} {LOOPBACK_DRIVER}", f"{ALWAYS} {LOOPBACK_DRIVER} {QUICK_JIT}"
+    assert submit_options(settings, "local[2]", short_lived=True)["driver_java_options"] == local_quick
+    assert spark_conf(settings, master="local[2]", short_lived=True)["spark.driver.defaultJavaOptions"] == local_quick
     # streaming jobs and cluster masters: both compilers
-    assert submit_options(settings, "local[2]")["driver_java_options"] == ALWAYS
+    assert submit_options(settings, "local[2]")["driver_java_options"] == local
     assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == ALWAYS
     both = replace(settings, spark=SparkKnobs(quick_jit="none"))
-    assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == ALWAYS
+    assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == local
     # VIEWCOUNT_QUICK_JIT=all: streaming jobs too (never a cluster's driver)
     everywhere = replace(settings, spark=SparkKnobs(quick_jit="all"))
-    assert submit_options(everywhere, "local[2]")["driver_java_options"] == quick
+    assert submit_options(everywhere, "local[2]")["driver_java_options"] == local_quick
     assert submit_options(everywhere, "yarn")["driver_java_options"] == ALWAYS
 
 
