@@ -88,10 +88,12 @@ class Outcome:
         if self.loosened and not self.unreconciled:
             override = f"; reconciled with {_loosened_text(self.loosened)}, by override (recorded)"
         restated = ""
-        if self.restatement is not None:
-            money = money_text(self.restatement.money_delta)
-            restated = (f"; restated: {self.restatement.views_delta:+,} views, {self.restatement.videos_changed:,} "
-                        f"videos changed, money {money} (recorded)")
+        record = self.restatement
+        if record is not None and (record.videos or not record.views_delta):
+            restated = (f"; restated: {record.views_delta:+,} views, {record.videos_changed:,} videos changed, "
+                        f"money {money_text(record.money_delta)} (recorded)")
+        elif record is not None:  # versions not counted against each other: the totals only
+            restated = f"; restated: {record.views_delta:+,} views, per-video changes unknown (recorded)"
         return f"day {self.day}: {action} version {self.version} (previous: {previous}){override}{restated}"
 
 

@@ -175,7 +175,7 @@ def test_an_unreconciled_promotion_is_an_explicit_recorded_override(dataset):
     assert overridden.stdout.strip() == (f"day {D}: promoted version 2 (previous: none); "
                                          "without a passing reconciliation, by override (recorded)")
     assert "without a passing reconciliation" in overridden.stderr  # the warning in the log
-    assert back.stdout.strip() == f"day {D}: rolled back to version 1 (previous: version 2)"
+    assert back.stdout.strip().startswith(f"day {D}: rolled back to version 1 (previous: version 2); restated: ")
     assert [(version, status) for _, version, status in read_unreconciled_promotions(dataset.session, D)] == [
         (2, "fail")]
     assert read_promotion(dataset.session, D).version == 1
@@ -183,15 +183,28 @@ def test_an_unreconciled_promotion_is_an_explicit_recorded_override(dataset):
 
 def test_promote_serves_the_newest_complete_version_and_rolls_back(dataset):
     from storage.batch_results import read_promotion, read_promotion_history
+    from storage.restatements import read_restatements
 
     _reconciled(dataset, 2, "pass")
     promoted = viewcount(dataset.env, "promote", "--date", str(D))
     rolled_back = viewcount(dataset.env, "promote", "--date", str(D), "--version", "1")
     again = viewcount(dataset.env, "promote", "--date", str(D), "--version", "1")
 
-    assert promoted.stdout.strip() == f"day {D}: promoted version 2 (previous: version 1)"
-    assert rolled_back.stdout.strip() == f"day {D}: rolled back to version 1 (previous: version 2)"
+    # Each switch of a promoted day leaves a restatement record; these versions were not
+    # counted against each other, so only their totals differ on record.
+    from storage.batch_results import read_versions
+
+    totals = {v.version: v.total_views for v in read_versions(dataset.session, D)}
+    moved = totals[2] - totals[1]
+    assert promoted.stdout.strip() == (f"day {D}: promoted version 2 (previous: version 1); restated: "
+                                       f"{moved:+,} views, per-video changes unknown (recorded)")
+    assert rolled_back.stdout.strip() == (f"day {D}: rolled back to version 1 (previous: version 2); restated: "
+                                          f"{-moved:+,} views, per-video changes unknown (recorded)")
     assert again.stdout.strip() == f"day {D}: version 1 is already promoted; nothing changed"
+    records = read_restatements(dataset.session, D)
+    assert [(r.old_version, r.new_version, r.views_delta, r.command) for r in records[:2]] == [
+        (2, 1, -moved, "viewcount promote"), (1, 2, moved, "viewcount promote")]
+    assert records[0].reason.startswith("rollback by hand") and "per-video changes unknown" in records[0].reason
     current = read_promotion(dataset.session, D)
     assert (current.version, current.previous_version) == (1, 2)
     history = read_promotion_history(dataset.session, D)
