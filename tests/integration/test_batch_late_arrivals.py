@@ -84,7 +84,7 @@ def test_promoting_it_writes_the_restatement_record_first(late):
     assert late["promotion"].version == 2
     [record] = late["records"]
     assert (record.old_version, record.new_version, record.views_delta, record.videos_changed) == (1, 2, 1, 1)
-    assert record.money_delta == {"EUR": "0.0025"} and record.command == "viewcount promote"
+    assert record.money_delta == {"EUR": "0.0025"} and record.command == "viewcount promote --unreconciled"
     assert record.reason == "promotion by hand of a new version over a final one"
     [video] = record.videos
     assert (video.video_id, video.old_views, video.new_views, Decimal(video.money_delta), video.currency) == \
