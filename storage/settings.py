@@ -132,6 +132,8 @@ class Settings:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     views_topic: str = "views"
     dlq_topic: str = "views.dlq"
+    # The counter's changed cells, for the API workers' provisional partitions (storage.cell_feed).
+    cells_topic: str = "views.cells"
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
@@ -167,6 +169,7 @@ class Settings:
             aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             views_topic=env.get("VIEWCOUNT_VIEWS_TOPIC", "views"),
             dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
+            cells_topic=env.get("VIEWCOUNT_CELLS_TOPIC", "views.cells"),
             run_dir=run_dir,
             stack_nodes=_stack_nodes(env),
             cache_dir=default_cache_dir(),

@@ -1,0 +1,75 @@
+"""The cell feed: the counter's changed per-minute cells, published to a compacted topic
+(``Settings.cells_topic``) after each micro-batch has written them to the speed table, for
+the API workers that hold provisional partitions in memory (``serving.live``).
+
+One record per cell:
+- key: ``<video_id>@<minute, epoch milliseconds>`` (UTF-8). Compaction keeps the newest
+  record of each cell. The minute is the last field and all digits, so splitting at the
+  last ``@`` gives the video back whatever its id holds.
+- value: ``{"views": N, "write_timestamp": T}`` (JSON): the cell's absolute count and the
+  write timestamp (microseconds) the counter wrote it to Cassandra with. A reader keeps,
+  per cell, the value with the newest write timestamp, as Cassandra does, so a replayed
+  batch (the same values, the same timestamp) changes nothing and an older record read
+  after a newer one cannot undo it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+MS_PER_MINUTE = 60_000
+MINUTES_PER_DAY = 1_440
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Cell:
+    video_id: str
+    day: dt.date
+    minute_of_day: int  # 0..1439, UTC
+    views: int
+    write_timestamp: int  # microseconds, as written to Cassandra
+
+    @property
+    def minute(self) -> dt.datetime:
+        start = dt.datetime.combine(self.day, dt.time(), tzinfo=dt.timezone.utc)
+        return start + dt.timedelta(minutes=self.minute_of_day)
+
+
+def encode(video_id: str, minute_ms: int, views: int, write_timestamp: int) -> tuple[bytes, bytes]:
+    """A cell as the (key, value) of its record."""
+    value = json.dumps({"views": views, "write_timestamp": write_timestamp}, separators=(",", ":"))
+    return f"{video_id}@{minute_ms}".encode(), value.encode()
+
+
+def decode(key: bytes, value: bytes) -> Cell:
+    """A record of the feed as a cell; ValueError when it is not one."""
+    video_id, separator, minute_text = key.decode().rpartition("@")
+    if not separator or not video_id or not minute_text.isdigit():
+        raise ValueError(f"not a cell key: {key[:100]!r}")
+    fields = json.loads(value)
+    views, written = fields["views"], fields["write_timestamp"]
+    if not isinstance(views, int) or not isinstance(written, int):
+        raise ValueError(f"not a cell value: {value[:100]!r}")
+    days, minute_of_day = divmod(int(minute_text) // MS_PER_MINUTE, MINUTES_PER_DAY)
+    return Cell(video_id, _EPOCH + dt.timedelta(days=days), minute_of_day, views, written)
+
+
+def cell_records(counts: "DataFrame", write_timestamp: int) -> "DataFrame":
+    """A DataFrame of (video_id, minute, views) as the feed's (key, value) records, built in
+    the JVM (Spark's Kafka sink writes them), the same bytes ``encode`` gives."""
+    from pyspark.sql import functions as F
+
+    minute_ms = F.unix_millis("minute")
+    value = F.to_json(F.struct(F.col("views").cast("long").alias("views"),
+                               F.lit(write_timestamp).cast("long").alias("write_timestamp")))
+    return counts.select(
+        F.concat(F.col("video_id"), F.lit("@"), minute_ms.cast("string")).cast("binary").alias("key"),
+        value.cast("binary").alias("value"),
+    )
