@@ -20,6 +20,8 @@ class Limits:
     speed_cache_s: float = 0.25  # a provisional day's partition kept at most this long; 0: never
     rate_limit_rps: float = 1000.0  # per client and worker (serving.rate_limit); 0: no limit
     rate_limit_burst: int = 2000
+    live_partitions: int = 100_000  # provisional partitions held, kept current by the cell feed; 0: none
+    live_max_lag_s: float = 1.0  # further behind the feed: answers from Cassandra reads (serving.live)
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -29,4 +31,5 @@ class Limits:
                    speculative_s=knobs.serving_speculative_s,
                    promotion_refresh_s=knobs.serving_promotion_refresh_s,
                    speed_cache_s=knobs.serving_speed_cache_s,
-                   rate_limit_rps=knobs.rate_limit_rps, rate_limit_burst=knobs.rate_limit_burst)
+                   rate_limit_rps=knobs.rate_limit_rps, rate_limit_burst=knobs.rate_limit_burst,
+                   live_partitions=knobs.serving_live_partitions, live_max_lag_s=knobs.serving_live_max_lag_s)

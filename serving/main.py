@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import sys
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from serving import health, metrics, reconciliations, top, views
 from serving.errors import install_error_handlers
 from serving.limits import Limits
+from serving.live import LiveCollector
 from serving.metrics import ApiMetrics, MetricsMiddleware
 from serving.rate_limit import RateLimitMiddleware, TokenBuckets
 from serving.overrides import OverrideWatch
@@ -18,8 +21,20 @@ from serving.store import StoreUnavailable, ViewStore
 from storage.settings import Settings
 
 
+@contextlib.asynccontextmanager
+async def _following(app: FastAPI):
+    """The worker follows the cell feed while it serves (``serving.live``)."""
+    live = app.state.store.live
+    live.start(asyncio.get_running_loop())
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(live.stop)
+
+
 def create_app(store: ViewStore) -> FastAPI:
     app = FastAPI(
+        lifespan=_following,
         title="viewcount",
         description="Billing-grade video view counts: final days from the promoted batch, "
         "provisional days from the speed layer. Times RFC 3339 UTC; ranges [start, end).",
@@ -27,7 +42,9 @@ def create_app(store: ViewStore) -> FastAPI:
     )
     app.state.store = store
     app.state.metrics = ApiMetrics()
-    app.state.metrics.watch_caches({"final": store.cache, "provisional": store.speed_cache})
+    app.state.metrics.watch_caches({"final": store.cache, "provisional": store.speed_cache,
+                                    "live": store.live})
+    app.state.metrics.registry.register(LiveCollector(store.live))
     app.state.metrics.watch_nightly(store)
     app.state.restatements = RestatementWatch(store)
     app.state.metrics.watch_restatements(app.state.restatements)

@@ -43,9 +43,20 @@ class TopVideos(BaseModel):
     videos: list[TopVideo] = Field(description="most viewed first; ties by video_id")
 
 
+class LiveStatus(BaseModel):
+    state: Literal["following", "starting", "behind", "unreachable", "off"] = Field(
+        description="following: provisional days answered from partitions held in memory and kept "
+                    "current by the counter's cell feed; otherwise they are read from Cassandra "
+                    "(at most VIEWCOUNT_SERVING_SPEED_CACHE_S old)")
+    detail: str
+    lag_seconds: float
+    partitions: int
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     cassandra: Literal["up"]
+    live: LiveStatus
 
 
 class ReconciliationCauses(BaseModel):

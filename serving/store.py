@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Callable
 
 from serving.cache import LruCache
 from serving.limits import Limits
+from serving.live import LiveFeed, LiveRows
 from serving.ranges import UTC, DayWindow
 from storage.cassandra import build_cluster
 from storage.reconciliations import summary_from
@@ -79,6 +80,15 @@ class DayRows:
         return (bisect.bisect_left(self.starts, first.replace(tzinfo=None)),
                 bisect.bisect_left(self.starts, end.replace(tzinfo=None)))
 
+    def views_in(self, first: dt.datetime, end: dt.datetime) -> int:
+        low, high = self.between(first, end)
+        return self.running[high] - self.running[low]
+
+    def points_in(self, first: dt.datetime, end: dt.datetime) -> Minutes:
+        low, high = self.between(first, end)
+        return tuple((minute.replace(tzinfo=UTC), views)
+                     for minute, views in zip(self.starts[low:high], self.views[low:high]))
+
 
 @dataclass(frozen=True)
 class DayMinutes:
@@ -86,7 +96,7 @@ class DayMinutes:
 
     window: DayWindow
     version: int | None  # the promoted batch version; None: provisional (speed layer)
-    rows: DayRows
+    rows: "DayRows | LiveRows"
 
     @property
     def day(self) -> dt.date:
@@ -102,14 +112,11 @@ class DayMinutes:
 
     @property
     def views(self) -> int:
-        low, high = self.rows.between(self.window.first_minute, self.window.end_minute)
-        return self.rows.running[high] - self.rows.running[low]
+        return self.rows.views_in(self.window.first_minute, self.window.end_minute)
 
     @property
     def minutes(self) -> Minutes:
-        low, high = self.rows.between(self.window.first_minute, self.window.end_minute)
-        return tuple((minute.replace(tzinfo=UTC), views)
-                     for minute, views in zip(self.rows.starts[low:high], self.rows.views[low:high]))
+        return self.rows.points_in(self.window.first_minute, self.window.end_minute)
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,9 @@ class ViewStore:
         self.speed_cache: LruCache[DayRows] = LruCache(limits.cache_entries, max_age_s=limits.speed_cache_s,
                                                        clock=clock)
         self._top_cache: LruCache[tuple] = LruCache(max(limits.cache_entries // 100, 16))
+        # Provisional partitions kept current by the cell feed (serving.live); while it does
+        # not follow, provisional days are read from Cassandra through ``speed_cache``.
+        self.live = LiveFeed(settings, limits.live_partitions, limits.live_max_lag_s)
         # partition key -> (when it was sent, the read in flight)
         self._reading: dict[tuple, tuple[float, asyncio.Future]] = {}
         self._promoted: dict[dt.date, int] = {}
@@ -235,7 +245,9 @@ class ViewStore:
     async def _read_promotions(self) -> dict[dt.date, int]:
         sent_at = self._clock()
         rows = await self._rows("promoted_days")
-        self._promoted = {_date(day): version for day, version in rows if version is not None}
+        promoted = {_date(day): version for day, version in rows if version is not None}
+        self.live.drop_days(promoted.keys() - self._promoted.keys())
+        self._promoted = promoted
         self._promoted_at = sent_at
         return self._promoted
 
@@ -248,7 +260,7 @@ class ViewStore:
         session = await self._ready()
         reads = [(window, promoted.get(window.day)) for window in windows]
         pending = [self._partition(session, video_id, window.day, version) for window, version in reads]
-        return [DayMinutes(window, version, rows if isinstance(rows, DayRows) else await _finished(rows))
+        return [DayMinutes(window, version, await _finished(rows) if isinstance(rows, asyncio.Future) else rows)
                 for (window, version), rows in zip(reads, pending)]
 
     def _partition(self, session: "Session", video_id: str, day: dt.date,
@@ -256,6 +268,8 @@ class ViewStore:
         """A (video, day) partition of the version, or of the speed table when ``version``
         is None: from its cache, else the read in flight for it (for the speed table, one
         sent less than ``speed_cache_s`` ago), else a read sent now."""
+        if version is None and self.live.usable:
+            return self._live_partition(session, video_id, day)
         if version is None:
             cache, key, name, parameters = self.speed_cache, ("speed", video_id, day), "speed", (video_id, day)
         else:
@@ -288,6 +302,38 @@ class ViewStore:
                 pending.set_result(rows)
 
         read.add_done_callback(decoded)
+        pending.add_done_callback(_retrieved)
+        return _shared(pending)
+
+    def _live_partition(self, session: "Session", video_id: str, day: dt.date) -> "LiveRows | asyncio.Future":
+        """A provisional partition held by ``live``, else its read (with each cell's write
+        timestamp) in flight or sent now, held once it lands (``LiveFeed.fill``)."""
+        key = (video_id, day)
+        held = self.live.get(key)
+        if held is not None:
+            return LiveRows(day, held)
+        in_flight = self._reading.get(("live", video_id, day))
+        if in_flight is not None and in_flight[1].get_loop() is asyncio.get_running_loop():
+            return _shared(in_flight[1])
+        token = self.live.begin_fill(key)
+        try:
+            read = self._send(session, "speed_live", key)
+        except StoreUnavailable:
+            self.live.abandon_fill(key)
+            raise
+        pending = read.get_loop().create_future()
+        self._reading[("live", video_id, day)] = (self._clock(), pending)
+
+        def landed(done: asyncio.Future) -> None:
+            if self._reading.get(("live", video_id, day), (None, None))[1] is pending:
+                del self._reading[("live", video_id, day)]
+            if done.cancelled() or done.exception() is not None:
+                self.live.abandon_fill(key)
+                pending.cancel() if done.cancelled() else pending.set_exception(done.exception())
+            else:
+                pending.set_result(LiveRows(day, self.live.fill(key, done.result(), token)))
+
+        read.add_done_callback(landed)
         pending.add_done_callback(_retrieved)
         return _shared(pending)
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from storage.settings import Settings
 
 MS_PER_MINUTE = 60_000
 MINUTES_PER_DAY = 1_440
@@ -54,8 +56,8 @@ def decode(key: bytes, value: bytes) -> Cell:
     if not separator or not video_id or not minute_text.isdigit():
         raise ValueError(f"not a cell key: {key[:100]!r}")
     fields = json.loads(value)
-    views, written = fields["views"], fields["write_timestamp"]
-    if not isinstance(views, int) or not isinstance(written, int):
+    views, written = (fields.get("views"), fields.get("write_timestamp")) if isinstance(fields, dict) else (None, None)
+    if not all(isinstance(number, int) and not isinstance(number, bool) for number in (views, written)):
         raise ValueError(f"not a cell value: {value[:100]!r}")
     days, minute_of_day = divmod(int(minute_text) // MS_PER_MINUTE, MINUTES_PER_DAY)
     return Cell(video_id, _EPOCH + dt.timedelta(days=days), minute_of_day, views, written)
@@ -73,3 +75,55 @@ def cell_records(counts: "DataFrame", write_timestamp: int) -> "DataFrame":
         F.concat(F.col("video_id"), F.lit("@"), minute_ms.cast("string")).cast("binary").alias("key"),
         value.cast("binary").alias("value"),
     )
+
+
+def publish_cells(counts: "DataFrame", settings: "Settings", write_timestamp: int) -> int:
+    """Publish a DataFrame of (video_id, minute, views), written to the speed table with
+    ``write_timestamp``, to the cell feed, from the JVM (Spark's Kafka sink); returns the
+    number of records sent. Each is acknowledged by every in-sync replica (the topic's
+    min.insync.replicas), and sent without lingering to fill a larger request: a cell's
+    time from the counter's write to an API answer is the freshness the API promises."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from storage.kafka_config import spark_options
+
+    sent = Observation("cells_published")
+    (cell_records(counts, write_timestamp).observe(sent, F.count(F.lit(1)).alias("records"))
+     .write.format("kafka")
+     .options(**spark_options(settings))
+     .option("topic", settings.cells_topic)
+     .option("kafka.acks", "all")
+     .option("kafka.linger.ms", "0")
+     .save())
+    return int(sent.get["records"])
+
+
+def send_cells(settings: "Settings", cells: Iterable[tuple[str, dt.datetime, int]], write_timestamp: int,
+               *, producer=None) -> int:
+    """Publish (video_id, aware UTC minute, views) cells written to the speed table with
+    ``write_timestamp`` from Python (a writer outside the counter: tools, benches, tests);
+    waits until every in-sync replica has them. Returns the number sent."""
+    from confluent_kafka import Producer
+
+    from storage.kafka_config import QUIET_LOGGER, client_config
+
+    own = producer is None
+    producer = producer or Producer(client_config(settings, **{"acks": "all", "linger.ms": 0,
+                                                               "logger": QUIET_LOGGER}))
+    failures: list[str] = []
+
+    def delivered(error, _message) -> None:
+        if error is not None:
+            failures.append(error.str())
+
+    sent = 0
+    for video_id, minute, views in cells:
+        key, value = encode(video_id, int(minute.timestamp() * 1000), views, write_timestamp)
+        producer.produce(settings.cells_topic, value=value, key=key, on_delivery=delivered)
+        producer.poll(0)
+        sent += 1
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise RuntimeError(f"cell feed: {remaining} cells not delivered; {failures[:1]}")
+    return sent

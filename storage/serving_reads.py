@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # name -> CQL; each answers at most one partition (a day has at most 1,440 minutes).
 READS = {
     "speed": f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?",
+    # A partition the API will hold and keep current from the cell feed (serving.live):
+    # each cell with its write timestamp, so a pushed cell and the read keep the newer.
+    "speed_live": f"SELECT minute, views, WRITETIME(views) FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?",
     "batch": "SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ? AND version = ?",
     "top": "SELECT video_id, views FROM batch_top_videos WHERE day = ? AND version = ?",
     "release": "SELECT release_version FROM system.local",

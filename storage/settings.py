@@ -385,6 +385,8 @@ class TopicKnobs(_Knobs):
 
     views_partitions: PositiveInt = 6
     dlq_partitions: PositiveInt = 3
+    # The counter's cell feed (storage.cell_feed): every API worker follows all of them.
+    cells_partitions: PositiveInt = 3
     # -1 keeps every record (the local stack: replays of past days must not be expired on
     # arrival); production sets at least the batch cutoff plus the reprocessing window.
     topic_retention_ms: Annotated[int, Field(ge=-1)] = -1
@@ -472,6 +474,13 @@ class ServingKnobs(_Knobs):
     # A provisional day's speed partition is answered from memory for at most this long
     # after its read was sent (how far an answer may lag the speed table); 0: read each time.
     serving_speed_cache_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 0.25
+    # Provisional (video, day) partitions a worker holds in memory, kept current by the
+    # counter's cell feed (serving.live; least recently asked dropped first); 0: no feed,
+    # every provisional answer read from Cassandra (through the speed cache above).
+    serving_live_partitions: Annotated[int, Field(ge=0)] = 100_000
+    # A worker further behind the cell feed than this answers from Cassandra reads until it
+    # follows again (from the feed's end), and says so in /metrics and /healthz.
+    serving_live_max_lag_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     # Token bucket per client address and per worker (serving.rate_limit): requests a second
     # and the burst allowed above it; a rate of 0 turns the limit off.
     rate_limit_rps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1000.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import random
 import threading
 import time
@@ -22,7 +23,9 @@ import pytest
 from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
+from storage.cell_feed import send_cells
 from storage.minute_counts import MinuteCount, upsert_minute_counts
+from storage.settings import Settings
 
 UTC = dt.timezone.utc
 # The served store reads promotions again after this long (default 0.5 s, tested with it in
@@ -63,7 +66,17 @@ def new_video() -> str:
 
 
 def write_speed(session, video_id: str, counts: Counts) -> None:
-    upsert_minute_counts(session, (MinuteCount(video_id, m, v) for m, v in counts.items()))
+    """Writes the cells as the counter does: to the speed table, then to the cell feed with
+    the same write timestamp (API workers holding the partition take them from there)."""
+    written = time.time_ns() // 1000
+    upsert_minute_counts(session, (MinuteCount(video_id, m, v) for m, v in counts.items()),
+                         write_timestamp=written)
+    send_cells(_feed_settings(), ((video_id, minute, views) for minute, views in counts.items()), written)
+
+
+@functools.cache
+def _feed_settings() -> Settings:
+    return Settings.from_env()
 
 
 def write_batch(session, video_id: str, version: int, counts: Counts) -> None:

@@ -5,14 +5,17 @@ or from a read in flight it joins; a final day's answer is served from memory an
 changes; concurrent misses share one read.
 
 The provisional bound is checked on a store whose clock the test steps (``SteppedClock``):
-the ages of its reads are then exactly what the test sets, however loaded the machine."""
+the ages of its reads are then exactly what the test sets, however loaded the machine.
+It is the bound of a worker that does not follow the cell feed (behind it, cut off from
+it, or with ``VIEWCOUNT_SERVING_LIVE_PARTITIONS=0``); a worker following it answers from
+partitions the feed keeps current (tests/integration/test_serving_live.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -36,6 +39,7 @@ from tests.integration.test_serving_fixtures import (
 pytestmark = pytest.mark.integration
 
 DEFAULTS = Limits()
+FROM_READS = replace(DEFAULTS, live_partitions=0)  # provisional days answered from Cassandra reads
 DAY = dt.date(2033, 3, 9)
 WHOLE_DAY = {"start": "2033-03-09T00:00:00Z", "end": "2033-03-10T00:00:00Z"}
 
@@ -105,7 +109,7 @@ def test_the_app_runs_with_the_defaults_these_tests_check(stack, monkeypatch):
 
 def test_a_provisional_answer_lags_the_speed_table_by_at_most_the_cache_age(stack, cassandra_session):
     clock = SteppedClock()
-    store = ViewStore(stack, DEFAULTS, clock=clock)
+    store = ViewStore(stack, FROM_READS, clock=clock)
     video_id = new_video()
     counts = generated_counts(seed=31, day=DAY, minutes=100)
     write_speed(cassandra_session, video_id, counts)
@@ -128,7 +132,7 @@ def test_a_partitions_age_counts_from_when_its_read_was_sent(stack, cassandra_se
     """Not from when its answer came: a read answered late is that much older already."""
     video_id, window, counts, updated = one_day_of_views(cassandra_session, seed=36, days_after=3)
     clock = SteppedClock()
-    store = ViewStore(stack, DEFAULTS, clock=clock)
+    store = ViewStore(stack, FROM_READS, clock=clock)
 
     async def requests() -> DayMinutes:
         await store.promotions()
@@ -156,7 +160,7 @@ def test_a_request_joins_a_read_in_flight_only_while_it_is_younger_than_the_cach
     flight for both."""
     video_id, window, counts, updated = one_day_of_views(cassandra_session, seed=35, days_after=2)
     clock = SteppedClock()
-    store = ViewStore(stack, DEFAULTS, clock=clock)
+    store = ViewStore(stack, FROM_READS, clock=clock)
 
     async def requests() -> list:
         await store.promotions()
@@ -204,7 +208,7 @@ def test_requests_missing_one_partition_together_share_one_read(stack, cassandra
     day = DAY + dt.timedelta(days=1)
     counts = generated_counts(seed=34, day=day, minutes=60)
     write_speed(cassandra_session, video_id, counts)
-    store = ViewStore(stack, DEFAULTS, clock=SteppedClock())  # all sent at once, whatever the load
+    store = ViewStore(stack, FROM_READS, clock=SteppedClock())  # all sent at once, whatever the load
     midnight = minute_of(day, 0)
     window = DayWindow(day, midnight, midnight + dt.timedelta(days=1))
 

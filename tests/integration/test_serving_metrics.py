@@ -47,7 +47,14 @@ def test_metrics_count_requests_by_route_and_status_and_time_them(api):
     assert value(metrics, latency + "_bucket", method="GET", route=ROUTE, le="5.0") == 4
     assert value(metrics, latency + "_sum", method="GET", route=ROUTE) > 0
     lookups = "viewcount_serving_cache_lookups_total"
-    assert value(metrics, lookups, cache="provisional", result="miss") >= 3  # three videos' first reads
+    # three videos' first reads: from the partitions the cell feed keeps, or read each time
+    # while the worker does not follow the feed yet
+    assert sum(value(metrics, lookups, cache=cache, result="miss") for cache in ("live", "provisional")) >= 3
+    states = {state: value(metrics, "viewcount_serving_live_state", state=state)
+              for state in ("following", "starting", "behind", "unreachable", "off")}
+    assert sorted(states.values()) == [0, 0, 0, 0, 1]
+    for name in ("lag_records", "lag_seconds", "evictions_total", "cells_total", "resyncs_total"):
+        assert value(metrics, f"viewcount_serving_live_{name}") >= 0
     assert value(metrics, lookups, cache="final", result="hit") >= 0
     assert value(metrics, "viewcount_serving_cache_entries", cache="final") >= 0
     assert value(metrics, "viewcount_serving_cache_entries", cache="provisional") >= 0
