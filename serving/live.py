@@ -50,6 +50,9 @@ STATS_INTERVAL_MS = 250  # librdkafka's statistics: brokers' and partitions' sta
 STATS_MISSED_S = 1.5  # no statistics this long: the follower's thread is stuck
 FETCH_WAIT_MS = 20  # a fetch finding nothing answers after this: how late a cell may be seen
 RETRY_S = 1.0  # a follower that cannot follow tries again this often
+# The feed's metadata is checked this often: librdkafka goes on fetching a deleted topic's
+# partitions without a word, and a topic made anew under the same name starts again at 0.
+METADATA_CHECK_S = 1.0
 MINUTE = dt.timedelta(minutes=1)
 
 Key = tuple[str, dt.date]  # (video_id, day)
@@ -134,6 +137,7 @@ class LiveFeed:
         return self.state == FOLLOWING
 
     def __len__(self) -> int:
+        self._current()
         return len(self._held)
 
     def _current(self) -> int:
@@ -303,10 +307,26 @@ class LiveFeed:
             return
         self._judge(consumer, now)
 
+    def _topic_problem(self, consumer, now: float) -> str:
+        """What is wrong with the feed's topic, from metadata read at most every
+        ``METADATA_CHECK_S``; "" when it still has the partitions followed."""
+        if now - self._health.metadata_at < METADATA_CHECK_S:
+            return ""
+        self._health.metadata_at = now
+        try:
+            metadata = consumer.list_topics(self.topic, timeout=METADATA_CHECK_S).topics.get(self.topic)
+        except Exception as error:  # noqa: BLE001 - KafkaException: the statistics will say more
+            return f"kafka unreachable: {_first_line(error)}"
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            return f"topic {self.topic} does not exist"
+        if set(metadata.partitions) != {partition.partition for partition in self._partitions}:
+            return f"the partitions of {self.topic} changed"
+        return ""
+
     def _judge(self, consumer, now: float) -> None:
         """Whether the follower still follows: brokers and partitions fetching, and not
         more than ``max_lag_s`` behind the feed."""
-        problem = self._health.problem(self.topic, now)
+        problem = self._health.problem(self.topic, now) or self._topic_problem(consumer, now)
         if problem:
             self._leave(UNREACHABLE, problem)
             return
@@ -314,7 +334,11 @@ class LiveFeed:
         for partition in consumer.position(self._partitions):
             high = consumer.get_watermark_offsets(partition, cached=True)[1]
             if partition.offset >= 0 and high >= 0:
-                lag += max(high - partition.offset, 0)
+                if high < partition.offset:
+                    self._leave(UNREACHABLE, f"{self.topic} partition {partition.partition} is behind "
+                                             "the follower's position: the topic was made anew")
+                    return
+                lag += high - partition.offset
         self.lag_records = lag
         # Behind: records waiting ever since ``behind_since`` and the newest one taken is
         # that old too (a burst after a quiet spell is not lag: its records are new).
@@ -344,6 +368,7 @@ class _Health:
         self.error_text = ""
         self.newest_ms: int | None = None
         self.behind_since: float | None = None
+        self.metadata_at = now
 
     def error(self, error) -> None:
         from confluent_kafka import KafkaError
