@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from counting.reasons import MAX_FUTURE_SECONDS
+from storage.errors import UserError
 from storage.kafka_config import client_config
 from storage.settings import Settings
 
@@ -24,6 +25,16 @@ DLQ_MAX_MESSAGE_BYTES = 2 * VIEWS_MAX_MESSAGE_BYTES
 # a refused record gets INVALID_TIMESTAMP and nothing of it is written.
 VIEWS_TIMESTAMP_AFTER_MAX_MS = MAX_FUTURE_SECONDS * 1_000
 MS_PER_DAY = 86_400_000
+
+# The cell feed (storage.cell_feed) is compacted and deleted: no reader ever needs its
+# history. An API worker reads a partition it does not hold from Cassandra once, then
+# follows the feed from its end; compaction keeps the newest value of each cell, which is
+# all a late reader could use, and deleting what is older than a few days bounds the topic
+# by the cells changed recently, not by every minute ever counted. Segments roll hourly:
+# the cleaner only touches closed segments, and Kafka's default (7 days) would keep every
+# record of a week before either policy applied.
+CELLS_RETENTION_MS = 3 * MS_PER_DAY
+CELLS_SEGMENT_MS = 3_600_000
 
 
 def views_timestamp_before_max_ms(settings: Settings) -> int:
@@ -47,27 +58,47 @@ def max_message_bytes(settings: Settings, topic: str) -> int:
 def enforced_configs(settings: Settings, topic: str) -> dict[str, str]:
     """What a topic of ours must have set, whether created now or found: the record size
     limit, and for a views topic the bounds on record timestamps ahead of the broker and
-    behind it. The dead-letter topic takes any views record back, however stamped."""
+    behind it. The dead-letter topic takes any views record back, however stamped; the
+    cell feed's records are stamped by the counter as it publishes them, and a bound meant
+    for producers of views could only make a batch's publish fail."""
     configs = {"max.message.bytes": str(max_message_bytes(settings, topic))}
-    if topic != settings.dlq_topic:
+    if topic not in (settings.dlq_topic, settings.cells_topic):
         configs["message.timestamp.after.max.ms"] = str(VIEWS_TIMESTAMP_AFTER_MAX_MS)
         configs["message.timestamp.before.max.ms"] = str(views_timestamp_before_max_ms(settings))
     return configs
 
 
 def topic_config(settings: Settings, topic: str) -> dict[str, str]:
-    """What a topic of ours is created with: the configured retention, how many replicas
-    must have a write before it is acknowledged, and ``enforced_configs``."""
-    return {"retention.ms": str(settings.topics.topic_retention_ms),
-            "min.insync.replicas": str(settings.topics.topic_min_insync_replicas),
-            **enforced_configs(settings, topic)}
+    """What a topic of ours is created with: the configured retention (the cell feed: its
+    own, compacted), how many replicas must have a write before it is acknowledged, and
+    ``enforced_configs``."""
+    configs = {"retention.ms": str(settings.topics.topic_retention_ms),
+               "min.insync.replicas": str(settings.topics.topic_min_insync_replicas),
+               **enforced_configs(settings, topic)}
+    if topic == settings.cells_topic:
+        configs.update({"cleanup.policy": "compact,delete", "retention.ms": str(CELLS_RETENTION_MS),
+                        "segment.ms": str(CELLS_SEGMENT_MS)})
+    return configs
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:
     return {
         settings.views_topic: settings.topics.views_partitions,
         settings.dlq_topic: settings.topics.dlq_partitions,
+        settings.cells_topic: settings.topics.cells_partitions,
     }
+
+
+def require_topics(settings: Settings, names: list[str]) -> None:
+    """UserError naming each of the topics that does not exist (the brokers do not create
+    topics on first use, and a producer would wait a minute per batch before failing)."""
+    from confluent_kafka.admin import AdminClient
+
+    existing = set(AdminClient(client_config(settings)).list_topics(timeout=10).topics)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise UserError(f"Kafka has no topic {', '.join(repr(name) for name in missing)}: "
+                        "`viewcount stack up` (or `viewcount stack init` on servers run elsewhere) creates it")
 
 
 def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> list[str]:

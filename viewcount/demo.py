@@ -35,6 +35,7 @@ DEMO_ENVIRONMENT = {
     "VIEWCOUNT_KEYSPACE": "viewcount_demo",
     "VIEWCOUNT_VIEWS_TOPIC": "demo.views",
     "VIEWCOUNT_DLQ_TOPIC": "demo.views.dlq",
+    "VIEWCOUNT_CELLS_TOPIC": "demo.views.cells",
     "VIEWCOUNT_S3_BUCKET": "viewcount-demo",
 }
 DEMO_VIDEOS = 2_000
@@ -134,7 +135,7 @@ def _reset_demo_data(settings: Settings) -> None:
 
     admin = AdminClient(client_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
-    doomed = [t for t in (settings.views_topic, settings.dlq_topic) if t in existing]
+    doomed = [t for t in (settings.views_topic, settings.dlq_topic, settings.cells_topic) if t in existing]
     for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:
         future.result()
     session = connect(settings, keyspace=False)

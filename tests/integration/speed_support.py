@@ -28,18 +28,18 @@ def isolated(stack, prefix: str):
 
     tag = uuid.uuid4().hex[:10]
     settings = replace(stack, keyspace=f"t_{tag}", views_topic=f"{prefix}-{tag}",
-                       dlq_topic=f"{prefix}-{tag}.dlq")
-    ensure_topics(settings, {settings.views_topic: 6, settings.dlq_topic: 2})
+                       dlq_topic=f"{prefix}-{tag}.dlq", cells_topic=f"{prefix}-{tag}.cells")
+    ensure_topics(settings, {settings.views_topic: 6, settings.dlq_topic: 2, settings.cells_topic: 2})
     apply_migrations(settings)
-    env = {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
-           "VIEWCOUNT_VIEWS_TOPIC": settings.views_topic, "VIEWCOUNT_DLQ_TOPIC": settings.dlq_topic}
+    env = {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace, "VIEWCOUNT_VIEWS_TOPIC": settings.views_topic,
+           "VIEWCOUNT_DLQ_TOPIC": settings.dlq_topic, "VIEWCOUNT_CELLS_TOPIC": settings.cells_topic}
     try:
         yield settings, env
     finally:
         session = connect(settings, keyspace=False)
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
         session.cluster.shutdown()
-        delete_topics(settings, [settings.views_topic, settings.dlq_topic])
+        delete_topics(settings, [settings.views_topic, settings.dlq_topic, settings.cells_topic])
 
 
 def viewcount(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -30,7 +30,7 @@ from tests.integration.speed_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 INHERITED_OUT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "VIEWCOUNT_KEYSPACE", "VIEWCOUNT_S3_BUCKET",
-                 "VIEWCOUNT_VIEWS_TOPIC", "VIEWCOUNT_DLQ_TOPIC", "VIEWCOUNT_AIRFLOW_HOME")
+                 "VIEWCOUNT_VIEWS_TOPIC", "VIEWCOUNT_DLQ_TOPIC", "VIEWCOUNT_CELLS_TOPIC", "VIEWCOUNT_AIRFLOW_HOME")
 
 
 def newcomer_environment(home: Path, address: str, ports: int) -> dict[str, str]:

@@ -36,6 +36,24 @@ def test_views_and_dlq_topics_exist_with_configured_partitions(stack):
     assert stack.dlq_topic in topics
 
 
+def test_the_cell_feed_topic_exists_compacted_and_unbounded_in_record_time(stack):
+    """`stack up` creates the counter's cell feed: compacted (newest value per cell) and
+    deleted after a few days, none of the views topic's bounds on record timestamps."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from storage.topics import CELLS_RETENTION_MS
+
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    topic = admin.list_topics(timeout=10).topics[stack.cells_topic]
+    assert len(topic.partitions) == stack.topics.cells_partitions
+    resource = ConfigResource(ConfigResource.Type.TOPIC, stack.cells_topic)
+    configs = {name: entry.value for name, entry in admin.describe_configs([resource])[resource].result().items()}
+    assert configs["cleanup.policy"] == "compact,delete"
+    assert configs["retention.ms"] == str(CELLS_RETENTION_MS)
+    assert configs["min.insync.replicas"] == str(stack.topics.topic_min_insync_replicas)
+    assert configs["message.timestamp.before.max.ms"] == str(2**63 - 1)  # Kafka's default: unbounded
+
+
 def test_cassandra_minute_counts_are_absolute_upserts(cassandra_session):
     from storage.minute_counts import MinuteCount, read_minute_counts, upsert_minute_counts
 

@@ -82,6 +82,7 @@ def test_tuning_knobs_come_from_the_environment(monkeypatch):
 @pytest.mark.parametrize("name, value, message", [
     ("VIEWCOUNT_VIEWS_PARTITIONS", "abc", "VIEWCOUNT_VIEWS_PARTITIONS must be a number, got 'abc'"),
     ("VIEWCOUNT_DLQ_PARTITIONS", "0", "VIEWCOUNT_DLQ_PARTITIONS must be at least 1, got '0'"),
+    ("VIEWCOUNT_CELLS_PARTITIONS", "0", "VIEWCOUNT_CELLS_PARTITIONS must be at least 1, got '0'"),
     ("VIEWCOUNT_SHUFFLE_PARTITIONS", "2.5", "VIEWCOUNT_SHUFFLE_PARTITIONS must be a number, got '2.5'"),
     ("VIEWCOUNT_CASSANDRA_CONSISTENCY", "MOST", "VIEWCOUNT_CASSANDRA_CONSISTENCY must be one of 'QUORUM'"),
     ("VIEWCOUNT_CASSANDRA_PORT", "90420", r"VIEWCOUNT_CASSANDRA_PORT must be a port number \(1-65535\), got '90420'"),

@@ -7,7 +7,9 @@ import pytest
 
 from storage.errors import UserError
 from storage.settings import Settings
-from storage.topics import MS_PER_DAY, VIEWS_TIMESTAMP_AFTER_MAX_MS, enforced_configs, topic_config
+from storage.topics import (
+    MS_PER_DAY, VIEWS_TIMESTAMP_AFTER_MAX_MS, enforced_configs, topic_config, topic_specs,
+)
 
 
 def test_the_views_topic_refuses_records_older_than_the_horizon_plus_a_day():
@@ -23,6 +25,22 @@ def test_the_dead_letter_topic_takes_any_record_back_however_stamped():
     settings = Settings()
     assert not {"message.timestamp.before.max.ms", "message.timestamp.after.max.ms"} & set(
         enforced_configs(settings, settings.dlq_topic))
+
+
+def test_the_cell_feed_is_compacted_kept_a_few_days_and_not_bounded_in_time(monkeypatch):
+    monkeypatch.setenv("VIEWCOUNT_CELLS_PARTITIONS", "4")
+    monkeypatch.setenv("VIEWCOUNT_TOPIC_RETENTION_MS", "-1")
+    monkeypatch.setenv("VIEWCOUNT_TOPIC_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("VIEWCOUNT_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    settings = Settings.from_env()
+    assert topic_specs(settings)[settings.cells_topic] == 4
+    configs = topic_config(settings, settings.cells_topic)
+    assert configs["cleanup.policy"] == "compact,delete"
+    assert configs["retention.ms"] == str(3 * MS_PER_DAY)  # not the views topic's "keep every record"
+    assert configs["min.insync.replicas"] == "2"
+    assert not {"message.timestamp.before.max.ms", "message.timestamp.after.max.ms"} & set(configs)
+    assert topic_config(settings, settings.views_topic)["retention.ms"] == "-1"
+    assert "cleanup.policy" not in topic_config(settings, settings.views_topic)
 
 
 def test_the_horizon_comes_from_the_environment(monkeypatch):
