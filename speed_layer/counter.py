@@ -4,8 +4,10 @@ Two streaming queries in one Spark application, each with its own checkpoint:
 
 - ``counter``: parse and validate with ``counting``, dedupe within the watermark, count per
   video per minute (update mode: every changed minute's new absolute total) and upsert
-  the totals in ``foreachBatch``; the batch's offsets and watermarks go to the micro-batch
-  log in the same call. Replaying a batch after a crash writes the same values.
+  the totals in ``foreachBatch``, then publish the same cells to the cell feed
+  (``storage.cell_feed``, for the API workers' provisional partitions); the batch's offsets
+  and watermarks go to the micro-batch log last, in the same call. Replaying a batch after
+  a crash writes and publishes the same values with the same write timestamp.
 - ``dead-letters``: every invalid record to `views.dlq`, original key and value bytes
   unchanged, the reason and the source coordinates as headers. A
   ``--max-offsets-per-trigger`` below the default bounds the counter's batches only; a
@@ -35,13 +37,14 @@ from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earlies
 from speed_layer.progress import INPUT_METRICS, BatchReport
 from speed_layer.rebuild import unplanned_rebuild, whole_backlog
 from speed_layer.watermark import WATERMARK_POLICY, batch_clock
+from storage.cell_feed import publish_cells
 from storage.errors import UserError
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.reachability import require_reachable
 from storage.settings import Settings
 from storage.speed_queries import COUNTER_JOB
-from storage.topics import DLQ_MAX_MESSAGE_BYTES
+from storage.topics import DLQ_MAX_MESSAGE_BYTES, require_topics
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
@@ -93,7 +96,7 @@ def input_metrics() -> list:
 
 
 class MinuteCountSink:
-    """foreachBatch of the counter: upsert the batch's totals, then log the batch."""
+    """foreachBatch of the counter: upsert the batch's totals, publish them, log the batch."""
 
     def __init__(self, spark: SparkSession, settings: Settings, options: CounterOptions):
         self.spark = spark
@@ -121,10 +124,19 @@ class MinuteCountSink:
         write_timestamp = self.log().write_timestamp(offsets)
         if self.write_floor is not None:  # a rebuild: minutes it cannot count whole keep their counts
             counts = counts.filter(F.unix_millis("minute") >= int(self.write_floor.timestamp() * 1000))
-        rows_written = write_minute_counts(counts, self.settings, write_timestamp=write_timestamp)
+        # Two writes of one stateful batch: computed once, not once per write.
+        with jobs.persisted(counts):
+            rows_written = write_minute_counts(counts, self.settings, write_timestamp=write_timestamp)
+            # Published once written: a record published before an API worker began to follow
+            # the feed is in the speed table when the worker reads the partition after. Logged
+            # last: a batch that failed in between is replayed, the same values republished
+            # with the same write timestamp.
+            if rows_written:  # a record per row written, or the batch fails here
+                publish_cells(counts, self.settings, write_timestamp)
         self.log().record(offsets, rows_written, write_timestamp)
-        print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells in "
-              f"{time.monotonic() - started:.2f} s", file=sys.stderr, flush=True)
+        print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells, published "
+              f"{rows_written:,} to {self.settings.cells_topic} in {time.monotonic() - started:.2f} s",
+              file=sys.stderr, flush=True)
 
     def add_progress(self, report: BatchReport) -> None:
         self.log().add_progress(
@@ -237,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     require_reachable(settings, *SERVERS)  # one clear line now, not restarts of a JVM later
+    require_topics(settings, [settings.dlq_topic, settings.cells_topic])
     bound_given = args.max_offsets_per_trigger is not None
     source = jobs.source_from_args(args)
     if args.rebuild:  # refused before a JVM starts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -93,3 +94,41 @@ def test_each_cell_carries_the_write_timestamp_of_the_batch_that_last_wrote_it(c
     finally:
         session.cluster.shutdown()
     assert written and written <= set(stamps)
+
+
+def test_the_cell_feed_holds_every_written_cell_with_its_write_timestamp(counted):
+    """Every batch publishes the cells it wrote, after writing them: the feed read from the
+    beginning, the newest record of each cell kept, is the speed table, cell by cell and
+    write timestamp by write timestamp; and the last record of a cell in its partition is
+    that newest one, so compaction keeps the right one."""
+    from storage.cassandra import connect
+    from storage.cell_feed import decode
+    from storage.minute_counts import SPEED_TABLE
+
+    settings = counted["settings"]
+    records = consume(settings, settings.cells_topic)
+    newest, last_in_partition, per_stamp = {}, {}, Counter()
+    for message in sorted(records, key=lambda m: (m.partition(), m.offset())):
+        cell = decode(message.key(), message.value())
+        key = (cell.video_id, cell.minute)
+        per_stamp[cell.write_timestamp] += 1
+        last_in_partition[key] = cell
+        if key not in newest or cell.write_timestamp > newest[key].write_timestamp:
+            newest[key] = cell
+    session = connect(settings)
+    try:
+        table = {(row.video_id, row.minute.replace(tzinfo=dt.timezone.utc)): (row.views, row.stamp)
+                 for row in session.execute(f"SELECT video_id, minute, views, writetime(views) AS stamp "
+                                            f"FROM {SPEED_TABLE}")}
+    finally:
+        session.cluster.shutdown()
+
+    assert table, "the counter must have written cells"
+    assert {key: (cell.views, cell.write_timestamp) for key, cell in newest.items()} == table
+    assert last_in_partition == newest
+    # Each batch published exactly the cells it wrote, and said so.
+    batches = logged_batches(settings, counted["folder"] / "checkpoint" / "counts")
+    assert per_stamp == {batch.write_timestamp: batch.rows_written for batch in batches if batch.rows_written}
+    said = [int(n.replace(",", "")) for n in
+            re.findall(rf"published ([\d,]+) to {re.escape(settings.cells_topic)} in", counted["stderr"])]
+    assert sum(said) == len(records) and len(said) == len(batches)

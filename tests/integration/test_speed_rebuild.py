@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from tests.integration.speed_support import isolated, logged_batches, viewcount
+from tests.integration.speed_support import consume, isolated, logged_batches, viewcount
 from viewcount import oracle
 
 pytestmark = pytest.mark.integration
@@ -114,6 +114,17 @@ def _expected_floor(settings, folder, checkpoint: str) -> dt.datetime:
     read = [batch.batch_time for batch in logged_batches(settings, folder / checkpoint / "counts")
             if any(batch.end_offsets.get(p, start) > start for p, start in batch.start_offsets.items())]
     return floor_after(max(read).replace(tzinfo=dt.timezone.utc))
+
+
+def _published_by(settings, folder, checkpoint: str) -> dict:
+    """The cells the batches of a checkpoint's query published to the cell feed, as the
+    speed table's keys (each batch publishes with its own write timestamp)."""
+    from storage.cell_feed import decode
+
+    stamps = {batch.write_timestamp for batch in logged_batches(settings, folder / checkpoint / "counts")}
+    cells = [decode(message.key(), message.value()) for message in consume(settings, settings.cells_topic)]
+    return {(cell.video_id, cell.minute.replace(tzinfo=None)): cell.views
+            for cell in cells if cell.write_timestamp in stamps}
 
 
 def _split_at(cells: dict, floor: dt.datetime) -> tuple[dict, dict]:
@@ -207,6 +218,8 @@ def test_a_rebuild_after_records_left_the_topic_keeps_every_minute_it_cannot_rec
     # and the fresh minutes before the floor, which no counter wrote.
     assert {cell: views for cell, views in after.items() if cell[0].startswith("fresh-")} == from_floor
     assert {cell: views for cell, views in after.items() if not cell[0].startswith("fresh-")} == scenario["counted"]
+    # The cell feed got what the rebuild wrote, nothing below its floor.
+    assert _published_by(scenario["settings"], scenario["folder"], "third") == from_floor
 
 
 def test_a_rebuild_restarts_from_its_checkpoint_with_its_floor_and_is_not_started_twice(scenario):
