@@ -56,8 +56,12 @@ async def _http(request: Request, error: HTTPException) -> JSONResponse:
     return response
 
 
-async def _unavailable(request: Request, error: StoreUnavailable) -> JSONResponse:
+def unavailable_response(error: StoreUnavailable) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _unavailable(request: Request, error: StoreUnavailable) -> JSONResponse:
+    return unavailable_response(error)
 
 
 async def _server_fault(request: Request, error: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from serving import health, metrics, reconciliations, top, views
 from serving.errors import install_error_handlers
+from serving.fast_path import ViewsFastPath
 from serving.limits import Limits
 from serving.live import LiveCollector
 from serving.metrics import ApiMetrics, MetricsMiddleware
@@ -53,6 +54,7 @@ def create_app(store: ViewStore) -> FastAPI:
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
+    app.add_middleware(ViewsFastPath, store=store, routes=app.routes)  # innermost: limited and counted
     limits = store.limits
     if limits.rate_limit_rps > 0:  # inside the metrics middleware, so a 429 is counted and timed too
         app.add_middleware(RateLimitMiddleware, metrics=app.state.metrics,

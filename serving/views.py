@@ -2,20 +2,28 @@
 
 Each day of the range comes whole from one source: the promoted batch version when the
 day has one (final), else the speed table (provisional, listed in ``provisional_days``).
+
+The answers are built once, as JSON bytes, by ``range_views_body`` and
+``minutely_views_body``: the routes below answer them (and declare the models, for the
+schema), and ``serving.fast_path`` answers them without FastAPI's routing, dependency
+injection and response validation, which cost the API more CPU than the answer itself.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+import msgspec
+from fastapi import APIRouter, Path, Query, Response
 
 from serving.dependencies import Store
-from serving.models import ERRORS, MinutelyViews, MinutePoint, RangeViews
+from serving.models import ERRORS, MinutelyViews, RangeViews
 from serving.ranges import VIDEO_ID, MinuteRange, check_video_id, format_time, minute_range
-from serving.store import DayMinutes
+from serving.store import DayMinutes, ViewStore
 
 router = APIRouter(prefix="/v1/videos", tags=["views"])
+JSON = "application/json"
+encode = msgspec.json.Encoder().encode
 
 # The constraints are documented in the schema (json_schema_extra) but checked by
 # serving.ranges, whose errors say what a client must fix; "end after start, at most
@@ -32,37 +40,52 @@ End = Annotated[str, Query(
     examples=["2026-11-26T00:00:00Z"], json_schema_extra={"format": "date-time"})]
 
 
-async def _read(store: Store, video_id: str, start: str, end: str) -> tuple[MinuteRange, list[DayMinutes]]:
+async def _read(store: ViewStore, video_id: str, start: str, end: str) -> tuple[MinuteRange, list[DayMinutes]]:
     check_video_id(video_id)
     counted = minute_range(start, end, store.limits.max_range_days)
     return counted, await store.day_minutes(video_id, counted.days())
 
 
-@router.get("/{video_id}/views", response_model=RangeViews, responses=ERRORS)
-async def range_views(video_id: VideoId, start: Start, end: End, store: Store) -> RangeViews:
+async def range_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
+    """A ``RangeViews`` (its fields in its order) as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
     counted, days = await _read(store, video_id, start, end)
-    batch_views = sum(day.views for day in days if day.final)
-    speed_views = sum(day.views for day in days if not day.final)
-    provisional = [day.day.isoformat() for day in days if not day.final]
-    return RangeViews(
-        video_id=video_id,
-        start=format_time(counted.start),
-        end=format_time(counted.end),
-        views=batch_views + speed_views,
-        batch_views=batch_views,
-        speed_views=speed_views,
-        final=not provisional,
-        provisional_days=provisional,
-    )
+    batch_views = speed_views = 0
+    provisional = []
+    for day in days:
+        if day.final:
+            batch_views += day.views
+        else:
+            speed_views += day.views
+            provisional.append(day.day.isoformat())
+    return encode({
+        "video_id": video_id,
+        "start": format_time(counted.start),
+        "end": format_time(counted.end),
+        "views": batch_views + speed_views,
+        "batch_views": batch_views,
+        "speed_views": speed_views,
+        "final": not provisional,
+        "provisional_days": provisional,
+    })
 
 
-@router.get("/{video_id}/views/minutely", response_model=MinutelyViews, responses=ERRORS)
-async def minutely_views(video_id: VideoId, start: Start, end: End, store: Store) -> MinutelyViews:
+async def minutely_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
+    """A ``MinutelyViews`` as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
     _, days = await _read(store, video_id, start, end)
     points = [
-        MinutePoint(minute=format_time(minute), views=views, source=day.source)
+        {"minute": format_time(minute), "views": views, "source": day.source}
         for day in days
         for minute, views in day.minutes
         if views > 0
     ]
-    return MinutelyViews(video_id=video_id, points=points)
+    return encode({"video_id": video_id, "points": points})
+
+
+@router.get("/{video_id}/views", response_model=RangeViews, responses=ERRORS)
+async def range_views(video_id: VideoId, start: Start, end: End, store: Store) -> Response:
+    return Response(await range_views_body(store, video_id, start, end), media_type=JSON)
+
+
+@router.get("/{video_id}/views/minutely", response_model=MinutelyViews, responses=ERRORS)
+async def minutely_views(video_id: VideoId, start: Start, end: End, store: Store) -> Response:
+    return Response(await minutely_views_body(store, video_id, start, end), media_type=JSON)
