@@ -43,6 +43,9 @@ class ApiMetrics:
             "viewcount_http_rate_limited", "requests answered 429 by the per-client rate limit",
             registry=self.registry,
         )
+        # (method, route, status) -> the request counter's and the latency histogram's children;
+        # as bounded as the label sets (routes are templates, methods those the parser knows)
+        self._children: dict[tuple[str, str, int], tuple] = {}
 
     def watch_caches(self, caches: dict) -> None:
         """``caches``: name (the ``cache`` label) -> ``serving.cache.LruCache``."""
@@ -60,8 +63,12 @@ class ApiMetrics:
         self.registry.register(_OverrideCollector(watch))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        children = self._children.get((method, route, status))
+        if children is None:  # once per label set: labels() validates and locks on every call
+            children = self._children[method, route, status] = (
+                self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _CacheCollector:
