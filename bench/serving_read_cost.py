@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from serving_latency import bench_days, bench_settings  # this folder: the seeded keyspace and days
+from serving_load import bench_days, bench_settings  # this folder: the seeded keyspace and days
 from storage.cassandra import connect
 from storage.minute_counts import SPEED_TABLE
 
