@@ -18,6 +18,9 @@ from viewcount.errors import UserError
 
 SECONDS_PER_DAY = 86_400
 GB = 1_000_000_000
+# CPU per API request of one worker at 1,000 requests/s: the "API CPU (all workers)" line of
+# the 1000/s phase of bench/serving_latency.py (docs/capacity.md cites the run it is from).
+API_CPU_MS_PER_REQUEST = 0.76
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Measured:
     counter_cores: int = 2
     archiver_events_per_s: float = 56_766  # catch-up net of start-up
     archiver_cores: int = 2
-    api_cpu_ms_per_request: float = 0.76  # one worker at 1,000 requests/s
+    api_cpu_ms_per_request: float = API_CPU_MS_PER_REQUEST
     record_bytes: float = 187  # mean key + value of `viewcount produce` records
     archive_bytes_per_record: float = 98  # Parquet, the demo's day
     cells_per_view: float = 0.68  # distinct (video, minute) cells per counted view, the demo's day
