@@ -97,8 +97,8 @@ def require_topics(settings: Settings, names: list[str]) -> None:
     existing = set(AdminClient(client_config(settings)).list_topics(timeout=10).topics)
     missing = [name for name in names if name not in existing]
     if missing:
-        raise UserError(f"Kafka has no topic {', '.join(repr(name) for name in missing)}: "
-                        "`viewcount stack up` (or `viewcount stack init` on servers run elsewhere) creates it")
+        raise UserError(f"Kafka has no topic {' and '.join(repr(name) for name in missing)}: `viewcount stack up` "
+                        f"(or `viewcount stack init` on servers run elsewhere) creates {'them' if missing[1:] else 'it'}")
 
 
 def ensure_topics(settings: Settings, specs: dict[str, int] | None = None) -> list[str]:

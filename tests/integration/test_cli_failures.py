@@ -141,3 +141,15 @@ def test_a_keyspace_that_does_not_exist_is_named_not_taken_for_cassandra_being_d
     line = error_line(cli("catalog", "show", "video-1", env={"VIEWCOUNT_KEYSPACE": keyspace,
                                                              "VIEWCOUNT_HOME": str(tmp_path)}), "catalog")
     assert f"has no keyspace '{keyspace}' yet" in line and "not reachable" not in line, line
+
+
+def test_a_counter_without_its_output_topics_is_one_line_naming_them(stack, tmp_path):
+    """The brokers create no topic on first use: a counter started without its dead-letter
+    or cell-feed topic is stopped before its JVM starts, not after a minute per batch."""
+    cells, dead_letters = f"missing-{uuid.uuid4().hex[:8]}.cells", f"missing-{uuid.uuid4().hex[:8]}.dlq"
+    result = cli("speed", "--available-now", "--metrics-port", "0",
+                 env={"VIEWCOUNT_CELLS_TOPIC": cells, "VIEWCOUNT_DLQ_TOPIC": dead_letters, "VIEWCOUNT_HOME": str(tmp_path)})
+    line = error_line(result, "speed")
+    assert result.returncode == 2
+    assert f"Kafka has no topic '{dead_letters}' and '{cells}': `viewcount stack up`" in line, line
+    assert line.endswith("creates them"), line
