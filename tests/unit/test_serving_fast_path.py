@@ -45,3 +45,15 @@ def test_values_of_random_queries_are_starlettes():
 def test_the_paths_it_answers_are_the_views_routes(path, answered):
     match = VIEWS_PATH.fullmatch(path)
     assert (match.groups() if match else None) == answered
+
+
+def test_a_minute_is_written_as_format_time_writes_it():
+    """The minutely answer leaves its minutes (aware UTC, whole) to the JSON encoder."""
+    import datetime as dt
+
+    from serving.ranges import format_time
+    from serving.views import encode
+
+    midnight = dt.datetime(2026, 12, 31, tzinfo=dt.timezone.utc)
+    for minute in (midnight + dt.timedelta(minutes=number) for number in range(1440)):
+        assert encode(minute) == f'"{format_time(minute)}"'.encode()
