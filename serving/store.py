@@ -11,7 +11,10 @@ docs/benchmarks.md "serving"):
   in flight, every request waiting for it shares it). A request takes one snapshot, so a
   promotion switching versions mid-request yields the old version or the new one for a
   day, never a mix; a promotion or rollback is visible once the snapshot is that old
-  (plus one read).
+  (plus one read). A request waits for a refresh at most ``PROMOTIONS_WAIT_S`` after it
+  was sent, then takes the snapshot it replaces if that is younger than
+  ``PROMOTIONS_MAX_AGE_S``: the read scans the whole table, and Cassandra never
+  speculates a range read, so a replica just killed holds it until the read times out.
 - A promoted version's (video, day) partition never changes: cached until evicted (LRU).
 - A provisional day's whole (video, day) partition of the speed table is cached for
   ``Limits.speed_cache_s`` from when its read was sent, so an answer is never more than
@@ -50,6 +53,18 @@ if TYPE_CHECKING:
     from cassandra.cluster import ResponseFuture, Session
 
 RECONNECT_PAUSE_S = 1.0
+# The promotion snapshot's read is a range read (every token range, at the configured
+# consistency). Each coordinator picks the replicas of each range itself and, unlike for a
+# one-partition read, never sends a range read to another replica when one is slow: until
+# the nodes convict a killed one (phi accrual, 10-20 s on this machine) every such read
+# waits for it and times out after read_timeout_s (5 s), and with it every request waiting
+# for the refresh (the 3-node node-loss test saw 5 s answers and 503s). A healthy read
+# takes milliseconds, so a request waits at most PROMOTIONS_WAIT_S after the read was sent,
+# then answers from the snapshot it has as long as that was read less than
+# PROMOTIONS_MAX_AGE_S ago (the conviction plus one timed-out read); older, it waits for the
+# read, and a failed read is a 503 as ever.
+PROMOTIONS_WAIT_S = 0.25
+PROMOTIONS_MAX_AGE_S = 30.0
 NIGHTLY_REFRESH_S = 60.0  # /metrics reads the promoted and reconciled days at most this often
 RECONCILED_DAYS_READ = "reconciled_days"
 
@@ -160,6 +175,7 @@ class ViewStore:
         self._promoted: dict[dt.date, int] = {}
         self._promoted_at = -float("inf")  # when the read behind _promoted was sent
         self._promotions_read: asyncio.Future | None = None
+        self._promotions_sent_at = -float("inf")  # when _promotions_read was started
         self._lock = threading.Lock()
         self._session: Session | None = None
         self._retry_at = 0.0
@@ -233,14 +249,23 @@ class ViewStore:
         return (await self._rows("release"))[0][0]
 
     async def promotions(self) -> dict[dt.date, int]:
-        """Every promoted day's version, as read at most ``promotion_refresh_s`` ago (the
-        returned mapping is never changed afterwards: a request keeps one snapshot)."""
-        if self._clock() - self._promoted_at < self.limits.promotion_refresh_s:
+        """Every promoted day's version, as read at most ``promotion_refresh_s`` ago, or
+        while its refresh is slow, at most ``PROMOTIONS_MAX_AGE_S`` ago (the returned
+        mapping is never changed afterwards: a request keeps one snapshot)."""
+        now = self._clock()
+        if now - self._promoted_at < self.limits.promotion_refresh_s:
             return self._promoted
         pending = self._promotions_read
         if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
             pending = self._promotions_read = asyncio.ensure_future(self._read_promotions())
-        return await asyncio.shield(pending)
+            pending.add_done_callback(_retrieved)  # a slow read may end with nobody waiting
+            self._promotions_sent_at = now
+        if now - self._promoted_at >= PROMOTIONS_MAX_AGE_S:
+            return await asyncio.shield(pending)
+        wait_s = self._promotions_sent_at + PROMOTIONS_WAIT_S - now
+        if wait_s > 0:
+            await asyncio.wait([pending], timeout=wait_s)  # never cancels the shared read
+        return pending.result() if pending.done() else self._promoted
 
     async def _read_promotions(self) -> dict[dt.date, int]:
         sent_at = self._clock()

@@ -23,7 +23,7 @@ import pytest
 from serving.limits import Limits
 from serving.main import app_from_env, create_app
 from serving.ranges import DayWindow
-from serving.store import DayMinutes, ViewStore
+from serving.store import PROMOTIONS_MAX_AGE_S, PROMOTIONS_WAIT_S, DayMinutes, ViewStore
 from storage.settings import ServingKnobs
 from tests.integration.test_serving_fixtures import (
     batch_of,
@@ -201,6 +201,44 @@ def test_a_promotion_and_a_rollback_are_seen_within_a_second(client, cassandra_s
         assert (body["views"], body["final"]) == (total(speed), False)
     finally:
         cassandra_session.execute("DELETE FROM batch_promotions WHERE day = %s", (DAY,))
+
+
+def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):
+    """The promotions read scans the table, and Cassandra never speculates a range read: a
+    replica just killed holds it until it times out (5 s). A request waits for a refresh
+    at most ``PROMOTIONS_WAIT_S`` after it was sent, then takes the snapshot it has; one
+    older than ``PROMOTIONS_MAX_AGE_S`` it does not take, it waits for the read."""
+    clock = SteppedClock()
+    store = ViewStore(stack, DEFAULTS, clock=clock)
+    read_rows, held = store._rows, []
+
+    async def rows(name, parameters=()):
+        if name == "promoted_days" and held:
+            await held[0].wait()  # the read stuck on a dead replica, until released
+        return await read_rows(name, parameters)
+
+    store._rows = rows
+
+    async def requests() -> tuple:
+        snapshot = await store.promotions()  # read at 0 and answered
+        held.append(asyncio.Event())
+        clock.now = DEFAULTS.promotion_refresh_s  # its refresh is due, and hangs
+        began = time.monotonic()
+        during_refresh = await store.promotions()
+        waited = time.monotonic() - began
+        clock.now = PROMOTIONS_MAX_AGE_S  # the snapshot is too old to answer from
+        too_old = asyncio.ensure_future(store.promotions())
+        await asyncio.sleep(PROMOTIONS_WAIT_S * 2)
+        waiting = not too_old.done()
+        held[0].set()
+        return snapshot, during_refresh, waited, waiting, await too_old
+
+    try:
+        snapshot, during_refresh, waited, waiting, refreshed = asyncio.run(requests())
+    finally:
+        store.close()
+    assert during_refresh is snapshot and PROMOTIONS_WAIT_S <= waited < PROMOTIONS_WAIT_S + 0.2, waited
+    assert waiting and refreshed is not snapshot and refreshed == snapshot  # the read's own answer
 
 
 def test_requests_missing_one_partition_together_share_one_read(stack, cassandra_session):
