@@ -217,6 +217,7 @@ class LiveFeed:
         if self.state == OFF or self._thread is not None:
             return
         self._loop = loop
+        self.detail = f"connecting to {self.topic}"
         self._thread = threading.Thread(target=self._follow, name="viewcount-cell-feed", daemon=True)
         self._thread.start()
 

@@ -63,7 +63,9 @@ def test_viewcount_serve_answers_and_stops(stack, workers):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         health = wait_for_health(url, server)
-        assert (health.status_code, health.json()) == (200, {"status": "ok", "cassandra": "up"})
+        body = health.json()
+        assert (health.status_code, body["status"], body["cassandra"]) == (200, "ok", "up")
+        assert body["live"]["state"] in ("starting", "following")
         views = httpx.get(url + "/v1/videos/nobody/views",
                           params={"start": "2026-11-25T00:00:00Z", "end": "2026-11-25T01:00:00Z"})
         assert views.status_code == 200 and views.json()["views"] == 0

@@ -4,6 +4,7 @@ not answering is a 503, and only a real server fault is a (JSON) 500."""
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
@@ -72,8 +73,16 @@ def test_a_day_without_a_reconciliation_is_404(api):
 
 
 def test_healthz_answers_ok_when_cassandra_answers(api):
-    response = api.get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok", "cassandra": "up"})
+    deadline = time.monotonic() + 15
+    while True:  # the worker's follower connects to the cell feed beside start-up
+        response = api.get("/healthz")
+        body = response.json()
+        if body["live"]["state"] != "starting" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (response.status_code, body["status"], body["cassandra"]) == (200, "ok", "up")
+    assert body["live"]["state"] == "following" and "views" in body["live"]["detail"]
+    assert set(body["live"]) == {"state", "detail", "lag_seconds", "partitions"}
 
 
 def closed_port() -> int:
