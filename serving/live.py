@@ -53,6 +53,9 @@ RETRY_S = 1.0  # a follower that cannot follow tries again this often
 # The feed's metadata is checked this often: librdkafka goes on fetching a deleted topic's
 # partitions without a word, and a topic made anew under the same name starts again at 0.
 METADATA_CHECK_S = 1.0
+# Cells are decoded and applied this many at a time: a request arriving meanwhile waits for
+# one slice (well under a millisecond), not for a whole micro-batch's thousands of cells.
+SLICE = 256
 MINUTE = dt.timedelta(minutes=1)
 
 Key = tuple[str, dt.date]  # (video_id, day)
@@ -199,6 +202,8 @@ class LiveFeed:
                 del self._held[key]
 
     def _apply(self, cells: list[Cell], epoch: int) -> None:
+        """On the loop's thread: one slice of the follower's cells. Slices may be applied in
+        any order (per minute the newest write timestamp wins)."""
         if epoch != self._current():
             return  # consumed before the follower started anew
         held, filling = self._held, self._filling
@@ -298,8 +303,11 @@ class LiveFeed:
             except (ValueError, KeyError, TypeError):
                 continue  # not a cell: nothing of ours to apply
             newest_ms = message.timestamp()[1]
+            if len(cells) == SLICE:
+                self._hand_over(cells)
+                cells = []
         if cells:
-            self._loop.call_soon_threadsafe(self._apply, cells, self._epoch)
+            self._hand_over(cells)
         now = self._clock()
         if newest_ms is not None:
             self._health.newest_ms = newest_ms
@@ -307,6 +315,13 @@ class LiveFeed:
             self._leave(UNREACHABLE, f"reading {self.topic}: {failure.str()}")
             return
         self._judge(consumer, now)
+
+    def _hand_over(self, cells: list[Cell]) -> None:
+        """One slice to the loop's thread (a callback of its own, so requests are answered
+        between slices), then the GIL to whoever waits for it rather than after its switch
+        interval (5 ms)."""
+        self._loop.call_soon_threadsafe(self._apply, cells, self._epoch)
+        time.sleep(0)
 
     def _topic_problem(self, consumer, now: float) -> str:
         """What is wrong with the feed's topic, from metadata read at most every

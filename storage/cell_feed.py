@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterable, NamedTuple
+
+import msgspec
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -30,8 +32,7 @@ MINUTES_PER_DAY = 1_440
 _EPOCH = dt.date(1970, 1, 1)
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):  # a tuple: the API decodes thousands a second on its follower thread
     video_id: str
     day: dt.date
     minute_of_day: int  # 0..1439, UTC
@@ -50,17 +51,30 @@ def encode(video_id: str, minute_ms: int, views: int, write_timestamp: int) -> t
     return f"{video_id}@{minute_ms}".encode(), value.encode()
 
 
+class _Value(msgspec.Struct):
+    views: int
+    write_timestamp: int
+
+
+_VALUE = msgspec.json.Decoder(_Value)  # strict: a bool, a float or a string is not an int
+
+
+@lru_cache(maxsize=64)
+def _day(days: int) -> dt.date:
+    return _EPOCH + dt.timedelta(days=days)
+
+
 def decode(key: bytes, value: bytes) -> Cell:
     """A record of the feed as a cell; ValueError when it is not one."""
     video_id, separator, minute_text = key.decode().rpartition("@")
     if not separator or not video_id or not minute_text.isdigit():
         raise ValueError(f"not a cell key: {key[:100]!r}")
-    fields = json.loads(value)
-    views, written = (fields.get("views"), fields.get("write_timestamp")) if isinstance(fields, dict) else (None, None)
-    if not all(isinstance(number, int) and not isinstance(number, bool) for number in (views, written)):
-        raise ValueError(f"not a cell value: {value[:100]!r}")
+    try:
+        fields = _VALUE.decode(value)
+    except msgspec.DecodeError:  # not JSON, or not the cell's fields
+        raise ValueError(f"not a cell value: {value[:100]!r}") from None
     days, minute_of_day = divmod(int(minute_text) // MS_PER_MINUTE, MINUTES_PER_DAY)
-    return Cell(video_id, _EPOCH + dt.timedelta(days=days), minute_of_day, views, written)
+    return Cell(video_id, _day(days), minute_of_day, fields.views, fields.write_timestamp)
 
 
 def cell_records(counts: "DataFrame", write_timestamp: int) -> "DataFrame":
