@@ -7,14 +7,17 @@ future, so the routes ``await`` reads and no request ties up a thread while it w
 Most requests read nothing (a read costs the API more CPU than the HTTP around it,
 docs/benchmarks.md "serving"):
 - Which version of each day is promoted comes from a snapshot of ``batch_promotions``
-  (one row per day), read again when older than ``Limits.promotion_refresh_s`` (one read
-  in flight, every request waiting for it shares it). A request takes one snapshot, so a
-  promotion switching versions mid-request yields the old version or the new one for a
-  day, never a mix; a promotion or rollback is visible once the snapshot is that old
-  (plus one read). A request waits for a refresh at most ``PROMOTIONS_WAIT_S`` after it
-  was sent, then takes the snapshot it replaces if that is younger than
-  ``PROMOTIONS_MAX_AGE_S``: the read scans the whole table, and Cassandra never
-  speculates a range read, so a replica just killed holds it until the read times out.
+  (one row per day), read again in the background once older than
+  ``Limits.promotion_refresh_s`` (one read in flight, shared); a request answers from the
+  snapshot without waiting while it is younger than twice that, so under steady traffic
+  no request waits for the read (it was on the answers' tail: the read is a table scan,
+  milliseconds while the counter writes). A request takes one snapshot, so a promotion
+  switching versions mid-request yields the old version or the new one for a day, never
+  a mix; a promotion or rollback is visible once every snapshot answered from was read
+  after it (within ``2 * promotion_refresh_s``). Past that a request waits for the refresh
+  at most ``PROMOTIONS_WAIT_S`` after it was sent, then takes the snapshot it replaces if
+  that is younger than ``PROMOTIONS_MAX_AGE_S``: Cassandra never speculates a range read,
+  so a replica just killed holds it until the read times out.
 - A promoted version's (video, day) partition never changes: cached until evicted (LRU).
 - A provisional day's whole (video, day) partition of the speed table is cached for
   ``Limits.speed_cache_s`` from when its read was sent, so an answer is never more than
@@ -249,18 +252,21 @@ class ViewStore:
         return (await self._rows("release"))[0][0]
 
     async def promotions(self) -> dict[dt.date, int]:
-        """Every promoted day's version, as read at most ``promotion_refresh_s`` ago, or
+        """Every promoted day's version, as read at most ``2 * promotion_refresh_s`` ago, or
         while its refresh is slow, at most ``PROMOTIONS_MAX_AGE_S`` ago (the returned
         mapping is never changed afterwards: a request keeps one snapshot)."""
         now = self._clock()
-        if now - self._promoted_at < self.limits.promotion_refresh_s:
+        age = now - self._promoted_at
+        if age < self.limits.promotion_refresh_s:
             return self._promoted
         pending = self._promotions_read
         if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
             pending = self._promotions_read = asyncio.ensure_future(self._read_promotions())
             pending.add_done_callback(_retrieved)  # a slow read may end with nobody waiting
             self._promotions_sent_at = now
-        if now - self._promoted_at >= PROMOTIONS_MAX_AGE_S:
+        if age < self.limits.promotion_refresh_s * 2:
+            return self._promoted  # read again ahead of need: no request waits for it
+        if age >= PROMOTIONS_MAX_AGE_S:
             return await asyncio.shield(pending)
         wait_s = self._promotions_sent_at + PROMOTIONS_WAIT_S - now
         if wait_s > 0:

@@ -205,38 +205,51 @@ def test_a_promotion_and_a_rollback_are_seen_within_a_second(client, cassandra_s
 
 def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):
     """The promotions read scans the table, and Cassandra never speculates a range read: a
-    replica just killed holds it until it times out (5 s). A request waits for a refresh
-    at most ``PROMOTIONS_WAIT_S`` after it was sent, then takes the snapshot it has; one
-    older than ``PROMOTIONS_MAX_AGE_S`` it does not take, it waits for the read."""
+    replica just killed holds it until it times out (5 s). Its refresh is due at
+    ``promotion_refresh_s`` and no request waits for it until twice that; then a request
+    waits at most ``PROMOTIONS_WAIT_S`` after it was sent and takes the snapshot it has;
+    one older than ``PROMOTIONS_MAX_AGE_S`` it does not take, it waits for the read."""
     clock = SteppedClock()
     store = ViewStore(stack, DEFAULTS, clock=clock)
     read_rows, held = store._rows, []
 
     async def rows(name, parameters=()):
         if name == "promoted_days" and held:
-            await held[0].wait()  # the read stuck on a dead replica, until released
+            await held[-1].wait()  # the read stuck on a dead replica, until released
         return await read_rows(name, parameters)
 
     store._rows = rows
+    refresh_s = DEFAULTS.promotion_refresh_s
 
     async def requests() -> tuple:
-        snapshot = await store.promotions()  # read at 0 and answered
+        first = await store.promotions()  # read at 0 and answered
         held.append(asyncio.Event())
-        clock.now = DEFAULTS.promotion_refresh_s  # its refresh is due, and hangs
+        clock.now = refresh_s  # its refresh is due and sent, and hangs
+        began = time.monotonic()
+        ahead = await store.promotions()
+        not_waited = time.monotonic() - began
+        held[-1].set()
+        while store._promotions_read is not None and not store._promotions_read.done():
+            await asyncio.sleep(0.01)
+        snapshot = await store.promotions()  # the refresh's, read at refresh_s
+        held.append(asyncio.Event())
+        clock.now = refresh_s * 3  # twice the refresh interval old: needed now; sent, and hangs
         began = time.monotonic()
         during_refresh = await store.promotions()
         waited = time.monotonic() - began
-        clock.now = PROMOTIONS_MAX_AGE_S  # the snapshot is too old to answer from
+        clock.now = refresh_s + PROMOTIONS_MAX_AGE_S  # the snapshot is too old to answer from
         too_old = asyncio.ensure_future(store.promotions())
         await asyncio.sleep(PROMOTIONS_WAIT_S * 2)
         waiting = not too_old.done()
-        held[0].set()
-        return snapshot, during_refresh, waited, waiting, await too_old
+        held[-1].set()
+        return first, ahead, not_waited, snapshot, during_refresh, waited, waiting, await too_old
 
     try:
-        snapshot, during_refresh, waited, waiting, refreshed = asyncio.run(requests())
+        first, ahead, not_waited, snapshot, during_refresh, waited, waiting, refreshed = asyncio.run(requests())
     finally:
         store.close()
+    assert ahead is first and not_waited < 0.05, not_waited
+    assert snapshot is not first and snapshot == first  # the refresh sent ahead of need landed
     assert during_refresh is snapshot and PROMOTIONS_WAIT_S <= waited < PROMOTIONS_WAIT_S + 0.2, waited
     assert waiting and refreshed is not snapshot and refreshed == snapshot  # the read's own answer
 
