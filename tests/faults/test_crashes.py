@@ -10,6 +10,11 @@ checkpoint, and the speed counts must equal the oracle's (late events aside, eac
 late by the micro-batch log) and the archive must hold every offset exactly once, with the
 completeness rows adding up to the topic's end offsets.
 
+An API worker follows the counter's cell feed all the while and is asked for every
+(video, day) partition of the speed table again and again, so it holds them through the
+kills and the replays: once the counter has drained the topic, each partition it holds
+must equal the speed table's, cell by cell (``serving.live``).
+
 Events keep arriving until every kill is done (and at least VIEWCOUNT_CRASH_EVENTS have
 been sent), so every kill falls during production however slow the machine is. What
 matters is where the kills land, not how many events flow: CI kills each job 3 times
@@ -19,13 +24,20 @@ times among at least 1,000,000 (tests/faults/scale.py).
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import random
 import re
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from serving.limits import Limits
+from serving.main import create_app
+from serving.store import ViewStore
 
 from tests.faults.scale import CRASH_EVENTS as EVENTS, CRASH_KILLS as KILLS, CRASH_RATE as RATE
 from tests.integration.speed_support import (
@@ -33,6 +45,7 @@ from tests.integration.speed_support import (
     start_viewcount,
 )
 from tests.integration.test_reconcile_support import run_together
+from tests.integration.test_serving_fixtures import running
 from tests.integration.test_speed_archiver import assert_completeness_matches_topic
 
 # The module fixture (production, kills, drains) runs inside the first test's time limit.
@@ -129,6 +142,35 @@ def _crash_repeatedly(env, log, checkpoint: Path, job_args: list[str], seed: int
         kills.append((time.monotonic(), _moment(checkpoint), production.producing))
 
 
+class Asker(threading.Thread):
+    """Asks the API for every (video, day) partition the speed table has, round after round,
+    so the worker holds each from its first count on; counts the rounds."""
+
+    def __init__(self, url: str, settings) -> None:
+        super().__init__(daemon=True)
+        self.url, self.settings = url, settings
+        self.rounds, self.failures = 0, []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from storage.cassandra import connect
+
+        session = connect(self.settings)
+        try:
+            with httpx.Client(base_url=self.url, timeout=30) as client:
+                while not self.stopping.is_set():
+                    for video_id, day in session.execute("SELECT DISTINCT video_id, day FROM speed_minute_views"):
+                        day = day.date() if hasattr(day, "date") else day
+                        answer = client.get(f"/v1/videos/{video_id}/views", params={
+                            "start": f"{day}T00:00:00Z", "end": f"{day + dt.timedelta(days=1)}T00:00:00Z"})
+                        if answer.status_code != 200:
+                            self.failures.append(answer.text)
+                    self.rounds += 1
+                    time.sleep(0.2)
+        finally:
+            session.cluster.shutdown()
+
+
 @pytest.fixture(scope="module")
 def crashed(stack, tmp_path_factory):
     folder = tmp_path_factory.mktemp("crashes")
@@ -143,6 +185,10 @@ def crashed(stack, tmp_path_factory):
         archiver_args = ["archive", "--metrics-port", "0", "--max-offsets-per-trigger", "2500",
                          "--path", path, "--checkpoint", str(folder / "archiver")]
         began = time.monotonic()
+        api = ViewStore(settings, Limits(rate_limit_rps=0))
+        serving = contextlib.ExitStack()
+        asker = Asker(serving.enter_context(running(create_app(api))), settings)
+        asker.start()
         kills_over = threading.Event()
         production = Production(env, folder / "produce.log", kills_over)
         production.start()
@@ -169,7 +215,14 @@ def crashed(stack, tmp_path_factory):
                   for job, times in kills.items()}
         print(f"\ncrashes: {production.sent:,} events at {RATE:,}/s; kills landed {landed}; "
               f"produced in {produced_at - began:.0f} s, drained in {time.monotonic() - produced_at:.0f} s")
-        yield {"settings": settings, "folder": folder, "path": path, "kills": kills, "sent": production.sent}
+        try:
+            yield {"settings": settings, "folder": folder, "path": path, "kills": kills, "sent": production.sent,
+                   "api": api, "asker": asker}
+        finally:
+            asker.stopping.set()
+            asker.join(timeout=120)
+            serving.close()
+            api.close()
 
 
 def test_both_jobs_were_killed_while_events_were_still_arriving(crashed):
@@ -213,3 +266,43 @@ def test_the_archive_holds_every_offset_exactly_once(crashed, spark):
     assert {p: (r.rows, r.distinct, r.first, r.last) for p, r in per_partition.items()} == expected
     days = {row.arrival_date for row in archive.select("arrival_date").distinct().collect()}
     assert_completeness_matches_topic(settings, days)
+
+
+def test_every_partition_the_api_holds_equals_the_speed_table_cell_by_cell(crashed):
+    """The worker followed the feed through every kill and replay; what it holds now (the
+    counter has drained the topic and published its last cells) is the speed table."""
+    from storage.cassandra import connect
+
+    api, asker = crashed["api"], crashed["asker"]
+    deadline = time.monotonic() + 60
+    while not (api.live.usable and api.live.lag_records == 0):  # the last cells taken in
+        assert time.monotonic() < deadline, (api.live.state, api.live.detail, api.live.lag_records)
+        time.sleep(0.1)
+    # One whole round more, so every partition is held (a follower that fell behind during
+    # the drain dropped what it held and reads it again); then the asker stops.
+    rounds = asker.rounds
+    while asker.rounds < rounds + 2:
+        assert time.monotonic() < deadline + 120, asker.rounds
+        time.sleep(0.1)
+    asker.stopping.set()
+    asker.join(timeout=120)
+    time.sleep(1.0)  # the last pushes handed to the event loop's thread
+    assert asker.rounds >= 3 and not asker.failures, (asker.rounds, asker.failures[:3])
+    print(f"\napi: {asker.rounds} rounds, {api.live.cells_applied:,} cells pushed, "
+          f"{api.live.resyncs} starts of following, {len(api.live._held)} partitions held")
+    held = {key: dict(zip(memoryview(minutes).cast("H").tolist(), memoryview(views).cast("q").tolist()))
+            for key, (minutes, views, _) in list(api.live._held.items())}
+    session = connect(crashed["settings"])
+    try:
+        read = session.prepare("SELECT minute, views FROM speed_minute_views WHERE video_id = ? AND day = ?")
+        stored = {}
+        for video_id, day in held:
+            midnight = dt.datetime.combine(day, dt.time())
+            stored[(video_id, day)] = {(row.minute - midnight) // dt.timedelta(minutes=1): row.views
+                                       for row in session.execute(read, (video_id, day))}
+        partitions = {tuple(row) for row in session.execute("SELECT DISTINCT video_id, day FROM speed_minute_views")}
+    finally:
+        session.cluster.shutdown()
+    assert api.live.cells_applied > 0 and len(held) >= 0.9 * len(partitions) > 0, (len(held), len(partitions))
+    differing = {key: (held[key], stored[key]) for key in held if held[key] != stored[key]}
+    assert not differing, f"{len(differing)} of {len(held)} held partitions differ, e.g. {list(differing.items())[:2]}"
