@@ -129,6 +129,7 @@ class LiveFeed:
         # kept current by records before that moment and is dropped by the loop's thread.
         self._epoch = 0
         self._held_epoch = 0
+        self.watcher = _NoWatcher()  # told of every change to what is held (``watch``)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -138,6 +139,16 @@ class LiveFeed:
     @property
     def usable(self) -> bool:
         return self.state == FOLLOWING
+
+    def watch(self, watcher) -> None:
+        """``watcher.changed(video_id)`` is called whenever a held partition of the video
+        changes or is dropped, and ``watcher.clear()`` when every one is
+        (``serving.answers.Answers``); both on the loop's thread."""
+        self.watcher = watcher
+
+    def holds(self, key: Key, held: Held) -> bool:
+        """Whether ``held`` is the partition held for ``key`` now (so kept current)."""
+        return self.usable and self._held.get(key) is held
 
     def __len__(self) -> int:
         self._current()
@@ -149,6 +160,7 @@ class LiveFeed:
             self._held.clear()
             self._filling.clear()
             self._held_epoch = epoch
+            self.watcher.clear()
         return epoch
 
     def get(self, key: Key) -> Held | None:
@@ -186,9 +198,11 @@ class LiveFeed:
         for cell in pushed:
             _merge(held, cell.minute_of_day, cell.views, cell.write_timestamp)
         self._held[key] = held
+        self.watcher.changed(key[0])  # it may replace a partition answers were built from
         while len(self._held) > self.max_partitions:
-            self._held.popitem(last=False)
+            evicted, _ = self._held.popitem(last=False)
             self.evictions += 1
+            self.watcher.changed(evicted[0])
         return held
 
     def abandon_fill(self, key: Key) -> None:
@@ -200,18 +214,20 @@ class LiveFeed:
         if days:
             for key in [key for key in self._held if key[1] in days]:
                 del self._held[key]
+                self.watcher.changed(key[0])
 
     def _apply(self, cells: list[Cell], epoch: int) -> None:
         """On the loop's thread: one slice of the follower's cells. Slices may be applied in
         any order (per minute the newest write timestamp wins)."""
         if epoch != self._current():
             return  # consumed before the follower started anew
-        held, filling = self._held, self._filling
+        held, filling, changed = self._held, self._filling, self.watcher.changed
         for cell in cells:
             key = (cell.video_id, cell.day)
             partition = held.get(key)
             if partition is not None:
                 _merge(partition, cell.minute_of_day, cell.views, cell.write_timestamp)
+                changed(cell.video_id)
             elif key in filling:
                 filling[key].append(cell)
         self.cells_applied += len(cells)
@@ -369,6 +385,14 @@ class LiveFeed:
         if self.lag_s > self.max_lag_s:
             self._leave(BEHIND, f"{lag:,} cells ({self.lag_s:.1f} s) behind {self.topic}: "
                                 "answering from Cassandra, following anew from its end")
+
+
+class _NoWatcher:
+    def changed(self, video_id: str) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
 
 
 class _Health:

@@ -45,7 +45,7 @@ def create_app(store: ViewStore) -> FastAPI:
     app.state.store = store
     app.state.metrics = ApiMetrics()
     app.state.metrics.watch_caches({"final": store.cache, "provisional": store.speed_cache,
-                                    "live": store.live})
+                                    "live": store.live, "answers": store.answers})
     app.state.metrics.registry.register(LiveCollector(store.live))
     app.state.metrics.watch_nightly(store)
     app.state.restatements = RestatementWatch(store)

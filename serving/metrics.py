@@ -77,9 +77,11 @@ class _CacheCollector:
 
     def collect(self):
         lookups = CounterMetricFamily(
-            "viewcount_serving_cache_lookups", "partition cache lookups (a stale entry is a miss)",
+            "viewcount_serving_cache_lookups",
+            "cache lookups: partitions, or the views routes' answers (answers); a stale entry is a miss",
             labels=["cache", "result"])
-        entries = GaugeMetricFamily("viewcount_serving_cache_entries", "partitions cached", labels=["cache"])
+        entries = GaugeMetricFamily("viewcount_serving_cache_entries", "partitions (or answers) cached",
+                                    labels=["cache"])
         for name, cache in self.caches.items():
             lookups.add_metric([name, "hit"], cache.hits)
             lookups.add_metric([name, "miss"], cache.misses)

@@ -17,7 +17,9 @@ docs/benchmarks.md "serving"):
   after it (within ``2 * promotion_refresh_s``). Past that a request waits for the refresh
   at most ``PROMOTIONS_WAIT_S`` after it was sent, then takes the snapshot it replaces if
   that is younger than ``PROMOTIONS_MAX_AGE_S``: Cassandra never speculates a range read,
-  so a replica just killed holds it until the read times out.
+  so a replica just killed holds it until the read times out. A refresh that reads the
+  same rows keeps the mapping it had: a new one is a change, and drops the answers kept
+  encoded (``serving.answers``).
 - A promoted version's (video, day) partition never changes: cached until evicted (LRU).
 - A provisional day's whole (video, day) partition of the speed table is cached for
   ``Limits.speed_cache_s`` from when its read was sent, so an answer is never more than
@@ -41,6 +43,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from serving.answers import Answers
 from serving.cache import LruCache
 from serving.limits import Limits
 from serving.live import LiveFeed, LiveRows
@@ -173,6 +176,9 @@ class ViewStore:
         # Provisional partitions kept current by the cell feed (serving.live); while it does
         # not follow, provisional days are read from Cassandra through ``speed_cache``.
         self.live = LiveFeed(settings, limits.live_partitions, limits.live_max_lag_s)
+        # The views routes' answers, encoded, while what they were built from holds (serving.answers).
+        self.answers = Answers(limits.cache_entries)
+        self.live.watch(self.answers)
         # partition key -> (when it was sent, the read in flight)
         self._reading: dict[tuple, tuple[float, asyncio.Future]] = {}
         self._promoted: dict[dt.date, int] = {}
@@ -277,17 +283,20 @@ class ViewStore:
         sent_at = self._clock()
         rows = await self._rows("promoted_days")
         promoted = {_date(day): version for day, version in rows if version is not None}
-        self.live.drop_days(promoted.keys() - self._promoted.keys())
-        self._promoted = promoted
+        if promoted != self._promoted:  # else the same mapping stays: answers built with it stay good
+            self.live.drop_days(promoted.keys() - self._promoted.keys())
+            self._promoted = promoted
         self._promoted_at = sent_at
         return self._promoted
 
     async def promoted_version(self, day: dt.date) -> int | None:
         return (await self.promotions()).get(day)
 
-    async def day_minutes(self, video_id: str, windows: list[DayWindow]) -> list[DayMinutes]:
-        """Each day's minutes of ``video_id``, from its promoted batch or else the speed table."""
-        promoted = await self.promotions()
+    async def day_minutes(self, video_id: str, windows: list[DayWindow],
+                          promoted: dict[dt.date, int] | None = None) -> list[DayMinutes]:
+        """Each day's minutes of ``video_id``, from its promoted batch (in ``promoted``, a
+        snapshot of ``promotions``; by default the current one) or else the speed table."""
+        promoted = await self.promotions() if promoted is None else promoted
         session = await self._ready()
         reads = [(window, promoted.get(window.day)) for window in windows]
         pending = [self._partition(session, video_id, window.day, version) for window, version in reads]

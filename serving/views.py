@@ -7,6 +7,8 @@ The answers are built once, as JSON bytes, by ``range_views_body`` and
 ``minutely_views_body``: the routes below answer them (and declare the models, for the
 schema), and ``serving.fast_path`` answers them without FastAPI's routing, dependency
 injection and response validation, which cost the API more CPU than the answer itself.
+An answer is kept, encoded, until a promotion or a pushed cell of the video changes what
+it was built from (``serving.answers``): most requests repeat an earlier one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import msgspec
 from fastapi import APIRouter, Path, Query, Response
 
 from serving.dependencies import Store
+from serving.live import LiveRows
 from serving.models import ERRORS, MinutelyViews, RangeViews
 from serving.ranges import VIDEO_ID, DayWindow, check_video_id, format_time, minute_range
 from serving.store import DayMinutes, ViewStore
@@ -53,15 +56,8 @@ def _counted(start: str, end: str, max_days: int) -> tuple[str, str, tuple[DayWi
     return format_time(counted.start), format_time(counted.end), tuple(counted.days())
 
 
-async def _read(store: ViewStore, video_id: str, start: str, end: str) -> tuple[str, str, list[DayMinutes]]:
-    check_video_id(video_id)
-    counted_start, counted_end, windows = _counted(start, end, store.limits.max_range_days)
-    return counted_start, counted_end, await store.day_minutes(video_id, list(windows))
-
-
-async def range_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
-    """A ``RangeViews`` (its fields in its order) as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
-    counted_start, counted_end, days = await _read(store, video_id, start, end)
+def _range_views(video_id: str, counted_start: str, counted_end: str, days: list[DayMinutes]) -> bytes:
+    """A ``RangeViews`` (its fields in its order) as JSON."""
     batch_views = speed_views = 0
     provisional = []
     for day in days:
@@ -82,9 +78,8 @@ async def range_views_body(store: ViewStore, video_id: str, start: str, end: str
     })
 
 
-async def minutely_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
-    """A ``MinutelyViews`` as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
-    _, _, days = await _read(store, video_id, start, end)
+def _minutely_views(video_id: str, _start: str, _end: str, days: list[DayMinutes]) -> bytes:
+    """A ``MinutelyViews`` as JSON."""
     # msgspec writes an aware UTC datetime as format_time does (whole seconds, "Z"), in a
     # fraction of its time: a day's minutes cost a few microseconds each, not hundreds.
     points = [
@@ -94,6 +89,35 @@ async def minutely_views_body(store: ViewStore, video_id: str, start: str, end: 
         if views > 0
     ]
     return encode({"video_id": video_id, "points": points})
+
+
+async def _answer(store: ViewStore, route: str, build, video_id: str, start: str, end: str) -> bytes:
+    """The route's answer: kept encoded (``serving.answers``) while nothing it was built
+    from changed, else built from the store's days and kept when each provisional day came
+    from a partition the worker holds current. Raises ``BadRequest`` or ``StoreUnavailable``."""
+    promoted = await store.promotions()  # one snapshot for the whole request
+    key = (route, video_id, start, end)
+    body = store.answers.get(key, promoted)
+    if body is not None:
+        return body
+    check_video_id(video_id)
+    counted_start, counted_end, windows = _counted(start, end, store.limits.max_range_days)
+    days = await store.day_minutes(video_id, list(windows), promoted)
+    body = build(video_id, counted_start, counted_end, days)
+    if all(day.final or (isinstance(day.rows, LiveRows) and store.live.holds((video_id, day.day), day.rows.held))
+           for day in days):
+        store.answers.put(key, body, promoted)  # no await since the days were read: still current
+    return body
+
+
+async def range_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
+    """A ``RangeViews`` as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
+    return await _answer(store, "views", _range_views, video_id, start, end)
+
+
+async def minutely_views_body(store: ViewStore, video_id: str, start: str, end: str) -> bytes:
+    """A ``MinutelyViews`` as JSON; raises ``BadRequest`` or ``StoreUnavailable``."""
+    return await _answer(store, "views/minutely", _minutely_views, video_id, start, end)
 
 
 @router.get("/{video_id}/views", response_model=RangeViews, responses=ERRORS)

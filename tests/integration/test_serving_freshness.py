@@ -208,7 +208,9 @@ def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):
     replica just killed holds it until it times out (5 s). Its refresh is due at
     ``promotion_refresh_s`` and no request waits for it until twice that; then a request
     waits at most ``PROMOTIONS_WAIT_S`` after it was sent and takes the snapshot it has;
-    one older than ``PROMOTIONS_MAX_AGE_S`` it does not take, it waits for the read."""
+    one older than ``PROMOTIONS_MAX_AGE_S`` it does not take, it waits for the read. The
+    rows never change here, so every snapshot is the same mapping (a refresh reading the
+    same rows keeps it): when the one answered from was read is ``_promoted_at``."""
     clock = SteppedClock()
     store = ViewStore(stack, DEFAULTS, clock=clock)
     read_rows, held = store._rows, []
@@ -223,6 +225,7 @@ def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):
 
     async def requests() -> tuple:
         first = await store.promotions()  # read at 0 and answered
+        read_at = [store._promoted_at]
         held.append(asyncio.Event())
         clock.now = refresh_s  # its refresh is due and sent, and hangs
         began = time.monotonic()
@@ -232,26 +235,32 @@ def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):
         while store._promotions_read is not None and not store._promotions_read.done():
             await asyncio.sleep(0.01)
         snapshot = await store.promotions()  # the refresh's, read at refresh_s
+        read_at.append(store._promoted_at)
         held.append(asyncio.Event())
         clock.now = refresh_s * 3  # twice the refresh interval old: needed now; sent, and hangs
         began = time.monotonic()
         during_refresh = await store.promotions()
         waited = time.monotonic() - began
+        read_at.append(store._promoted_at)
         clock.now = refresh_s + PROMOTIONS_MAX_AGE_S  # the snapshot is too old to answer from
         too_old = asyncio.ensure_future(store.promotions())
         await asyncio.sleep(PROMOTIONS_WAIT_S * 2)
         waiting = not too_old.done()
         held[-1].set()
-        return first, ahead, not_waited, snapshot, during_refresh, waited, waiting, await too_old
+        refreshed = await too_old
+        read_at.append(store._promoted_at)
+        return first, ahead, not_waited, snapshot, during_refresh, waited, waiting, refreshed, read_at
 
     try:
-        first, ahead, not_waited, snapshot, during_refresh, waited, waiting, refreshed = asyncio.run(requests())
+        first, ahead, not_waited, snapshot, during_refresh, waited, waiting, refreshed, read_at = \
+            asyncio.run(requests())
     finally:
         store.close()
     assert ahead is first and not_waited < 0.05, not_waited
-    assert snapshot is not first and snapshot == first  # the refresh sent ahead of need landed
+    assert snapshot is first and read_at[:2] == [0, refresh_s]  # the refresh sent ahead of need landed
     assert during_refresh is snapshot and PROMOTIONS_WAIT_S <= waited < PROMOTIONS_WAIT_S + 0.2, waited
-    assert waiting and refreshed is not snapshot and refreshed == snapshot  # the read's own answer
+    assert read_at[2] == refresh_s  # answered from the snapshot it had, its refresh still hanging
+    assert waiting and refreshed is snapshot and read_at[3] == refresh_s * 3  # the hanging read, sent then
 
 
 def test_requests_missing_one_partition_together_share_one_read(stack, cassandra_session):

@@ -104,6 +104,9 @@ def test_a_partition_is_read_once_and_then_kept_current_by_the_feed(served, cass
         counts = updated
     assert store.live.misses == misses  # no read again: the pushes kept it current
     assert store.live.hits >= 3 and len(store.live) >= 1
+    hits = store.answers.hits
+    assert [views(http, video_id) for _ in range(3)] == [total(counts)] * 3
+    assert store.answers.hits >= hits + 2  # asked again with nothing changed: the answer kept
 
 
 def test_a_cell_older_than_the_one_held_never_undoes_it(served, cassandra_session, stack):
