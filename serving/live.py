@@ -141,8 +141,8 @@ class LiveFeed:
         return self.state == FOLLOWING
 
     def watch(self, watcher) -> None:
-        """``watcher.changed(video_id)`` is called whenever a held partition of the video
-        changes or is dropped, and ``watcher.clear()`` when every one is
+        """``watcher.changed((video_id, day))`` is called whenever a held partition changes
+        or is dropped, and ``watcher.clear()`` when every one is
         (``serving.answers.Answers``); both on the loop's thread."""
         self.watcher = watcher
 
@@ -198,11 +198,11 @@ class LiveFeed:
         for cell in pushed:
             _merge(held, cell.minute_of_day, cell.views, cell.write_timestamp)
         self._held[key] = held
-        self.watcher.changed(key[0])  # it may replace a partition answers were built from
+        self.watcher.changed(key)  # it may replace a partition answers were built from
         while len(self._held) > self.max_partitions:
             evicted, _ = self._held.popitem(last=False)
             self.evictions += 1
-            self.watcher.changed(evicted[0])
+            self.watcher.changed(evicted)
         return held
 
     def abandon_fill(self, key: Key) -> None:
@@ -214,7 +214,7 @@ class LiveFeed:
         if days:
             for key in [key for key in self._held if key[1] in days]:
                 del self._held[key]
-                self.watcher.changed(key[0])
+                self.watcher.changed(key)
 
     def _apply(self, cells: list[Cell], epoch: int) -> None:
         """On the loop's thread: one slice of the follower's cells. Slices may be applied in
@@ -227,7 +227,7 @@ class LiveFeed:
             partition = held.get(key)
             if partition is not None:
                 _merge(partition, cell.minute_of_day, cell.views, cell.write_timestamp)
-                changed(cell.video_id)
+                changed(key)
             elif key in filling:
                 filling[key].append(cell)
         self.cells_applied += len(cells)
@@ -388,7 +388,7 @@ class LiveFeed:
 
 
 class _NoWatcher:
-    def changed(self, video_id: str) -> None:
+    def changed(self, key: Key) -> None:
         pass
 
     def clear(self) -> None:

@@ -34,8 +34,20 @@ async def _following(app: FastAPI):
         await asyncio.to_thread(live.stop)
 
 
-def create_app(store: ViewStore) -> FastAPI:
-    app = FastAPI(
+class ServingApp(FastAPI):
+    """The API: a views request is answered by ``views_fast_path`` before the middleware
+    and the router (``serving.fast_path``); None sends every request through them."""
+
+    views_fast_path: ViewsFastPath | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        fast_path = self.views_fast_path
+        if fast_path is None or not await fast_path.answered(scope, receive, send):
+            await super().__call__(scope, receive, send)
+
+
+def create_app(store: ViewStore) -> ServingApp:
+    app = ServingApp(
         lifespan=_following,
         title="viewcount",
         description="Billing-grade video view counts: final days from the promoted batch, "
@@ -55,12 +67,13 @@ def create_app(store: ViewStore) -> FastAPI:
     for module in (views, top, reconciliations, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
-    app.add_middleware(ViewsFastPath, store=store, routes=app.routes)  # innermost: limited and counted
     limits = store.limits
-    if limits.rate_limit_rps > 0:  # inside the metrics middleware, so a 429 is counted and timed too
-        app.add_middleware(RateLimitMiddleware, metrics=app.state.metrics,
-                           buckets=TokenBuckets(limits.rate_limit_rps, limits.rate_limit_burst))
+    buckets = TokenBuckets(limits.rate_limit_rps, limits.rate_limit_burst) if limits.rate_limit_rps > 0 else None
+    if buckets is not None:  # inside the metrics middleware, so a 429 is counted and timed too
+        app.add_middleware(RateLimitMiddleware, metrics=app.state.metrics, buckets=buckets)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # The same buckets: a client has one budget whichever path answers it.
+    app.views_fast_path = ViewsFastPath(store, app.routes, app.state.metrics, buckets)
     app.openapi = functools.partial(_schema_without_422, app, app.openapi)
     return app
 

@@ -72,14 +72,18 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(client_of(scope))
-        if not wait:
-            await self.app(scope, receive, send)
-            return
-        self.metrics.rate_limited.inc()
-        retry_after = max(1, math.ceil(wait))
-        response = JSONResponse(
-            {"error": f"rate limit exceeded: {self.buckets.rate:g} requests a second per client "
-                      f"(bursts of {self.buckets.burst:,}); retry after {retry_after} s"},
-            status_code=429, headers={"Retry-After": str(retry_after)})
-        await response(scope, receive, send)
+        refusal = refused(self.buckets, self.metrics, scope)
+        await (self.app if refusal is None else refusal)(scope, receive, send)
+
+
+def refused(buckets: TokenBuckets, metrics, scope: dict) -> JSONResponse | None:
+    """None when the request's client may go on (a token taken), else its 429 (counted)."""
+    wait = buckets.take(client_of(scope))
+    if not wait:
+        return None
+    metrics.rate_limited.inc()
+    retry_after = max(1, math.ceil(wait))
+    return JSONResponse(
+        {"error": f"rate limit exceeded: {buckets.rate:g} requests a second per client "
+                  f"(bursts of {buckets.burst:,}); retry after {retry_after} s"},
+        status_code=429, headers={"Retry-After": str(retry_after)})

@@ -95,18 +95,19 @@ async def _answer(store: ViewStore, route: str, build, video_id: str, start: str
     """The route's answer: kept encoded (``serving.answers``) while nothing it was built
     from changed, else built from the store's days and kept when each provisional day came
     from a partition the worker holds current. Raises ``BadRequest`` or ``StoreUnavailable``."""
+    check_video_id(video_id)  # bad input is a 400 whether or not Cassandra answers
+    counted_start, counted_end, windows = _counted(start, end, store.limits.max_range_days)
     promoted = await store.promotions()  # one snapshot for the whole request
     key = (route, video_id, start, end)
     body = store.answers.get(key, promoted)
     if body is not None:
         return body
-    check_video_id(video_id)
-    counted_start, counted_end, windows = _counted(start, end, store.limits.max_range_days)
     days = await store.day_minutes(video_id, list(windows), promoted)
     body = build(video_id, counted_start, counted_end, days)
-    if all(day.final or (isinstance(day.rows, LiveRows) and store.live.holds((video_id, day.day), day.rows.held))
-           for day in days):
-        store.answers.put(key, body, promoted)  # no await since the days were read: still current
+    held = [(video_id, day.day) for day in days if not day.final]
+    if all(isinstance(day.rows, LiveRows) and store.live.holds((video_id, day.day), day.rows.held)
+           for day in days if not day.final):
+        store.answers.put(key, body, promoted, held)  # no await since the days were read: still current
     return body
 
 

@@ -33,9 +33,9 @@ HEADERS = ("content-type", "content-length", "retry-after")
 
 
 def without_fast_path(app):
-    """The same app answering every request through FastAPI's router (the middleware
-    stack is built on the first request, from ``user_middleware``)."""
-    app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not ViewsFastPath]
+    """The same app answering every request through its middleware and FastAPI's router."""
+    assert isinstance(app.views_fast_path, ViewsFastPath)
+    app.views_fast_path = None
     return app
 
 

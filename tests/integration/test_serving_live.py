@@ -138,21 +138,32 @@ def test_a_worker_started_after_the_cells_were_written_answers_them(stack, cassa
 
 
 def test_an_evicted_partition_is_read_again_on_its_next_request(stack, cassandra_session):
+    """Holding is only seen while the worker follows throughout: on a machine loaded enough
+    for it to leave the feed (every held partition dropped, ``resyncs`` counts it) the
+    scenario is run again, with new videos, up to three times."""
     store = ViewStore(stack, Limits(live_partitions=2))
-    videos = [new_video() for _ in range(3)]
-    counts = {video: generated_counts(seed=74 + number, day=DAY, minutes=20) for number, video in enumerate(videos)}
-    for video in videos:
-        write_speed(cassandra_session, video, counts[video])
     with running(create_app(store)) as url, httpx.Client(base_url=url, timeout=30) as http:
-        following(http)
-        for video in videos:
-            assert views(http, video) == total(counts[video])
-        assert store.live.evictions == 1 and store.live.get((videos[0], DAY)) is None
-        changed = {**counts[videos[0]], min(counts[videos[0]]): 1}
-        unpublished(cassandra_session, videos[0], changed)  # while it is not held
-        assert views(http, videos[0]) == total(changed)
-        metrics = http.get("/metrics").text
-        assert "viewcount_serving_live_evictions_total 2.0" in metrics  # room for it: the next one out
+        for attempt in range(3):
+            following(http)
+            resyncs, evictions = store.live.resyncs, store.live.evictions
+            videos = [new_video() for _ in range(3)]
+            counts = {video: generated_counts(seed=74 + number, day=DAY, minutes=20)
+                      for number, video in enumerate(videos)}
+            for video in videos:
+                write_speed(cassandra_session, video, counts[video])
+            answered = [views(http, video) for video in videos]
+            held_first, evicted = store.live.get((videos[0], DAY)) is not None, store.live.evictions - evictions
+            changed = {**counts[videos[0]], min(counts[videos[0]]): 1}
+            unpublished(cassandra_session, videos[0], changed)  # while it is not held
+            again = views(http, videos[0])
+            if store.live.resyncs == resyncs and live_state(http)["state"] == "following":
+                break
+        assert store.live.resyncs == resyncs, "the worker left the feed in each of three attempts"
+        assert answered == [total(counts[video]) for video in videos]
+        assert evicted == 1 and not held_first
+        assert again == total(changed)
+        assert store.live.evictions == evictions + 2  # room for it: the next one out
+        assert f"viewcount_serving_live_evictions_total {evictions + 2:.1f}" in http.get("/metrics").text
     store.close()
 
 
