@@ -33,7 +33,8 @@ from counting.reasons import MAX_FUTURE_SECONDS, REASONS
 from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
-from speed_layer.microbatch_log import CheckpointOffsets, MicrobatchLog, earliest_offsets, read_query_id
+from speed_layer.microbatch_log import (CheckpointOffsets, MicrobatchLog, earliest_offsets, holds_query_locally,
+                                        read_query_id)
 from speed_layer.progress import INPUT_METRICS, BatchReport
 from speed_layer.rebuild import unplanned_rebuild, whole_backlog
 from speed_layer.watermark import WATERMARK_POLICY, batch_clock
@@ -217,6 +218,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "count whole (docs/reliability.md)")
 
 
+def _rebuild_of_a_held_checkpoint(options: CounterOptions) -> UserError:
+    return UserError(f"--rebuild starts a new checkpoint, but {options.counts_checkpoint} already holds "
+                     "one: without --rebuild the counter resumes from it")
+
+
+def refuse_before_spark(settings: Settings, options: CounterOptions, *, rebuild: bool) -> None:
+    """``new_checkpoint_floor``'s refusals, made before the JVM starts (some 30 s a refusal)
+    when the checkpoint is a folder of this machine; one elsewhere (s3a://) is read through
+    Spark, and refused by ``new_checkpoint_floor``."""
+    from speed_layer.rebuild import refuse_new_checkpoint
+    from storage.cassandra import cached_session
+
+    held = holds_query_locally(options.counts_checkpoint)
+    if held and rebuild:
+        raise _rebuild_of_a_held_checkpoint(options)
+    if held is False and not rebuild:
+        refuse_new_checkpoint(cached_session(settings), settings.views_topic)
+
+
 def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: CounterOptions, *,
                          rebuild: bool) -> dt.datetime | None:
     """Before a new checkpoint starts: refuse it against a topic earlier counters counted,
@@ -230,8 +250,7 @@ def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: Count
         pass
     else:
         if rebuild:
-            raise UserError(f"--rebuild starts a new checkpoint, but {options.counts_checkpoint} already holds "
-                            "one: without --rebuild the counter resumes from it")
+            raise _rebuild_of_a_held_checkpoint(options)
         return None  # a restart: the floor registered at the first start applies
     floor = write_floor(cached_session(settings), topic=settings.views_topic, earliest=earliest_offsets(settings),
                         starting_offsets=options.source.starting_offsets, rebuild=rebuild,
@@ -261,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         watermark_delay=jobs.parse_delay(args.watermark_delay),
         source=source,
     )
+    refuse_before_spark(settings, options, rebuild=args.rebuild)
     spark = jobs.session("viewcount-counter", settings, args)
     options = replace(options, write_floor=new_checkpoint_floor(spark, settings, options, rebuild=args.rebuild))
     if not args.rebuild and unplanned_rebuild(spark, cached_session(settings), checkpoint=options.counts_checkpoint,

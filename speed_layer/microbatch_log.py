@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from storage.settings import Settings
 
@@ -143,6 +145,16 @@ def read_query_id(spark: "SparkSession", checkpoint: str) -> str:
     if text is None:
         raise FileNotFoundError(f"no query metadata in {checkpoint}")
     return json.loads(text.splitlines()[0])["id"]
+
+
+def holds_query_locally(checkpoint: str) -> bool | None:
+    """Whether a checkpoint on this machine's file system holds a query (Spark's
+    ``metadata``, what ``read_query_id`` reads), known without a JVM; None for a URI of
+    another file system (``s3a://``), which only Hadoop's FileSystem reads."""
+    parsed = urlsplit(checkpoint)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return (Path(parsed.path if parsed.scheme else checkpoint) / "metadata").is_file()
 
 
 def planned_a_batch(spark: "SparkSession", checkpoint: str) -> bool:

@@ -92,6 +92,23 @@ def _covering(session: "Session", topic: str) -> list[tuple[RegisteredQuery, lis
     return found
 
 
+def _counted_before(covering: list[tuple[RegisteredQuery, list]], topic: str) -> UserError:
+    names = ", ".join(f"{query.checkpoint}" for query, _ in covering)
+    return UserError(
+        f"the speed table already holds counts of topic {topic!r} from another checkpoint ({names}); "
+        "a counter with a new checkpoint would overwrite them with partial counts. Restore that "
+        "checkpoint with --checkpoint, or pass --rebuild to recount from Kafka (minutes it cannot "
+        "recount whole keep their counts)")
+
+
+def refuse_new_checkpoint(session: "Session", topic: str) -> None:
+    """``write_floor``'s refusal alone (no --rebuild, earlier counters counted ``topic``),
+    for a check made before a JVM starts."""
+    covering = _covering(session, topic)
+    if covering:
+        raise _counted_before(covering, topic)
+
+
 def write_floor(session: "Session", *, topic: str, earliest: dict[int, int], starting_offsets: str,
                 rebuild: bool, now: dt.datetime) -> dt.datetime | None:
     """The first minute a counter with a new checkpoint may write (None: every minute).
@@ -100,12 +117,7 @@ def write_floor(session: "Session", *, topic: str, earliest: dict[int, int], sta
     if not covering:
         return None  # the first counter of this topic: there is no count to overwrite
     if not rebuild:
-        names = ", ".join(f"{query.checkpoint}" for query, _ in covering)
-        raise UserError(
-            f"the speed table already holds counts of topic {topic!r} from another checkpoint ({names}); "
-            "a counter with a new checkpoint would overwrite them with partial counts. Restore that "
-            "checkpoint with --checkpoint, or pass --rebuild to recount from Kafka (minutes it cannot "
-            "recount whole keep their counts)")
+        raise _counted_before(covering, topic)
     if starting_offsets == "latest":
         return floor_after(now)
     bounds = []

@@ -100,3 +100,37 @@ def test_a_checkpoint_planned_a_batch_while_its_offset_log_holds_one(spark, tmp_
     assert not planned_a_batch(spark, str(checkpoint))
     (checkpoint / "offsets" / "105").write_text("v1\n{}\n")  # Spark purged the batches before 105
     assert planned_a_batch(spark, str(checkpoint))
+
+
+def test_a_local_checkpoint_is_known_to_hold_a_query_without_a_jvm(tmp_path):
+    from speed_layer.microbatch_log import holds_query_locally
+
+    counts = tmp_path / "counts"
+    assert holds_query_locally(str(counts)) is False
+    counts.mkdir()
+    assert holds_query_locally(str(counts)) is False, "a folder without Spark's metadata holds no query"
+    (counts / "metadata").write_text('{"id":"5c0ffee0-0000-4000-8000-000000000000"}\n')
+    assert holds_query_locally(str(counts)) is True
+    assert holds_query_locally(counts.as_uri()) is True
+    assert holds_query_locally("s3a://viewcount/checkpoints/counter/counts") is None, "read through Spark"
+
+
+def test_a_rebuild_of_a_checkpoint_that_holds_a_query_is_refused_before_spark(tmp_path):
+    from dataclasses import replace
+
+    import pytest
+
+    from speed_layer.counter import CounterOptions, refuse_before_spark
+    from storage.errors import UserError
+    from storage.settings import Settings
+
+    options = CounterOptions(checkpoint=str(tmp_path))
+    (tmp_path / "counts").mkdir()
+    (tmp_path / "counts" / "metadata").write_text('{"id":"5c0ffee0-0000-4000-8000-000000000000"}\n')
+    # No server is asked: the settings point at none.
+    settings = replace(Settings.from_env(), cassandra_hosts=("192.0.2.1",))
+    with pytest.raises(UserError, match="--rebuild starts a new checkpoint, but .* already holds one") as refused:
+        refuse_before_spark(settings, options, rebuild=True)
+    assert "\n" not in str(refused.value)
+    refuse_before_spark(settings, options, rebuild=False)  # a restart: new_checkpoint_floor's to decide
+    refuse_before_spark(settings, CounterOptions(checkpoint="s3a://viewcount/checkpoints/counter"), rebuild=True)
