@@ -22,7 +22,10 @@ Held partitions are bounded (``max_partitions``, least recently asked dropped fi
 kept in a form the cyclic garbage collector does not track (three bytearrays of packed
 numbers in a tuple: ``array.array`` is tracked), so a full worker costs its collections
 nothing per partition. Everything that touches them runs on the event loop's
-thread; the follower's thread only reads Kafka and hands decoded cells over.
+thread; the follower's thread only reads Kafka and hands the records over, undecoded: two
+Python threads contend for one interpreter lock, and a follower decoding a micro-batch's
+thousands of cells held it while requests waited (a waiting thread takes it back only
+after the 5 ms switch interval), so the loop's thread decodes them, a slice per turn.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import struct
 import threading
 import time
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Callable, Iterable
 
 from serving.ranges import UTC
@@ -53,9 +56,10 @@ RETRY_S = 1.0  # a follower that cannot follow tries again this often
 # The feed's metadata is checked this often: librdkafka goes on fetching a deleted topic's
 # partitions without a word, and a topic made anew under the same name starts again at 0.
 METADATA_CHECK_S = 1.0
-# Cells are decoded and applied this many at a time: a request arriving meanwhile waits for
-# one slice (well under a millisecond), not for a whole micro-batch's thousands of cells.
-SLICE = 256
+# Cells are decoded and applied this many at a time, one slice per turn of the event loop
+# (``_drain``): a request arriving meanwhile waits for one slice (a few hundred
+# microseconds), not for a whole micro-batch's thousands of cells.
+SLICE = 64
 MINUTE = dt.timedelta(minutes=1)
 
 Key = tuple[str, dt.date]  # (video_id, day)
@@ -69,8 +73,14 @@ MINUTE_ITEM, NUMBER_ITEM = struct.Struct("=H"), struct.Struct("=q")
 def _merge(held: Held, minute: int, views: int, written: int) -> None:
     minutes, counts, stamps = held
     with memoryview(minutes).cast("H") as held_minutes:
-        at = bisect.bisect_left(held_minutes, minute)
-        found = at < len(held_minutes) and held_minutes[at] == minute
+        last = len(held_minutes) - 1
+        if last < 0 or held_minutes[last] < minute:  # the counter's usual cell: a new latest minute
+            at, found = last + 1, False
+        elif held_minutes[last] == minute:  # or the latest minute again
+            at, found = last, True
+        else:
+            at = bisect.bisect_left(held_minutes, minute)
+            found = held_minutes[at] == minute
     if found:
         with memoryview(stamps).cast("q") as held_stamps, memoryview(counts).cast("q") as held_counts:
             if written >= held_stamps[at]:
@@ -131,6 +141,9 @@ class LiveFeed:
         self._held_epoch = 0
         self.watcher = _NoWatcher()  # told of every change to what is held (``watch``)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Slices (records, epoch) the follower has read, decoded and applied one per turn of the loop.
+        self._slices: deque[tuple[list, int]] = deque()
+        self._draining = False  # a _drain is scheduled on the loop
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -215,6 +228,17 @@ class LiveFeed:
             for key in [key for key in self._held if key[1] in days]:
                 del self._held[key]
                 self.watcher.changed(key)
+
+    def _drain(self) -> None:
+        """On the loop's thread: applies one slice, and comes back for the next on the
+        loop's next turn, after the requests that arrived meanwhile."""
+        if self._slices:
+            records, epoch = self._slices.popleft()
+            self._apply(_cells(records), epoch)
+        self._draining = False
+        if self._slices:  # checked after the flag is down: a slice handed over meanwhile is not missed
+            self._draining = True
+            self._loop.call_soon(self._drain)
 
     def _apply(self, cells: list[Cell], epoch: int) -> None:
         """On the loop's thread: one slice of the follower's cells. Slices may be applied in
@@ -307,36 +331,31 @@ class LiveFeed:
         messages = [first] if first is not None else []
         if first is not None:
             messages += consumer.consume(10_000, 0)
-        cells, newest_ms, failure = [], None, None
+        records, failure = [], None
         for message in messages:
             error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    failure = error
-                continue
-            try:
-                cells.append(decode(message.key() or b"", message.value() or b""))
-            except (ValueError, KeyError, TypeError):
-                continue  # not a cell: nothing of ours to apply
-            newest_ms = message.timestamp()[1]
-            if len(cells) == SLICE:
-                self._hand_over(cells)
-                cells = []
-        if cells:
-            self._hand_over(cells)
+            if error is None:
+                records.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                failure = error
+        for start in range(0, len(records), SLICE):
+            self._hand_over(records[start:start + SLICE])
         now = self._clock()
-        if newest_ms is not None:
-            self._health.newest_ms = newest_ms
+        if records:
+            self._health.newest_ms = records[-1].timestamp()[1]
         if failure is not None:
             self._leave(UNREACHABLE, f"reading {self.topic}: {failure.str()}")
             return
         self._judge(consumer, now)
 
-    def _hand_over(self, cells: list[Cell]) -> None:
-        """One slice to the loop's thread (a callback of its own, so requests are answered
-        between slices), then the GIL to whoever waits for it rather than after its switch
-        interval (5 ms)."""
-        self._loop.call_soon_threadsafe(self._apply, cells, self._epoch)
+    def _hand_over(self, records: list) -> None:
+        """One slice of records to the loop's thread (``_drain`` decodes and applies it, one
+        slice per turn, so requests are answered between slices), then the GIL to whoever
+        waits for it rather than after its switch interval (5 ms)."""
+        self._slices.append((records, self._epoch))
+        if not self._draining:
+            self._draining = True
+            self._loop.call_soon_threadsafe(self._drain)
         time.sleep(0)
 
     def _topic_problem(self, consumer, now: float) -> str:
@@ -385,6 +404,17 @@ class LiveFeed:
         if self.lag_s > self.max_lag_s:
             self._leave(BEHIND, f"{lag:,} cells ({self.lag_s:.1f} s) behind {self.topic}: "
                                 "answering from Cassandra, following anew from its end")
+
+
+def _cells(records: list) -> list[Cell]:
+    """The cells of a slice of the feed's records (anything else on the topic skipped)."""
+    cells = []
+    for record in records:
+        try:
+            cells.append(decode(record.key() or b"", record.value() or b""))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a cell: nothing of ours to apply
+    return cells
 
 
 class _NoWatcher:

@@ -3,13 +3,14 @@ feed's cells make of a partition, whatever their order; eviction; dropping on a 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gc
 
 import pytest
 
 from serving.live import BEHIND, FOLLOWING, LiveFeed, LiveRows
-from storage.cell_feed import Cell
+from storage.cell_feed import Cell, encode
 from storage.settings import Settings
 
 DAY = dt.date(2031, 5, 6)
@@ -66,6 +67,50 @@ def test_a_cell_pushed_while_the_read_is_in_flight_is_kept():
     feed._apply([cell("v", 1, 8, 400), cell("v", 2, 1, 400)], feed._epoch)  # newer than the read
     feed.fill(("v", DAY), [row(1, 6, 300), row(2, 3, 500)], token)  # the read: minute 2 newer than the push
     assert answer(feed, "v") == (11, ((1, 8), (2, 3)))
+
+
+def test_cells_in_every_position_merge_in_minute_order():
+    feed = following()
+    feed.fill(("v", DAY), [row(10, 1, 1), row(20, 1, 1)], feed.begin_fill(("v", DAY)))
+    feed._apply([cell("v", 30, 3, 2), cell("v", 30, 4, 3), cell("v", 5, 5, 2), cell("v", 15, 6, 2),
+                 cell("v", 20, 7, 2), cell("v", 10, 8, 2), cell("v", 31, 9, 2)], feed._epoch)
+    assert answer(feed, "v") == (39, ((5, 5), (10, 8), (15, 6), (20, 7), (30, 4), (31, 9)))
+
+
+class Record:
+    """A record of the feed as the Kafka client gives it."""
+
+    def __init__(self, key: bytes, value: bytes) -> None:
+        self._key, self._value = key, value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def test_handed_over_slices_are_applied_one_per_turn_of_the_loop():
+    """A request's callback that arrives after the follower handed over a micro-batch runs
+    after its first slice, not after all of them."""
+    feed = following()
+    feed.fill(("v", DAY), [], feed.begin_fill(("v", DAY)))
+    slices = [[Record(*encode("v", int(MIDNIGHT.timestamp() * 1000) + minute * 60_000, 1, 1))] * 2 + [Record(b"?", b"")]
+              for minute in range(3)]  # and a record that is not a cell, skipped
+
+    async def handed_over() -> tuple[int, int]:
+        feed._loop = asyncio.get_running_loop()
+        for cells in slices:
+            feed._hand_over(cells)
+        seen = asyncio.get_running_loop().create_future()
+        feed._loop.call_soon(lambda: seen.set_result(feed.cells_applied))
+        first = await seen
+        while feed._slices or feed._draining:
+            await asyncio.sleep(0)
+        return first, feed.cells_applied
+
+    assert asyncio.run(handed_over()) == (2, 6)
+    assert answer(feed, "v")[0] == 3
 
 
 def test_the_least_recently_asked_partition_is_dropped_for_room():
