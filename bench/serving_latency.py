@@ -22,6 +22,10 @@ a cell feed topic of its own (``viewcount_bench.cells``):
    same driver and prepared statements (no HTTP, no promotion row, no cache): one
    partition read for a final day, three sent together for a window (the request's
    latency is the slowest of its three).
+The server under test (the API, then the bare route) shares the machine's CPUs with the
+stack, the stand-in and vegeta; with ``--own-cores`` it runs alone on the last
+``--workers`` CPUs, as on a node of its own, and they on the others
+(``serving_load.server_cores``).
 Prints, per phase, p50/p99/p99.9/max and errors of each, the CPU per request (user +
 system of the server's process tree over the phase, from psutil, over the requests) of
 the API and of the bare route and their ratio; then issue 28's goals, met or missed.
@@ -45,8 +49,8 @@ from pathlib import Path
 import httpx
 
 from serving_load import (  # this folder
-    FINAL_DAY, WINDOW, SpeedWriter, Target, attack, bench_settings, cpu_seconds, raw_reads, seed, start_server,
-    vegeta_binary,
+    FINAL_DAY, WINDOW, SpeedWriter, Target, attack, bench_settings, cpu_seconds, raw_reads, seed, server_cores,
+    start_server, vegeta_binary,
 )
 from storage.cassandra import apply_migrations
 from storage.settings import Settings
@@ -107,7 +111,7 @@ def live_state(base_url: str) -> str:
 
 
 def drive(name: str, command: tuple[list[str], dict], args, settings: Settings, targets: list[Target],
-          phases: list[Phase], warmup: Phase) -> dict[Phase, Measured]:
+          phases: list[Phase], warmup: Phase, cpus: set[int] | None) -> dict[Phase, Measured]:
     """Starts a server, warms it up (at least one request for each target: vegeta takes
     them in turn), and drives each phase in turn against it."""
     base_url = f"http://127.0.0.1:{args.port}"
@@ -116,7 +120,7 @@ def drive(name: str, command: tuple[list[str], dict], args, settings: Settings, 
     targets_file.write_text("\n\n".join(f"GET {base_url}{t.path()}" for t in targets))
     vegeta = vegeta_binary(settings)
     kind_of = {t.path(): t.kind for t in targets}
-    server = start_server(*command, args.port, work / "serve.log")
+    server = start_server(*command, args.port, work / "serve.log", cpus)
     measured = {}
     try:
         attack(vegeta, targets_file, warmup.rate, max(warmup.seconds, len(targets) / warmup.rate + 1))
@@ -252,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeded", action="store_true", help="rows already written by an earlier run")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare route")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw Cassandra reads")
+    parser.add_argument("--own-cores", action="store_true",
+                        help="run the server under test alone on the last --workers CPUs, as on a node of its own, "
+                             "and the stack, the stand-in and vegeta on the others (default: every CPU shared)")
     args = parser.parse_args(argv)
     phases = phases_of(args, parser)
     warmup = Phase(args.warmup_rate, args.warmup)
@@ -260,10 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     apply_migrations(settings)
     ensure_topics(settings, {settings.cells_topic: settings.topics.cells_partitions})
     targets = seed(settings, args.videos, args.minutes, write=not args.seeded)
-    with SpeedWriter(settings, args.videos, args.writes_per_second) as writer:
-        api = drive("API", api_command(settings, args), args, settings, targets, phases, warmup)
+    with server_cores(settings, args.workers, args.own_cores) as cpus, \
+            SpeedWriter(settings, args.videos, args.writes_per_second) as writer:
+        print(f"server under test on CPUs {sorted(cpus)}, everything else on the others" if cpus else
+              "server under test sharing every CPU with the stack, the stand-in and vegeta", flush=True)
+        api = drive("API", api_command(settings, args), args, settings, targets, phases, warmup, cpus)
         bare = {} if args.no_bare else drive("bare route", bare_command(args), args, settings, targets, phases,
-                                             Phase(warmup.rate, min(warmup.seconds, 3)))
+                                             Phase(warmup.rate, min(warmup.seconds, 3)), cpus)
         raw = {} if args.no_raw else {phase: raw_reads(settings, targets, phase.rate, phase.seconds)
                                       for phase in phases}
     stats = {phase.rate: print_phase(phase, args, api[phase], bare.get(phase), raw.get(phase)) for phase in phases}

@@ -185,9 +185,50 @@ class SpeedWriter:
             session.cluster.shutdown()
 
 
-def start_server(command: list[str], env: dict, port: int, log: Path) -> subprocess.Popen:
+@contextlib.contextmanager
+def server_cores(settings: Settings, workers: int, own: bool):
+    """Yields the CPUs the server under test runs on (None: every one, shared with the rest).
+
+    With ``own``, the last ``workers`` CPUs are the server's alone, as on a node of its
+    own: the stack's servers (Cassandra, Kafka, MinIO), this process (the counter's
+    stand-in) and the load generator it starts run on the others meanwhile, and the stack's
+    servers get back the CPUs they had. On a 2-core machine that leaves one core to
+    Cassandra, Kafka, the stand-in and vegeta together, so the load generator's own delays
+    enter the latencies at 2,000/s (docs/benchmarks.md)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not own or len(cpus) <= workers:
+        yield None
+        return
+    mine, others = set(cpus[-workers:]), set(cpus[:-workers])
+    from infra.stack import status
+
+    pids = [entry.pid for entry in status(settings) if entry.pid is not None] + [os.getpid()]
+    saved = {}
+    for pid in pids:
+        for thread in _threads(pid):
+            with contextlib.suppress(OSError):
+                saved[thread] = os.sched_getaffinity(thread)
+                os.sched_setaffinity(thread, others)
+    try:
+        yield mine
+    finally:
+        for pid in pids:
+            for thread in _threads(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(thread, saved.get(thread, set(cpus)))
+
+
+def _threads(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(thread) for thread in os.listdir(f"/proc/{pid}/task")]
+    return []
+
+
+def start_server(command: list[str], env: dict, port: int, log: Path, cpus: set[int] | None = None) -> subprocess.Popen:
+    """Starts a server (on ``cpus`` only, if given) and waits until /healthz answers 200."""
     with log.open("w") as log_file:
-        server = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                  preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:

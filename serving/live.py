@@ -60,18 +60,24 @@ METADATA_CHECK_S = 1.0
 # (``_drain``): a request arriving meanwhile waits for one slice (a few hundred
 # microseconds), not for a whole micro-batch's thousands of cells.
 SLICE = 64
+# After a slice the loop pauses this many times the slice's own time before the next: a
+# micro-batch's thousands of cells take at most half the loop for tens of milliseconds,
+# not all of it, so requests arriving meanwhile do not queue behind them.
+PACE = 1.0
 MINUTE = dt.timedelta(minutes=1)
+DAY = dt.timedelta(days=1)
 
 Key = tuple[str, dt.date]  # (video_id, day)
 # A held partition: minutes of the day (0..1439) ascending as unsigned 16-bit numbers, their
-# views and their write timestamps as signed 64-bit ones, each packed in a bytearray (read
-# through short-lived memoryviews: a bytearray cannot grow while one is open on it).
-Held = tuple[bytearray, bytearray, bytearray]
+# views and their write timestamps as signed 64-bit ones, and the views of the whole day as
+# one, each packed in a bytearray (read through short-lived memoryviews: a bytearray cannot
+# grow while one is open on it). The total answers a whole day without a sum.
+Held = tuple[bytearray, bytearray, bytearray, bytearray]
 MINUTE_ITEM, NUMBER_ITEM = struct.Struct("=H"), struct.Struct("=q")
 
 
 def _merge(held: Held, minute: int, views: int, written: int) -> None:
-    minutes, counts, stamps = held
+    minutes, counts, stamps, total = held
     with memoryview(minutes).cast("H") as held_minutes:
         last = len(held_minutes) - 1
         if last < 0 or held_minutes[last] < minute:  # the counter's usual cell: a new latest minute
@@ -81,11 +87,14 @@ def _merge(held: Held, minute: int, views: int, written: int) -> None:
         else:
             at = bisect.bisect_left(held_minutes, minute)
             found = held_minutes[at] == minute
-    if found:
-        with memoryview(stamps).cast("q") as held_stamps, memoryview(counts).cast("q") as held_counts:
-            if written >= held_stamps[at]:
-                held_counts[at], held_stamps[at] = views, written
-        return
+    with memoryview(total).cast("q") as held_total:
+        if found:
+            with memoryview(stamps).cast("q") as held_stamps, memoryview(counts).cast("q") as held_counts:
+                if written >= held_stamps[at]:
+                    held_total[0] += views - held_counts[at]
+                    held_counts[at], held_stamps[at] = views, written
+            return
+        held_total[0] += views
     minutes[at * 2:at * 2] = MINUTE_ITEM.pack(minute)
     counts[at * 8:at * 8] = NUMBER_ITEM.pack(views)
     stamps[at * 8:at * 8] = NUMBER_ITEM.pack(written)
@@ -106,6 +115,8 @@ class LiveRows:
         return bisect.bisect_left(minutes, max(low, 0)), bisect.bisect_left(minutes, min(high, MINUTES_PER_DAY))
 
     def views_in(self, first: dt.datetime, end: dt.datetime) -> int:
+        if first <= self.midnight and end - self.midnight >= DAY:
+            return NUMBER_ITEM.unpack(self.held[3])[0]  # the whole day
         with memoryview(self.held[0]).cast("H") as minutes, memoryview(self.held[1]).cast("q") as counts:
             low, high = self._between(minutes, first, end)
             return sum(counts[low:high])
@@ -204,7 +215,7 @@ class LiveFeed:
             minutes.append((minute - day_start) // MINUTE)
             counts.append(views)
             stamps.append(written or 0)
-        held = bytearray(minutes), bytearray(counts), bytearray(stamps)
+        held = bytearray(minutes), bytearray(counts), bytearray(stamps), bytearray(NUMBER_ITEM.pack(sum(counts)))
         pushed = self._filling.pop(key, None)
         if token != self._current() or not self.usable or pushed is None:
             return held  # answers this request; not held
@@ -230,15 +241,18 @@ class LiveFeed:
                 self.watcher.changed(key)
 
     def _drain(self) -> None:
-        """On the loop's thread: applies one slice, and comes back for the next on the
-        loop's next turn, after the requests that arrived meanwhile."""
+        """On the loop's thread: applies one slice, and comes back for the next after
+        ``PACE`` times as long, so requests arriving meanwhile are answered in between."""
+        took = 0.0
         if self._slices:
+            started = time.perf_counter()
             records, epoch = self._slices.popleft()
             self._apply(_cells(records), epoch)
+            took = time.perf_counter() - started
         self._draining = False
         if self._slices:  # checked after the flag is down: a slice handed over meanwhile is not missed
             self._draining = True
-            self._loop.call_soon(self._drain)
+            self._loop.call_later(took * PACE, self._drain)
 
     def _apply(self, cells: list[Cell], epoch: int) -> None:
         """On the loop's thread: one slice of the follower's cells. Slices may be applied in

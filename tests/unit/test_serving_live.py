@@ -74,7 +74,8 @@ def test_cells_in_every_position_merge_in_minute_order():
     feed.fill(("v", DAY), [row(10, 1, 1), row(20, 1, 1)], feed.begin_fill(("v", DAY)))
     feed._apply([cell("v", 30, 3, 2), cell("v", 30, 4, 3), cell("v", 5, 5, 2), cell("v", 15, 6, 2),
                  cell("v", 20, 7, 2), cell("v", 10, 8, 2), cell("v", 31, 9, 2)], feed._epoch)
-    assert answer(feed, "v") == (39, ((5, 5), (10, 8), (15, 6), (20, 7), (30, 4), (31, 9)))
+    assert answer(feed, "v") == (39, ((5, 5), (10, 8), (15, 6), (20, 7), (30, 4), (31, 9)))  # the day's total
+    assert answer(feed, "v", first=10, end=31) == (25, ((10, 8), (15, 6), (20, 7), (30, 4)))  # a sum
 
 
 class Record:
