@@ -16,7 +16,7 @@ cells it had counted.
 
 Fresh views straddling a floor can only be sent once the floor (some 10.5 minutes after
 the rebuild's batch) is within reach of the latest event time Kafka and the rule accept:
-some 2 minutes after the rebuild. The runs that need no fresh views run in those minutes:
+some 1.5 minutes after the rebuild. The runs that need no fresh views run in those minutes:
 the refused start and the second scenario in the first wait, the first rebuild's restart
 and its refused second rebuild in the second (neither reads a record: none was sent
 since the partial rebuild).
@@ -96,19 +96,27 @@ def _minute_cells(views: dict) -> dict:
             for (video, minute_ms), count in views.items()}
 
 
+# Fresh views reach this far ahead of the clock: their CreateTime is at most 4 min 35 s
+# ahead (the broker takes 5 minutes; 25 s for the send) and their event time 4 min 40 s
+# after it (the rule takes 5 minutes; set here, so no clock is involved).
+AHEAD_OF_CREATE_TIME_MS = 280_000
+FRESH_AHEAD_MS = 275_000 + AHEAD_OF_CREATE_TIME_MS
+
+
 def _fresh_views_around(settings, floor: dt.datetime, prefix: str) -> dict:
-    """Views of three new videos, one every 5 s of event time from 4 minutes ago to 8.5
-    minutes ahead (the furthest the broker's 5 minutes of CreateTime and the rule's 5 of
+    """Views of three new videos, one every 5 s of event time from 4 minutes ago to 9 min
+    15 s ahead (the furthest the broker's 5 minutes of CreateTime and the rule's 5 of
     event time allow, with a margin), sent once that span reaches 30 s past ``floor``: so
     some of their minutes lie before the floor and some from it on. Returns the oracle's
-    cells."""
-    wait = (floor - dt.timedelta(minutes=8)) - dt.datetime.now(dt.timezone.utc)
-    time.sleep(max(wait.total_seconds(), 0))
+    cells. (The floor lies some 10.5 minutes after a rebuild's batch: the furthest reach
+    ahead is the shortest wait.)"""
+    send_at = floor + dt.timedelta(seconds=30) - dt.timedelta(milliseconds=FRESH_AHEAD_MS)
+    time.sleep(max((send_at - dt.datetime.now(dt.timezone.utc)).total_seconds(), 0))
     now_ms = int(time.time() * 1000)
     records = []
-    for step, event_ms in enumerate(range(now_ms - 240_000, now_ms + 510_000, 5_000)):
+    for step, event_ms in enumerate(range(now_ms - 240_000, now_ms + FRESH_AHEAD_MS + 1, 5_000)):
         video = f"{prefix}-{step % 3}"
-        timestamp_ms = event_ms if event_ms <= now_ms else max(now_ms, event_ms - 240_000)
+        timestamp_ms = event_ms if event_ms <= now_ms else max(now_ms, event_ms - AHEAD_OF_CREATE_TIME_MS)
         records.append((None, video, _view(video, event_ms), timestamp_ms))
     _send(settings, records)
     return _minute_cells(oracle.views((value, timestamp) for _, _, value, timestamp in records))
