@@ -118,12 +118,11 @@ def restated(stack, tmp_path_factory):
             records, request = read_restatements(session, D), read_request(session, settings.views_topic, D)
         finally:
             session.cluster.shutdown()
-        listed = run_cli(env, "reconcile", "--date", str(D), "--json")
         yield {"first": first, "before": before, "served_before": served_before, "while_open": while_open,
                "after_commit": after_commit, "second": second, "after": day_state(settings, D),
                "next": day_state(settings, NEXT), "served_after": served_after, "waited": waited,
                "records": records, "request": request, "oracle_d": _oracle(folder / "oracle-d"),
-               "oracle_next": _oracle(folder / "oracle-next"), "settings": settings, "listed": listed}
+               "oracle_next": _oracle(folder / "oracle-next"), "settings": settings}
 
 
 def _of_day(counts: dict, day: dt.date) -> dict:
