@@ -20,7 +20,7 @@ SECONDS_PER_DAY = 86_400
 GB = 1_000_000_000
 # CPU per API request of one worker at 1,000 requests/s: the "API CPU (all workers)" line of
 # the 1000/s phase of bench/serving_latency.py (docs/capacity.md cites the run it is from).
-API_CPU_MS_PER_REQUEST = 0.27
+API_CPU_MS_PER_REQUEST = 0.22
 
 
 @dataclass(frozen=True)
