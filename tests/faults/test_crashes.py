@@ -291,7 +291,7 @@ def test_every_partition_the_api_holds_equals_the_speed_table_cell_by_cell(crash
     print(f"\napi: {asker.rounds} rounds, {api.live.cells_applied:,} cells pushed, "
           f"{api.live.resyncs} starts of following, {len(api.live._held)} partitions held")
     held = {key: dict(zip(memoryview(minutes).cast("H").tolist(), memoryview(views).cast("q").tolist()))
-            for key, (minutes, views, _) in list(api.live._held.items())}
+            for key, (minutes, views, *_) in list(api.live._held.items())}
     session = connect(crashed["settings"])
     try:
         read = session.prepare("SELECT minute, views FROM speed_minute_views WHERE video_id = ? AND day = ?")
