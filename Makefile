@@ -35,14 +35,14 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 artifacts: venv system-deps
-	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from storage.settings import Settings; ensure_all(Settings.from_env())'
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from settings.environment import Settings; ensure_all(Settings.from_env())'
 
 demo: venv system-deps
 	$(VENV)/bin/viewcount demo
 
 # promtool, for the alert rules' tests (built once with go install, cached like MinIO).
 test-tools: venv system-deps
-	$(VENV)/bin/python -c 'from infra.artifacts import ensure_test_tools; from storage.settings import Settings; ensure_test_tools(Settings.from_env())'
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_test_tools; from settings.environment import Settings; ensure_test_tools(Settings.from_env())'
 
 test: venv system-deps artifacts test-tools
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from storage.archive import HourCompleteness, SkippedRange, skipped_within
-from storage.errors import UserError
+from settings.errors import UserError
 
 from counting.window import BatchWindow, Hour
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

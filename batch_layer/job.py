@@ -19,8 +19,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 from counting.window import DEFAULT_GRACE, BatchWindow, parse_day, parse_grace
 
@@ -70,7 +70,7 @@ def _checked_archive(session: "Session", settings: Settings, window: BatchWindow
 
 
 def _session(settings: Settings, master: str | None) -> "SparkSession":
-    from storage.spark import build_session, job_master
+    from spark_runtime.session import build_session, job_master
 
     partitions = str(settings.spark.batch_shuffle_partitions)
     return build_session("viewcount-batch", settings, master=job_master(master, settings),
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from storage.spark import submit_entry
+    from spark_runtime.session import submit_entry
 
     return submit_entry(sys.modules[__name__], argv)
 

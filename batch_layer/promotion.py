@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.reconciliations import money_text
-from storage.settings import Settings
+from settings.environment import Settings
 
 from counting.window import parse_day
 

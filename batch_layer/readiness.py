@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 from counting.window import DEFAULT_GRACE, BatchWindow
 

@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 from batch_layer.completeness import Completeness, arrived_after
 from counting.window import BatchWindow

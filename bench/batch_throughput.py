@@ -123,7 +123,7 @@ def time_batch(path: Path) -> tuple[float, float | None, int, int]:
         count_day, day_stats, events_in_window, tally_archive, top_videos_by_views)
     from storage.archive import read_archive_hours
     from counting.window import BatchWindow
-    from storage.spark import build_session
+    from spark_runtime.session import build_session
 
     spark = build_session("bench-batch", master=f"local[{CORES}]", with_connectors=False,
                           extra_conf={"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "16"})

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from storage.cassandra import apply_migrations, connect
 from storage.minute_counts import DEFAULT_CONCURRENCY, MinuteCount, upsert_minute_counts
-from storage.settings import Settings
+from settings.environment import Settings
 
 
 def day_of_cells(cells: int, videos: int, seed: int) -> list[MinuteCount]:

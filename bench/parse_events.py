@@ -32,9 +32,9 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from counting.events import parse_events  # noqa: E402
-from storage.spark import build_session  # noqa: E402
-from viewcount.produce.arrivals import DayArrivals  # noqa: E402
-from viewcount.produce.generator import Mix, ViewGenerator  # noqa: E402
+from spark_runtime.session import build_session  # noqa: E402
+from producer.arrivals import DayArrivals  # noqa: E402
+from producer.generator import Mix, ViewGenerator  # noqa: E402
 
 KAFKA_SCHEMA = "key binary, value binary, topic string, partition int, offset long, ts long"
 REFERENCE_SCHEMA = "event_id string, video_id string, event_time string, user_id string"

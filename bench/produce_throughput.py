@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.artifacts import KAFKA  # noqa: E402
-from storage.settings import Settings  # noqa: E402
-from viewcount.produce.kafka_sink import PRODUCER_SETTINGS, TUNING  # noqa: E402
+from settings.environment import Settings  # noqa: E402
+from producer.kafka_sink import PRODUCER_SETTINGS, TUNING  # noqa: E402
 
 PARTITIONS = 6
 # The records/sec figure of ProducerPerformance's final line.

@@ -94,7 +94,7 @@ def main() -> int:
         speed, batch = write_cells(folder, args.cells)
         print(f"wrote 2 x {args.cells:,} cells in {time.perf_counter() - started:.1f} s ({folder})", flush=True)
         from reconcile.command import _spark
-        from storage.settings import Settings
+        from settings.environment import Settings
 
         started = time.perf_counter()
         spark = _spark(Settings.from_env(), None)

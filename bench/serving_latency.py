@@ -53,7 +53,7 @@ from serving_load import (  # this folder
     start_server, vegeta_binary,
 )
 from storage.cassandra import apply_migrations
-from storage.settings import Settings
+from settings.environment import Settings
 from storage.topics import ensure_topics
 
 GOAL_P99_MS = 5.0  # at 1,000/s, and the sweep's bar; issue 28's other goals:

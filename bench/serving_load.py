@@ -30,7 +30,7 @@ from storage.cassandra import connect
 from storage.cell_feed import encode
 from storage.kafka_config import QUIET_LOGGER, client_config
 from storage.minute_counts import MinuteCount, upsert_minute_counts
-from storage.settings import Settings
+from settings.environment import Settings
 
 VEGETA = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"

@@ -24,7 +24,7 @@ import psutil
 
 from serving.live import FOLLOWING, LiveFeed
 from storage.cell_feed import Cell
-from storage.settings import Settings
+from settings.environment import Settings
 
 DAY = dt.date(2026, 12, 7)
 

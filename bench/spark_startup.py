@@ -1,8 +1,8 @@
 """Start-up of a local Spark driver with and without the class-data archive, in turn.
 
 Each round starts two fresh Python processes one after the other, each building the
-session every job builds (``storage.spark.build_session``: local[2], the connector jars)
-and running one small aggregation: one with the archive ``storage.spark_classes`` built
+session every job builds (``spark_runtime.session.build_session``: local[2], the connector jars)
+and running one small aggregation: one with the archive ``spark_runtime.class_data`` built
 (`viewcount stack up` / `make artifacts`), the reference with it turned off
 (``spark.driver.defaultJavaOptions`` empty). Prints the session and first-job times of
 each, and the ratio of the totals, per round and for the median.
@@ -21,8 +21,8 @@ import sys
 CHILD = """
 import json, sys, time
 began = time.monotonic()
-from storage.settings import Settings
-from storage.spark import build_session
+from settings.environment import Settings
+from spark_runtime.session import build_session
 extra = {} if sys.argv[1] == "archive" else {"spark.driver.defaultJavaOptions": ""}
 spark = build_session("bench-startup", Settings.from_env(), extra_conf=extra)
 session = time.monotonic()
@@ -38,8 +38,8 @@ def _one(mode: str) -> dict:
 
 
 def main() -> None:
-    from storage.settings import Settings
-    from storage.spark_classes import class_archive
+    from settings.environment import Settings
+    from spark_runtime.class_data import class_archive
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)

@@ -47,7 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from storage.cassandra import apply_migrations, connect
-from storage.settings import Settings
+from settings.environment import Settings
 from storage.s3 import delete_prefix
 from storage.topics import delete_topics, ensure_topics
 

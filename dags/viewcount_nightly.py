@@ -28,7 +28,7 @@ from pathlib import Path
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
 
-from storage.settings import DagKnobs
+from settings.environment import DagKnobs
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOBS = DagKnobs.from_env()  # VIEWCOUNT_SPARK_CONN_ID, VIEWCOUNT_DAG_RETRY_DELAY_SECONDS
@@ -70,14 +70,14 @@ _SUBMIT_ENV = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.ex
 
 
 def _submit_option(option: str) -> str:
-    """A spark-submit option for the connection's master (``storage.spark.submit_options``):
+    """A spark-submit option for the connection's master (``spark_runtime.session.submit_options``):
     how the connector jars, fetched by `viewcount stack up`, reach the JVMs, and on a local
     master the class-data archive it built and the quick compiler of a short-lived job (the
     batch); empty when the master needs none."""
     from airflow.sdk import BaseHook
 
-    from storage.settings import Settings
-    from storage.spark import submit_options
+    from settings.environment import Settings
+    from spark_runtime.session import submit_options
 
     master = BaseHook.get_connection(KNOBS.spark_conn_id).host
     return submit_options(Settings.from_env(), master, short_lived=True).get(option, "")
@@ -102,7 +102,7 @@ def viewcount_nightly():
 
         from batch_layer.completeness import refusal
         from batch_layer.readiness import archive_readiness
-        from storage.settings import Settings
+        from settings.environment import Settings
 
         readiness = archive_readiness(_day(ds), Settings.from_env())
         if readiness.lasting:  # no wait closes these: fail at once, with the reason
@@ -114,7 +114,7 @@ def viewcount_nightly():
     @task
     def find_restatements(ds: str | None = None) -> list[dict]:
         from batch_layer.restatement import find
-        from storage.settings import Settings
+        from settings.environment import Settings
 
         stale = find(_day(ds), Settings.from_env())
         for each in stale:
@@ -136,7 +136,7 @@ def viewcount_nightly():
         from reconcile.command import summarize
         from reconcile.quality.checks import validate_batch, validate_stored_reconciliation
         from storage.restatements import FAILED, RESTATED
-        from storage.settings import Settings
+        from settings.environment import Settings
 
         settings, failed = Settings.from_env(), []
         for each in stale:

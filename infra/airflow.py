@@ -23,8 +23,8 @@ from infra.airflow_home import (
 )
 from infra.servers import Server
 from infra.stack import ServerStatus, running_pid, start_servers, stop_servers
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 DAG_PARSE_TIMEOUT = 180.0
 

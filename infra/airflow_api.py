@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from storage.errors import UserError
+from settings.errors import UserError
 
 DAG_ID = "viewcount_nightly"
 FINISHED = ("success", "failed")  # a DAG run's terminal states

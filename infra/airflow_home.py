@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage.errors import UserError
-from storage.settings import DagKnobs, Settings
+from settings.errors import UserError
+from settings.environment import DagKnobs, Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 API_HOST = "127.0.0.1"  # the API server and the UI listen on loopback only

@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.errors import UserError
-from storage.settings import HADOOP_VERSION, SPARK_VERSION, Settings
+from settings.errors import UserError
+from settings.environment import HADOOP_VERSION, SPARK_VERSION, Settings
 
 KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.9"
@@ -148,7 +148,7 @@ ALL_BUNDLES = (KAFKA, CASSANDRA, SPARK_CONNECTORS)
 def ensure_all(settings: Settings) -> None:
     """Fetch everything the stack and Spark need, and build the local Spark drivers'
     class-data archive from them; a no-op when the cache is warm."""
-    from storage.spark_classes import ensure_class_archive
+    from spark_runtime.class_data import ensure_class_archive
 
     require_tool("java", "install a Java 17 runtime (apt-get install -y openjdk-17-jre-headless)")
     for bundle in ALL_BUNDLES:

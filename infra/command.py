@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from storage.settings import Settings, stack_node_count
+from settings.environment import Settings, stack_node_count
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

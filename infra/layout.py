@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from storage.errors import UserError
-from storage.settings import Settings, stack_layout
+from settings.errors import UserError
+from settings.environment import Settings, stack_layout
 
 NODE_HOME = re.compile(r"^(kafka|cassandra)(?:-([1-9]))?$")  # infra.servers names them so
 SHARED_DATA = ("minio/data", "checkpoints")  # written by any layout, read by the next one

@@ -18,8 +18,8 @@ from pathlib import Path
 from string import Template
 
 from infra import artifacts
-from storage.settings import CREDENTIALS_FILE, Settings
-from storage.errors import UserError
+from settings.environment import CREDENTIALS_FILE, Settings
+from settings.errors import UserError
 from storage.reachability import port_is_open
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"

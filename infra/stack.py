@@ -21,8 +21,8 @@ from infra import artifacts
 from infra.layout import require_same_layout
 from infra.servers import CASSANDRA_DATACENTER, Server, all_servers, node_hosts, replicas_for
 from storage.reachability import port_is_open, require_reachable
-from storage.settings import STACK_FILE, Settings
-from storage.errors import UserError
+from settings.environment import STACK_FILE, Settings
+from settings.errors import UserError
 
 SPARK_SERVERS = ("spark-master", "spark-worker")  # started by `up --spark` only
 

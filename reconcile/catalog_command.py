@@ -26,8 +26,8 @@ from pathlib import Path
 
 from counting.reasons import VIDEO_ID_PATTERN
 from storage.catalog import CatalogEntry
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 REQUIRED = ("video_id", "billable", "rate_per_1000")
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217 alphabetic code

@@ -19,7 +19,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from storage.settings import ReconcileKnobs, Settings
+from settings.environment import ReconcileKnobs, Settings
 
 from reconcile.tolerances import Tolerances, add_tolerance_arguments, tolerances_from
 from counting.window import parse_day
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs):
-    from storage.spark import build_session
+    from spark_runtime.session import build_session
 
     # One day's cells are a few million rows a side at most: a handful of partitions, merged
     # further by adaptive execution, beats the 2 the speed layer's stateful stages use.

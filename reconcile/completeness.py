@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 from counting.window import BatchWindow as ArrivalWindow
 

@@ -28,7 +28,7 @@ from counting.event_time import event_minute
 from counting.events import parse_events
 from storage.archive import archive_schema
 from storage.kafka_config import spark_reader_options
-from storage.settings import Settings
+from settings.environment import Settings
 
 from reconcile.completeness import Gap
 from counting.window import BatchWindow as Window

@@ -16,7 +16,7 @@ import argparse
 import datetime as dt
 
 from counting.window import BatchWindow
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.batch_results import BatchVersion
 
 COMPLETE = "complete"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from storage.batch_results import BatchVersion
-from storage.settings import Settings
+from settings.environment import Settings
 
 from reconcile.tolerances import Tolerances
 from counting.window import BatchWindow as Window

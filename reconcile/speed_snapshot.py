@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from storage.minute_counts import SPEED_TABLE
-from storage.settings import Settings
+from settings.environment import Settings
 
 from reconcile.token_scan import TableScan, scan_table
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from storage.reconciliations import EXACT_BILLABLE, billable_loosened
-from storage.settings import ReconcileKnobs
+from settings.environment import ReconcileKnobs
 
 DEFAULTS = {**EXACT_BILLABLE, "nonbillable_abs": 10.0, "nonbillable_rel": 0.01}
 

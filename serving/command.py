@@ -19,7 +19,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
-from storage.errors import UserError
+from settings.errors import UserError
 
 if TYPE_CHECKING:
     import uvicorn
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serving.limits import Limits
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")

@@ -1,11 +1,11 @@
 """The API's limits: the code's defaults, or the environment's (``Limits.from_env``, read
-by ``storage.settings.ServingKnobs``; docs/configuration.md lists the variables)."""
+by ``settings.environment.ServingKnobs``; docs/configuration.md lists the variables)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.settings import TOP_ROWS_STORED, ServingKnobs
+from settings.environment import TOP_ROWS_STORED, ServingKnobs
 
 
 @dataclass(frozen=True)

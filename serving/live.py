@@ -45,7 +45,7 @@ from typing import Callable, Iterable
 from serving.ranges import UTC
 from storage.cell_feed import MINUTES_PER_DAY, Cell, decode
 from storage.kafka_config import QUIET_LOGGER, client_config
-from storage.settings import Settings
+from settings.environment import Settings
 
 STARTING, FOLLOWING, BEHIND, UNREACHABLE, OFF = "starting", "following", "behind", "unreachable", "off"
 STATES = (STARTING, FOLLOWING, BEHIND, UNREACHABLE, OFF)

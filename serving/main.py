@@ -20,7 +20,7 @@ from serving.rate_limit import RateLimitMiddleware, TokenBuckets
 from serving.overrides import OverrideWatch
 from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
-from storage.settings import Settings
+from settings.environment import Settings
 
 
 @contextlib.asynccontextmanager

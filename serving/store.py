@@ -53,7 +53,7 @@ from storage.reconciliations import summary_from
 from storage.serving_reads import (
     RECONCILED_DAYS, RECONCILIATION_READ, prepare_if_table, prepare_reads, prepare_reconciliation_read,
 )
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import ResponseFuture, Session

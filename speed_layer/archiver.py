@@ -31,7 +31,7 @@ from storage.archive import (archive_path, skipped_ranges, write_archive_batch, 
 from storage.cassandra import cached_session
 from storage.reachability import require_reachable
 from storage.s3 import require_credentials
-from storage.settings import Settings
+from settings.environment import Settings
 
 ARCHIVER = "archiver"
 SERVERS = ("kafka", "cassandra", "s3")

@@ -39,11 +39,11 @@ from speed_layer.progress import INPUT_METRICS, BatchReport
 from speed_layer.rebuild import unplanned_rebuild, whole_backlog
 from speed_layer.watermark import WATERMARK_POLICY, batch_clock
 from storage.cell_feed import publish_cells
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.reachability import require_reachable
-from storage.settings import Settings
+from settings.environment import Settings
 from storage.speed_queries import COUNTER_JOB
 from storage.topics import DLQ_MAX_MESSAGE_BYTES, require_topics
 

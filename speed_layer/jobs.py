@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from speed_layer.kafka_source import SourceOptions
-from storage.errors import UserError
-from storage.settings import Settings
-from storage.spark import DEFAULT_MASTER
-from storage.spark import submit_entry as spark_submit_entry
+from settings.errors import UserError
+from settings.environment import Settings
+from spark_runtime.session import DEFAULT_MASTER
+from spark_runtime.session import submit_entry as spark_submit_entry
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -104,7 +104,7 @@ def source_from_args(args: argparse.Namespace) -> SourceOptions:
 
 
 def session(app_name: str, settings: Settings, args: argparse.Namespace) -> "SparkSession":
-    from storage.spark import build_session, job_master
+    from spark_runtime.session import build_session, job_master
 
     return build_session(app_name, settings, master=job_master(args.master, settings),
                          extra_conf={"spark.driver.memory": "2g"})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from storage.kafka_config import spark_reader_options
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

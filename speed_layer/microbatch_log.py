@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     import datetime as dt

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 from pyspark.sql.streaming import StreamingQueryListener
 
 from counting.reasons import REASONS
-from storage.settings import Settings
+from settings.environment import Settings
 
 ROWS = Counter("viewcount_speed_rows", "Kafka records read", ["job"])
 ROWS_PER_SECOND = Gauge("viewcount_speed_rows_per_second", "records processed per second", ["job"])

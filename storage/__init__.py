@@ -1,5 +1,6 @@
-"""Shared storage layer: settings, Cassandra schema and typed reads/writes, Kafka and S3 access.
+"""The storage layer: I/O and nothing else. Cassandra's schema (migrations) and every CQL
+statement, and the typed reads and writes each layer uses, Kafka and S3 too.
 
 Importing this package never imports Spark: serving depends on it and must stay Spark-free.
-Spark-specific helpers live in ``storage.spark`` and are imported only by the Spark layers.
+Settings live in ``settings``, the Spark runtime in ``spark_runtime``.
 """

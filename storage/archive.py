@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

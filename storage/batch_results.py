@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Iterable
 
-from storage.settings import Settings
-from storage.errors import UserError
+from settings.environment import Settings
+from settings.errors import UserError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session

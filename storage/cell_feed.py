@@ -25,7 +25,7 @@ import msgspec
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from storage.settings import Settings
+    from settings.environment import Settings
 
 MS_PER_MINUTE = 60_000
 MINUTES_PER_DAY = 1_440

@@ -11,14 +11,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from settings.errors import UserError
+
 if TYPE_CHECKING:
-    from storage.settings import Settings
-
-
-class UserError(Exception):
-    """A mistake in input or environment that the user can correct; never a stack trace."""
-
-    exit_code = 2
+    from settings.environment import Settings
 
 
 START_STACK = "start the local stack with `viewcount stack up`"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 # For a client's ``logger`` setting: librdkafka's own connection chatter (a line per
 # reconnect attempt, about 20 a second while a broker is down) goes nowhere; the project's

@@ -15,7 +15,7 @@ from functools import partial
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

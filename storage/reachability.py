@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 
-from storage.errors import START_STACK, UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from storage.errors import START_STACK
+from settings.environment import Settings
 
 VARIABLES = {"kafka": "VIEWCOUNT_KAFKA_BOOTSTRAP", "cassandra": "VIEWCOUNT_CASSANDRA_HOSTS",
              "s3": "VIEWCOUNT_S3_ENDPOINT"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from storage.errors import START_STACK, UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from storage.errors import START_STACK
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

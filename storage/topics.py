@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from counting.reasons import MAX_FUTURE_SECONDS
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.kafka_config import client_config
-from storage.settings import Settings
+from settings.environment import Settings
 
 # The largest record the views topic accepts (Kafka's max.message.bytes, counted after
 # compression, per record batch): a producer gets MSG_SIZE_TOO_LARGE for anything bigger,

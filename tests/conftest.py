@@ -30,7 +30,7 @@ os.environ.setdefault("VIEWCOUNT_RESTATEMENT_DAYS", "3650")
 def stack():
     """The real Kafka, Cassandra and MinIO; started here unless already up, stopped after."""
     from infra import stack as local_stack
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     settings = Settings.from_env()
     # Ours to stop only if none of its servers ran before: a server that is merely slow to
@@ -71,7 +71,7 @@ def cassandra_session(stack):
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] SparkSession for the whole run, with the connector jars on its classpath."""
-    from storage.spark import build_session
+    from spark_runtime.session import build_session
 
     session = build_session(
         "viewcount-tests",

@@ -9,8 +9,8 @@ import sys
 import time
 
 from counting.window import parse_day
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 WAIT_POLL_SECONDS = 5.0
 

@@ -17,12 +17,12 @@ import importlib
 import sys
 import traceback
 
-from viewcount.errors import UserError
+from settings.errors import UserError
 
 # name -> (module, one-line help)
 COMMANDS = {
     "stack": ("infra.command", "start, stop or show the local real stack (Kafka, Cassandra, MinIO)"),
-    "produce": ("viewcount.produce.command", "synthetic realistic view events into Kafka, with an oracle"),
+    "produce": ("producer.command", "synthetic realistic view events into Kafka, with an oracle"),
     "speed": ("speed_layer.counter", "run the speed-layer counter (Kafka -> Cassandra, invalid -> DLQ)"),
     "archive": ("speed_layer.archiver", "run the speed-layer archiver (Kafka -> raw Parquet on S3)"),
     "batch": ("batch_layer.job", "recompute one day from the archive into a new batch version"),
@@ -33,8 +33,8 @@ COMMANDS = {
     "airflow": ("viewcount.airflow_command", "run the nightly DAG under Airflow (scheduler, DAG processor, API server), "
                                              "trigger a day"),
     "serve": ("serving.command", "the HTTP API"),
-    "demo": ("viewcount.demo", "the whole cycle on generated data, end to end"),
-    "capacity": ("viewcount.capacity", "cores, nodes, disk and Kafka partitions for a target load"),
+    "demo": ("demo.cycle", "the whole cycle on generated data, end to end"),
+    "capacity": ("capacity.plan", "cores, nodes, disk and Kafka partitions for a target load"),
 }
 
 
@@ -87,7 +87,7 @@ def _failed(name: str, argv: list[str], error: Exception, debug: bool) -> int:
     """One line for an operational failure (the traceback kept in the log); a defect keeps
     its traceback on stderr."""
     from storage.errors import explain
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     try:
         settings = Settings.from_env()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 MS_PER_DAY = 86_400_000
 

@@ -26,8 +26,8 @@ from infra.airflow import running as running_processes
 from infra.airflow_api import DAG_ID
 from infra.airflow_home import airflow_environment, ensure_metadata_db, start_airflow
 from storage.reachability import require_reachable
-from storage.settings import Settings
-from viewcount.errors import UserError
+from settings.environment import Settings
+from settings.errors import UserError
 
 MAX_DAYS = 31
 # From Airflow's log of ``dags test``: which task starts, and each state it is given.

@@ -18,8 +18,8 @@ import functools
 import sys
 from dataclasses import dataclass
 
-from storage.errors import UserError
-from storage.settings import ReconcileKnobs, Settings
+from settings.errors import UserError
+from settings.environment import ReconcileKnobs, Settings
 
 from reconcile.quality import frames, suites
 from reconcile.quality.validate import QualityRun, SuiteResult
@@ -61,7 +61,7 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
 def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     from storage.archive import skipped_reader, skipped_within
     from storage.cassandra import connect
-    from storage.spark import build_session
+    from spark_runtime.session import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)
@@ -78,7 +78,7 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
 
 
 def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
-    from storage.spark import build_session
+    from spark_runtime.session import build_session
 
     settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.reconciliations import CAUSES
-from storage.settings import Settings
+from settings.environment import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,7 +18,7 @@ from typing import Any
 
 import great_expectations as gx
 
-from storage.settings import Settings
+from settings.environment import Settings
 
 DOCS_SITE = "local_site"
 

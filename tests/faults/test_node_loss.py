@@ -214,7 +214,7 @@ def _finished(producer: subprocess.Popen, folder: Path, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def node_loss(tmp_path_factory):
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     folder = tmp_path_factory.mktemp("node-loss")
     first = {"VIEWCOUNT_KAFKA_BOOTSTRAP": f"{FIRST_ADDRESS}:9092", "VIEWCOUNT_CASSANDRA_HOSTS": FIRST_ADDRESS}

@@ -46,7 +46,7 @@ def _valid_view(rng: random.Random, kafka_ms: int) -> bytes:
 def _producer(settings, topic: str):
     from storage.kafka_config import client_config
     from storage.topics import DLQ_MAX_MESSAGE_BYTES
-    from viewcount.produce.kafka_sink import KafkaSink
+    from producer.kafka_sink import KafkaSink
 
     # The client's own size check is lifted so that the broker is the judge of size.
     return KafkaSink(client_config(settings), topic, {"message.max.bytes": DLQ_MAX_MESSAGE_BYTES})
@@ -57,7 +57,7 @@ def poisoned(stack, tmp_path_factory):
     """Hostile and valid records interleaved in one topic, then the counter over them to
     the end."""
     from storage.topics import VIEWS_MAX_MESSAGE_BYTES
-    from viewcount.produce.generator import Record
+    from producer.generator import Record
 
     folder = tmp_path_factory.mktemp("poison")
     with isolated(stack, "test-poison") as (settings, env):
@@ -92,7 +92,7 @@ def poisoned(stack, tmp_path_factory):
 
 def test_every_hostile_record_is_tagged_as_the_oracle_classifies_it(poisoned):
     from counting import reasons as R
-    from viewcount import oracle
+    from oracle import counts as oracle
 
     kinds = Counter()
     for index, hostile in poisoned["tags"].items():
@@ -109,7 +109,7 @@ def test_every_hostile_record_is_tagged_as_the_oracle_classifies_it(poisoned):
 
 
 def test_every_invalid_record_is_dead_lettered_once_with_reason_and_original_bytes(poisoned):
-    from viewcount import oracle
+    from oracle import counts as oracle
 
     settings = poisoned["settings"]
     sent = consume(settings, settings.views_topic)
@@ -147,9 +147,9 @@ def test_valid_views_around_the_poison_are_counted_exactly(poisoned):
 
 def test_a_record_over_the_topic_limit_is_refused_at_produce_time_and_leaves_nothing(stack):
     from storage.topics import VIEWS_MAX_MESSAGE_BYTES
-    from viewcount.errors import UserError
+    from settings.errors import UserError
     from viewcount.inspect import topic_end_offsets
-    from viewcount.produce.generator import Record
+    from producer.generator import Record
 
     with isolated(stack, "test-oversize") as (settings, _):
         now = int(time.time() * 1000)
@@ -177,10 +177,10 @@ def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_n
     from counting.reasons import MAX_FUTURE_SECONDS
     from storage.kafka_config import client_config
     from storage.topics import ensure_topics
-    from viewcount.errors import UserError
+    from settings.errors import UserError
     from viewcount.inspect import topic_end_offsets
-    from viewcount.produce.generator import Record
-    from viewcount.produce.kafka_sink import timestamp_window_ms
+    from producer.generator import Record
+    from producer.kafka_sink import timestamp_window_ms
 
     with isolated(stack, "test-fast-clock") as (settings, _):
         rng = random.Random(64)
@@ -214,10 +214,10 @@ def test_a_record_stamped_before_the_restatement_horizon_is_refused_and_leaves_n
 
     from storage.kafka_config import client_config
     from storage.topics import MS_PER_DAY, ensure_topics
-    from viewcount.errors import UserError
+    from settings.errors import UserError
     from viewcount.inspect import topic_end_offsets
-    from viewcount.produce.generator import Record
-    from viewcount.produce.kafka_sink import timestamp_window_ms
+    from producer.generator import Record
+    from producer.kafka_sink import timestamp_window_ms
 
     week = replace(stack, topics=stack.topics.model_copy(update={"restatement_days": 7}))
     with isolated(week, "test-slow-clock") as (settings, _):

@@ -154,7 +154,7 @@ def secrets_in(files: list[Path], values: set[str]) -> list[str]:
 
 
 def configured_secrets(settings) -> set[str]:
-    from storage.settings import CREDENTIALS_FILE
+    from settings.environment import CREDENTIALS_FILE
 
     path = settings.run_dir / CREDENTIALS_FILE
     values = set()
@@ -229,7 +229,7 @@ def test_openapi_lists_only_reads_and_every_write_is_refused_with_json(served):
 PROBE = """
 import sys, time
 from pathlib import Path
-from storage.spark import build_session
+from spark_runtime.session import build_session
 spark = build_session("loopback-probe", short_lived=True)
 print("ready", flush=True)
 deadline = time.monotonic() + 300
@@ -242,9 +242,9 @@ spark.stop()
 def test_a_local_driver_started_by_spark_submit_listens_on_loopback_only(stack, tmp_path):
     """The nightly's batch runs under spark-submit, where the Python side cannot tell the
     master before the session exists: the driver's loopback binding comes with the
-    options `storage.spark.submit_options` gives a local master, whatever the host's name
+    options `spark_runtime.session.submit_options` gives a local master, whatever the host's name
     resolves to."""
-    from storage.spark import submit_options
+    from spark_runtime.session import submit_options
 
     options = submit_options(stack, "local[1]", short_lived=True)
     probe = tmp_path / "probe.py"

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from viewcount import oracle
+from oracle import counts as oracle
 
 
 @contextmanager

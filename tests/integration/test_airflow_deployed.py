@@ -31,7 +31,7 @@ from tests.integration.test_reconcile_support import (
     day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
 )
 from tests.integration.test_serving_command import free_port
-from viewcount import oracle
+from oracle import counts as oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from viewcount import oracle
+from oracle import counts as oracle
 
 MS_PER_HOUR = 3_600_000
 

@@ -129,7 +129,7 @@ def test_only_operational_failures_are_explained(tmp_path):
     """Only operational failures are shortened: an unexpected error (explained as None) is
     a bug to report, and the CLI re-raises it with its traceback."""
     from storage.errors import explain
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     assert explain(ZeroDivisionError("division by zero"), Settings()) is None
     assert explain(OSError(28, "No space left on device", str(Path("/x"))), Settings()).startswith(

@@ -13,9 +13,10 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
-from viewcount import cli, oracle
-from viewcount.produce.arrivals import DayArrivals
-from viewcount.produce.generator import Mix, ViewGenerator
+from viewcount import cli
+from oracle import counts as oracle
+from producer.arrivals import DayArrivals
+from producer.generator import Mix, ViewGenerator
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6

@@ -14,8 +14,8 @@ import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
 
-from viewcount import oracle
-from viewcount.produce.catalog import video_ids
+from oracle import counts as oracle
+from producer.catalog import video_ids
 
 MS_PER_MINUTE = 60_000
 

@@ -27,7 +27,7 @@ from tests.integration.test_reconcile_support import (
     day_start_ms, run_cli, run_together, send, view, write_catalog_csv,
 )
 from tests.integration.test_serving_command import serve_running
-from viewcount import oracle
+from oracle import counts as oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3000)]
 

@@ -25,7 +25,7 @@ from serving.main import create_app
 from serving.store import ViewStore
 from storage.cell_feed import send_cells
 from storage.minute_counts import MinuteCount, upsert_minute_counts
-from storage.settings import Settings
+from settings.environment import Settings
 
 UTC = dt.timezone.utc
 # The served store reads promotions again after this long (default 0.5 s, tested with it in

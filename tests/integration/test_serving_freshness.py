@@ -24,7 +24,7 @@ from serving.limits import Limits
 from serving.main import app_from_env, create_app
 from serving.ranges import DayWindow
 from serving.store import PROMOTIONS_MAX_AGE_S, PROMOTIONS_WAIT_S, DayMinutes, ViewStore
-from storage.settings import ServingKnobs
+from settings.environment import ServingKnobs
 from tests.integration.test_serving_fixtures import (
     batch_of,
     generated_counts,

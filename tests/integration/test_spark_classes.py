@@ -14,8 +14,8 @@ pytestmark = pytest.mark.integration
 # A fresh driver (a session already open in this process would keep its JVM's options).
 DRIVER = """
 import json
-from storage.settings import Settings
-from storage.spark import build_session
+from settings.environment import Settings
+from spark_runtime.session import build_session
 spark = build_session("test-class-archive", Settings.from_env(),
                       extra_conf={"spark.driver.extraJavaOptions": "-Dviewcount.test=user"})
 runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
@@ -24,7 +24,7 @@ print(json.dumps(list(runtime.getInputArguments())))
 
 
 def test_a_local_driver_runs_with_the_archive_and_the_users_own_options(stack):
-    from storage.spark_classes import class_archive
+    from spark_runtime.class_data import class_archive
 
     archive = class_archive(stack)
     assert archive.is_file(), "stack up did not build the class-data archive"

@@ -36,7 +36,7 @@ from contextlib import ExitStack, contextmanager
 import pytest
 
 from tests.integration.speed_support import consume, isolated, logged_batches, viewcount
-from viewcount import oracle
+from oracle import counts as oracle
 
 pytestmark = pytest.mark.integration
 

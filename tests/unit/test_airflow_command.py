@@ -17,8 +17,8 @@ import pytest
 from infra import airflow
 from infra.airflow_api import run_interval
 from infra.airflow_home import PASSWORDS_FILE, airflow_environment, api_password, ensure_api_password
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 
 def _viewcount(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

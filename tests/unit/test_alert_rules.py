@@ -22,7 +22,7 @@ METRIC = re.compile(r"\bviewcount_[a-z0-9_]+")
 @pytest.fixture(scope="module")
 def promtool() -> str:
     from infra.artifacts import PROMTOOL
-    from storage.settings import Settings
+    from settings.environment import Settings
 
     return str(PROMTOOL.ensure(Settings.from_env().cache_dir))  # built once by `make test`
 

@@ -11,7 +11,7 @@ from batch_layer.promotion import chosen_version
 from batch_layer.versions import input_fingerprint, next_version, reusable_version, rules_version
 from counting.window import BatchWindow
 from storage.batch_results import COMPLETE, RUNNING, BatchVersion
-from storage.errors import UserError
+from settings.errors import UserError
 
 D = dt.date(2026, 11, 25)
 

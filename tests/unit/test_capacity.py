@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from viewcount.capacity import Assumptions, Measured, plan
+from capacity.plan import Assumptions, Measured, plan
 from viewcount.cli import main
 
 

@@ -1,6 +1,6 @@
 """docs/configuration.md lists every environment variable the code reads, and only
-storage/settings.py reads the environment (STYLE: "the environment is read in
-storage/settings.py")."""
+settings/environment.py reads the environment (STYLE: "the environment is read in
+settings/environment.py")."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from storage import settings as settings_module
+from settings import environment as settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ROOT / "storage" / "settings.py"
+SETTINGS = ROOT / "settings" / "environment.py"
 DOC = ROOT / "docs" / "configuration.md"
 VARIABLE = re.compile(r"(VIEWCOUNT|AWS|PYSPARK)_[A-Z0-9_]*[A-Z0-9]")  # not a prefix (VIEWCOUNT_RECONCILE_)
-PRODUCT = ("counting", "storage", "speed_layer", "batch_layer", "serving", "reconcile", "dags", "infra",
-           "viewcount")
+PRODUCT = ("counting", "settings", "storage", "spark_runtime", "speed_layer", "batch_layer", "serving", "reconcile",
+           "dags", "infra", "producer", "oracle", "demo", "capacity", "viewcount")
 # Reads that only pass the caller's own value on to a child process's environment.
 CHILD_ENVIRONMENT = {("infra/airflow_home.py", "PATH"), ("infra/airflow_home.py", "PYTHONPATH")}
 
 
 def variables_read_in_settings() -> set[str]:
-    """Every variable name written out in storage/settings.py, and the knobs' variables."""
+    """Every variable name written out in settings/environment.py, and the knobs' variables."""
     named = {node.value for node in ast.walk(ast.parse(SETTINGS.read_text()))
              if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)}
     knobs = {variable for knobs in settings_module.KNOBS for variable in knobs.variables().values()}

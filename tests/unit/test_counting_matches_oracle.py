@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from counting.events import parse_events
-from viewcount import oracle
-from viewcount.produce.arrivals import DayArrivals
-from viewcount.produce.generator import Mix, ViewGenerator
+from oracle import counts as oracle
+from producer.arrivals import DayArrivals
+from producer.generator import Mix, ViewGenerator
 
 HOSTILE = [
     b'{"event_id": "e", "video_id": "v", "event_time": "2026-11-25T10:00:00Z", "x": "\\ud800"}',

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from counting.events import CANONICAL_REGEX, SHALLOW_VALUE_BYTES, parse_events
 from tests.unit.test_counting_support import KAFKA_SCHEMA, KAFKA_TIME, view
-from viewcount import oracle
+from oracle import counts as oracle
 
 
 def _padded_view(total_bytes: int) -> bytes:

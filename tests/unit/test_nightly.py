@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 from infra.airflow_home import airflow_environment
-from viewcount import demo, nightly
+from demo import cycle as demo
+from viewcount import nightly
 
 
 def _viewcount(*args: str) -> subprocess.CompletedProcess:
@@ -90,7 +91,7 @@ def test_task_outcomes_and_errors_are_read_from_airflows_log():
 
 
 def test_the_demo_catalog_bills_the_hottest_videos(tmp_path):
-    from viewcount.produce.catalog import video_ids
+    from producer.catalog import video_ids
 
     billable = demo.write_demo_catalog(tmp_path / "catalog.csv", 10)
     rows = list(csv.DictReader((tmp_path / "catalog.csv").open()))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from counting import reasons as R
-from viewcount import oracle
+from oracle import counts as oracle
 
 TS = 1_795_564_800_000  # 2026-11-25T00:00:00Z, the Kafka record timestamp
 GOOD = {"event_id": "e-1", "video_id": "vid_1-A", "event_time": "2026-11-24T23:59:30.250Z"}
@@ -142,6 +142,6 @@ def test_views_count_distinct_event_ids_per_video_and_minute():
 
 
 def test_importing_the_oracle_does_not_import_spark():
-    code = "import sys, viewcount.oracle; print('pyspark' in sys.modules)"
+    code = "import sys, oracle.counts; print('pyspark' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

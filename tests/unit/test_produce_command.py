@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from viewcount import cli
-from viewcount.produce import kafka_sink
+from producer import kafka_sink
 
 
 def run_cli(argv, capsys):

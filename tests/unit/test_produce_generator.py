@@ -9,10 +9,10 @@ from datetime import date
 import pytest
 
 from counting.reasons import REASONS
-from viewcount import oracle
-from viewcount.produce import catalog
-from viewcount.produce.arrivals import DayArrivals, LiveArrivals, day_start_ms
-from viewcount.produce.generator import DUPLICATE, RETRY_HORIZON_MS, VALID, Mix, ViewGenerator
+from oracle import counts as oracle
+from producer import catalog
+from producer.arrivals import DayArrivals, LiveArrivals, day_start_ms
+from producer.generator import DUPLICATE, RETRY_HORIZON_MS, VALID, Mix, ViewGenerator
 
 DAY = date(2026, 11, 24)
 DAY_MS = day_start_ms(DAY)

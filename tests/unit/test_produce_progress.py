@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from viewcount.produce.progress import Progress
+from producer.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from counting.reasons import REASONS
-from viewcount import oracle
-from viewcount.produce.arrivals import DayArrivals
-from viewcount.produce.generator import Mix, ViewGenerator
-from viewcount.produce.truth import GroundTruth, write_oracle
+from oracle import counts as oracle
+from producer.arrivals import DayArrivals
+from producer.generator import Mix, ViewGenerator
+from producer.truth import GroundTruth, write_oracle
 
 
 def test_written_oracle_matches_the_records(tmp_path):

@@ -17,7 +17,7 @@ from counting.window import parse_day
 from reconcile.inputs import chosen_version, window_of
 from reconcile.speed_log import _bucket_may_overlap, _ranges
 from reconcile.token_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.batch_results import BatchVersion
 from storage.speed_queries import RegisteredQuery
 

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from storage.cassandra import security_options
-from storage.errors import UserError
+from settings.errors import UserError
 from storage.kafka_config import client_config, spark_options
 from storage.s3 import client as s3_client
-from storage.settings import Settings
-from storage.spark import spark_conf
+from settings.environment import Settings
+from spark_runtime.session import spark_conf
 from viewcount import cli
 
 SECURITY_VARIABLES = (

@@ -6,7 +6,7 @@ import pytest
 
 from serving.cache import LruCache
 from serving.limits import Limits
-from storage.errors import UserError
+from settings.errors import UserError
 
 
 def test_defaults(monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 from serving.live import BEHIND, FOLLOWING, LiveFeed, LiveRows
 from storage.cell_feed import Cell, encode
-from storage.settings import Settings
+from settings.environment import Settings
 
 DAY = dt.date(2031, 5, 6)
 UTC = dt.timezone.utc

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import UserError
-from storage.settings import DagKnobs, ReconcileKnobs, Settings
+from settings.errors import UserError
+from settings.environment import DagKnobs, ReconcileKnobs, Settings
 
 VIEWCOUNT = str(Path(sys.executable).parent / "viewcount")
 
@@ -143,7 +143,7 @@ _WATCH_CREDENTIALS = """
 import json, os, stat, sys
 from pathlib import Path
 from infra.servers import ensure_local_credentials
-from storage.settings import Settings
+from settings.environment import Settings
 
 run_dir, seen, watching = Path(sys.argv[1]), [], False
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.settings import Settings
-from storage.spark import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER, spark_conf, submit_options
+from settings.environment import Settings
+from spark_runtime.session import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER, spark_conf, submit_options
 
 # What every driver gets, whatever else it is given.
 ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"
@@ -18,7 +18,7 @@ ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"
 
 def _settings_with_jars(tmp_path):
     """The product's defaults (the suite itself runs with VIEWCOUNT_QUICK_JIT=all)."""
-    from storage.settings import SparkKnobs
+    from settings.environment import SparkKnobs
 
     settings = replace(Settings.from_env(), cache_dir=tmp_path, spark=SparkKnobs.defaults())
     lib = settings.spark_connectors_home / "lib"
@@ -47,7 +47,7 @@ def test_a_cluster_master_ships_the_jars(tmp_path):
 
 
 def test_a_local_driver_maps_the_class_archive_once_it_is_built(tmp_path):
-    from storage.spark_classes import class_archive
+    from spark_runtime.class_data import class_archive
 
     settings, _ = _settings_with_jars(tmp_path)
     assert "SharedArchiveFile" not in submit_options(settings, "local[2]")["driver_java_options"]
@@ -74,7 +74,7 @@ def test_every_jvm_compiles_the_huge_methods_spark_generates(tmp_path):
 
 
 def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
-    from storage.spark_classes import class_archive
+    from spark_runtime.class_data import class_archive
 
     settings, jars = _settings_with_jars(tmp_path)
     before = class_archive(settings)
@@ -84,8 +84,8 @@ def test_the_class_archive_belongs_to_one_set_of_jars(tmp_path):
 
 
 def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless_told_otherwise(tmp_path):
-    from storage.settings import SparkKnobs
-    from storage.spark import QUICK_JIT
+    from settings.environment import SparkKnobs
+    from spark_runtime.session import QUICK_JIT
 
     settings, _ = _settings_with_jars(tmp_path)
     # a local driver: loopback only (the cluster's drivers below must be reachable)
@@ -106,15 +106,15 @@ def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless
 @pytest.mark.parametrize(("variable", "read"), [
     ("true", "short-lived"), ("False", "none"), ("all", "all"), (" Short-Lived ", "short-lived"), ("none", "none")])
 def test_the_quick_compiler_setting_reads_its_words_and_the_old_booleans(monkeypatch, variable, read):
-    from storage.settings import SparkKnobs
+    from settings.environment import SparkKnobs
 
     monkeypatch.setenv("VIEWCOUNT_QUICK_JIT", variable)
     assert SparkKnobs.from_env().quick_jit == read
 
 
 def test_an_unknown_quick_compiler_setting_is_a_one_line_error(monkeypatch):
-    from storage.errors import UserError
-    from storage.settings import SparkKnobs
+    from settings.errors import UserError
+    from settings.environment import SparkKnobs
 
     monkeypatch.setenv("VIEWCOUNT_QUICK_JIT", "sometimes")
     with pytest.raises(UserError, match="VIEWCOUNT_QUICK_JIT must be one of"):
@@ -126,7 +126,7 @@ def test_the_quick_compiler_keeps_a_code_cache_a_driver_does_not_fill():
     compiling and printed so on the command's standard output (its ``--json`` result)."""
     import subprocess
 
-    from storage.spark import JVM_OUTPUT_TO_STDERR, QUICK_JIT
+    from spark_runtime.session import JVM_OUTPUT_TO_STDERR, QUICK_JIT
 
     flags = subprocess.run(["java", *QUICK_JIT.split(), "-XX:+PrintFlagsFinal", "-version"],
                            capture_output=True, text=True, check=True).stdout

@@ -6,8 +6,8 @@ import os
 import subprocess
 from dataclasses import replace
 
-from storage.settings import Settings
-from storage.spark import scratch_dir
+from settings.environment import Settings
+from spark_runtime.session import scratch_dir
 
 
 def test_folders_of_dead_processes_go_and_live_ones_stay(tmp_path):

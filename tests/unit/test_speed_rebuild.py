@@ -67,7 +67,7 @@ def test_a_rebuild_reads_its_whole_backlog_and_refuses_a_bound_it_was_given():
     from speed_layer import jobs
     from speed_layer.kafka_source import SourceOptions
     from speed_layer.rebuild import whole_backlog
-    from storage.errors import UserError
+    from settings.errors import UserError
 
     parser = argparse.ArgumentParser()
     jobs.add_common_arguments(parser, default_checkpoint="counter")
@@ -121,8 +121,8 @@ def test_a_rebuild_of_a_checkpoint_that_holds_a_query_is_refused_before_spark(tm
     import pytest
 
     from speed_layer.counter import CounterOptions, refuse_before_spark
-    from storage.errors import UserError
-    from storage.settings import Settings
+    from settings.errors import UserError
+    from settings.environment import Settings
 
     options = CounterOptions(checkpoint=str(tmp_path))
     (tmp_path / "counts").mkdir()

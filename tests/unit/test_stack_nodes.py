@@ -10,8 +10,8 @@ import pytest
 
 from infra.servers import Cassandra, Kafka, all_servers, cassandra_tokens, node_hosts, replicas_for
 from infra.stack import set_nodes, up as stack_up
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 
 
 def test_nodes_take_consecutive_loopback_addresses_unless_all_are_given():

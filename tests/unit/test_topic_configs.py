@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
 from storage.topics import (
     MS_PER_DAY, VIEWS_TIMESTAMP_AFTER_MAX_MS, enforced_configs, topic_config, topic_specs,
 )

@@ -12,22 +12,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from storage.errors import UserError
-from storage.settings import Settings, SparkKnobs, launched_by_spark_submit
-from storage.spark_classes import driver_java_options
+from settings.errors import UserError
+from settings.environment import Settings, SparkKnobs, launched_by_spark_submit
+from spark_runtime.class_data import driver_java_options
+from spark_runtime.jars import connector_jars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-def connector_jars(settings: Settings) -> list[Path]:
-    jars = sorted((settings.spark_connectors_home / "lib").glob("*.jar"))
-    if not jars:
-        raise UserError(
-            f"no Spark connector jars in {settings.spark_connectors_home}: "
-            "run `viewcount stack up` (or `make artifacts`) once to fetch them"
-        )
-    return jars
 
 
 def is_local(master: str | None) -> bool:
@@ -63,7 +54,7 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     ``driver_class_path``, ``driver_java_options``). On a local master one JVM is driver and
     executor, so the jars go on its classpath where they lie; ``--jars`` would first copy
     them (690 MB, mostly the AWS SDK bundle) into the session's scratch folder, at every
-    start; and that JVM maps the class-data archive (``storage.spark_classes``) when one
+    start; and that JVM maps the class-data archive (``spark_runtime.class_data``) when one
     was built, and for a ``short_lived`` job (one of the nightly's: each query runs about
     once; any job under ``VIEWCOUNT_QUICK_JIT=all``) the JVM's quick compiler only; its
     driver listens on loopback only (``LOOPBACK_DRIVER``). A cluster's executors need the

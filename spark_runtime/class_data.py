@@ -14,7 +14,7 @@ a short training run of the counting rules, Parquet and a shuffle, then a clean 
 writes the file) and only ever used by drivers on a local master: on a cluster the cluster
 manager starts the JVMs, on other hosts.
 
-``python -m storage.spark_classes ARCHIVE`` is the training run (called by
+``python -m spark_runtime.training ARCHIVE`` is the training run (called by
 ``ensure_class_archive`` in a process of its own).
 """
 
@@ -25,11 +25,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from storage.errors import UserError
-from storage.settings import Settings
+from settings.errors import UserError
+from settings.environment import Settings
+from spark_runtime.jars import connector_jars
 
 # A few minutes at most on a loaded 2-core machine; a training run that takes longer is stuck.
 TRAINING_TIMEOUT_S = 600
@@ -39,8 +39,6 @@ ARCHIVES_KEPT = 3  # ~180 MB each
 def _class_path_digest(settings: Settings) -> str:
     """Names, sizes and times of every jar a local driver loads, and the Java runtime."""
     import pyspark
-
-    from storage.spark import connector_jars
 
     java = shutil.which("java")
     jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar")) + connector_jars(settings)
@@ -76,7 +74,7 @@ def ensure_class_archive(settings: Settings) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as output:
         try:
-            returncode = subprocess.run([sys.executable, "-m", "storage.spark_classes", str(draft)],
+            returncode = subprocess.run([sys.executable, "-m", "spark_runtime.training", str(draft)],
                                         stdout=output, stderr=subprocess.STDOUT, timeout=TRAINING_TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:
             returncode = None
@@ -90,56 +88,3 @@ def ensure_class_archive(settings: Settings) -> Path:
     for stale in kept[ARCHIVES_KEPT:]:
         stale.unlink(missing_ok=True)
     return archive
-
-
-def _train(draft: Path) -> None:
-    """Load the classes the jobs load: a session with the connectors, the counting rules'
-    parsing over JSON records, a shuffle and an aggregation, Parquet written and read, and
-    a stateful streaming query."""
-    import datetime as dt
-
-    from pyspark.sql import functions as F
-
-    from counting.events import parse_events, valid_events
-    from counting.views import (
-        DEFAULT_WATERMARK_DELAY, count_per_minute, count_views_per_minute, drop_duplicate_events,
-    )
-    from storage.spark import build_session
-
-    settings = Settings.from_env()
-    spark = build_session("viewcount-class-archive", settings,
-                          extra_conf={"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={draft}"})
-    moment = dt.datetime(2026, 1, 1, 1, tzinfo=dt.timezone.utc)  # each record arrives after its event
-    values = [(f'{{"event_id":"{index:08x}-0000-4000-8000-000000000000","video_id":"video{index % 7:06d}",'
-               f'"event_time":"2026-01-01T00:{index % 60:02d}:00Z"}}').encode() for index in range(200)]
-    records = spark.createDataFrame(
-        [("views", index % 3, index, moment, None, value) for index, value in enumerate(values)],
-        "topic string, partition int, offset long, timestamp timestamp, key binary, value binary")
-    counts = (records.transform(parse_events()).transform(valid_events)
-              .transform(drop_duplicate_events).transform(count_per_minute))
-    streamed = []
-    with tempfile.TemporaryDirectory() as folder:
-        counts.write.parquet(f"{folder}/counts")
-        total = spark.read.parquet(f"{folder}/counts").agg(F.sum("views")).first()[0]
-        # The streaming jobs' classes too: a stateful query (RocksDB state, watermark) into
-        # foreachBatch, over the records as files.
-        records.write.parquet(f"{folder}/records")
-        query = (spark.readStream.schema(records.schema).parquet(f"{folder}/records")
-                 .transform(parse_events()).transform(count_views_per_minute(DEFAULT_WATERMARK_DELAY))
-                 .writeStream.outputMode("update")
-                 .foreachBatch(lambda batch, _: streamed.append(batch.agg(F.sum("views")).first()[0] or 0))
-                 .option("checkpointLocation", f"{folder}/checkpoint").trigger(availableNow=True).start())
-        query.awaitTermination()
-    if total != len(values) or sum(streamed) != len(values):
-        raise RuntimeError(f"training run counted {total} and {sum(streamed)} views of {len(values)} events")
-    gateway = spark.sparkContext._gateway
-    spark.stop()
-    # The JVM writes the archive as it exits: close its stdin (it exits on EOF) and wait.
-    gateway.shutdown()
-    process = gateway.proc
-    process.stdin.close()
-    process.wait(timeout=TRAINING_TIMEOUT_S)
-
-
-if __name__ == "__main__":
-    _train(Path(sys.argv[1]))

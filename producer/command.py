@@ -10,7 +10,7 @@ import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from viewcount.errors import UserError
+from settings.errors import UserError
 
 CHUNK = 5_000
 DEFAULTS = {"videos": 10_000, "zipf": 1.1, "duplicates": 0.02, "late": 0.01, "malformed": 0.005,
@@ -75,15 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _arrivals(args: argparse.Namespace, seed: int):
-    from viewcount.produce.arrivals import DayArrivals, LiveArrivals
+    from producer.arrivals import DayArrivals, LiveArrivals
 
     return DayArrivals(args.day, args.events, seed) if args.day else LiveArrivals()
 
 
 def _check_day_accepted(args: argparse.Namespace, kafka: dict, topic: str) -> None:
     """Kafka refuses timestamps too far from now; say so before sending a single record."""
-    from viewcount.produce.arrivals import MS_PER_MINUTE, MINUTES_PER_DAY, day_start_ms
-    from viewcount.produce.kafka_sink import timestamp_window_ms
+    from producer.arrivals import MS_PER_MINUTE, MINUTES_PER_DAY, day_start_ms
+    from producer.kafka_sink import timestamp_window_ms
 
     before_ms, after_ms, retention_ms = timestamp_window_ms(kafka, topic)
     now_ms = time.time_ns() // 1_000_000
@@ -112,12 +112,12 @@ def _arguments_record(args: argparse.Namespace, seed: int) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from storage.kafka_config import client_config
-    from storage.settings import Settings
+    from settings.environment import Settings
     from storage.topics import topic_config
-    from viewcount.produce import kafka_sink
-    from viewcount.produce.generator import Mix, ViewGenerator
-    from viewcount.produce.progress import Progress
-    from viewcount.produce.truth import GroundTruth, write_oracle
+    from producer import kafka_sink
+    from producer.generator import Mix, ViewGenerator
+    from producer.progress import Progress
+    from producer.truth import GroundTruth, write_oracle
 
     if args.duplicates + args.malformed > 1:
         raise UserError("--duplicates plus --malformed must not exceed 1")

@@ -19,8 +19,8 @@ from tenacity import (RetryCallState, retry, retry_if_exception_type, retry_if_r
 from storage.errors import kafka_unreachable
 from storage.kafka_config import QUIET_LOGGER
 from storage.topics import broker_down, watermark_offsets
-from viewcount.errors import UserError
-from viewcount.produce.generator import Record
+from settings.errors import UserError
+from producer.generator import Record
 
 # Shared with bench/produce_throughput.py, which gives Kafka's own ProducerPerformance the
 # same settings (names are identical in librdkafka and the Java client).

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from viewcount.errors import UserError
+from settings.errors import UserError
 
 SECONDS_PER_DAY = 86_400
 GB = 1_000_000_000

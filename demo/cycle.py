@@ -27,8 +27,8 @@ from collections import Counter
 from pathlib import Path
 
 from storage.reconciliations import money_text
-from storage.settings import ServingKnobs, Settings
-from viewcount.errors import UserError
+from settings.environment import ServingKnobs, Settings
+from settings.errors import UserError
 
 STEPS = 8
 DEMO_ENVIRONMENT = {
@@ -150,7 +150,7 @@ def _reset_demo_data(settings: Settings) -> None:
 
 def write_demo_catalog(path: Path, videos: int) -> int:
     """The generator's videos as a billing catalog: the hottest share billable, at 2.50 USD per 1,000."""
-    from viewcount.produce.catalog import video_ids
+    from producer.catalog import video_ids
 
     path.parent.mkdir(parents=True, exist_ok=True)
     billable = int(videos * BILLABLE_SHARE)
@@ -204,7 +204,7 @@ class Api:
 
 
 def _oracle_day_totals(oracle_dir: Path, day: dt.date) -> Counter:
-    from viewcount import oracle
+    from oracle import counts as oracle
 
     start = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
     totals: Counter = Counter()

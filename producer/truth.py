@@ -2,7 +2,7 @@
 
 Counts come from the generator's own labels (a valid original is one view; a re-send and a
 malformed record are none), never from re-parsing the bytes, so that the Spark layers and
-``viewcount.oracle`` can both be checked against them. Memory is 12 bytes per valid view
+``oracle.counts`` can both be checked against them. Memory is 12 bytes per valid view
 (video index, minute) until ``counts_table`` aggregates them: ~120 MB for 10 million.
 """
 
@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from counting.reasons import REASONS
-from viewcount.produce.generator import DUPLICATE, VALID, Record
+from producer.generator import DUPLICATE, VALID, Record
 
 MS_PER_MINUTE = 60_000
 MS_PER_DAY = 86_400_000

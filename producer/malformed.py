@@ -28,7 +28,7 @@ from counting.reasons import (
     NOT_OBJECT,
     TOO_LARGE,
 )
-from viewcount.produce.timeformat import OFFSETS, civil, rfc3339_millis
+from producer.timeformat import OFFSETS, civil, rfc3339_millis
 
 
 class Parts(NamedTuple):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from counting.reasons import REASONS
-from viewcount.produce import catalog, malformed
-from viewcount.produce.timeformat import render_event_time
+from producer import catalog, malformed
+from producer.timeformat import render_event_time
 
 VALID = "valid"
 DUPLICATE = "duplicate"

@@ -1,0 +1,1 @@
+"""``viewcount capacity``: the hardware a target load needs."""

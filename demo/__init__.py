@@ -1,0 +1,1 @@
+"""``viewcount demo``: the whole cycle on generated data."""
