@@ -1,4 +1,4 @@
-"""A small client of Airflow's REST API (v2), for the Airflow that ``viewcount airflow up``
+"""A small client of Airflow's REST API (v2) on httpx, for the Airflow that ``viewcount airflow up``
 runs: health, the nightly DAG, its runs and their tasks.
 
 It logs in once with SimpleAuthManager's user and password (``POST /auth/token`` gives a
@@ -9,11 +9,10 @@ that is not what the call needs, is a ``UserError`` of one line naming the URL.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
+
+import httpx
 
 from settings.errors import UserError
 
@@ -45,24 +44,19 @@ class AirflowApi:
 
     def _request(self, method: str, path: str, body: dict | None = None, *, auth: bool = True):
         headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
         if auth:
             headers["Authorization"] = f"Bearer {self._token()}"
-        request = urllib.request.Request(f"{self.url}{path}", method=method, headers=headers,
-                                         data=None if body is None else json.dumps(body).encode())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                text = response.read().decode()
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:300].replace("\n", " ")
-            raise ApiError(f"Airflow API {method} {path} answered {error.code}: {detail}", error.code) from None
-        except (OSError, TimeoutError) as error:
-            reason = getattr(error, "reason", None) or error
-            raise UserError(f"the Airflow API at {self.url} is not reachable ({reason}): "
+            response = httpx.request(method, f"{self.url}{path}", headers=headers, json=body, timeout=self.timeout)
+        except httpx.TransportError as error:
+            raise UserError(f"the Airflow API at {self.url} is not reachable ({error}): "
                             "start it with `viewcount airflow up`") from None
+        if response.is_error:
+            detail = response.text[:300].replace("\n", " ")
+            raise ApiError(f"Airflow API {method} {path} answered {response.status_code}: {detail}",
+                           response.status_code)
         try:
-            return json.loads(text) if text else None
+            return response.json() if response.content else None
         except ValueError:
             raise UserError(f"Airflow API {method} {path} answered something that is not JSON") from None
 
@@ -104,7 +98,7 @@ class AirflowApi:
     def run_of_day(self, day: dt.date, dag_id: str = DAG_ID) -> dict | None:
         """The run whose logical date is D 00:00 UTC, if there is one."""
         start, _ = run_interval(day)
-        query = urllib.parse.urlencode({"logical_date_gte": start, "logical_date_lte": start})
+        query = httpx.QueryParams({"logical_date_gte": start, "logical_date_lte": start})
         runs = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
         return runs[0] if runs else None
 

@@ -58,8 +58,6 @@ def kafka_unreachable(bootstrap: str) -> str:
 
 def _kafka(error: BaseException, settings: "Settings") -> str | None:
     kind = _kind(error)
-    if kind in ("kafka.errors.NoBrokersAvailable", "kafka.errors.KafkaTimeoutError"):
-        return kafka_unreachable(settings.kafka_bootstrap)
     if kind in ("cimpl.KafkaException", "confluent_kafka.KafkaException"):
         from storage.topics import broker_down
 
