@@ -16,7 +16,6 @@ import random
 import sys
 import time
 import uuid
-from dataclasses import replace
 
 from storage.cassandra import apply_migrations, connect
 from storage.minute_counts import DEFAULT_CONCURRENCY, MinuteCount, upsert_minute_counts
@@ -55,7 +54,7 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=200_000)
     parser.add_argument("--videos", type=int, default=20_000)
     args = parser.parse_args()
-    settings = replace(Settings.from_env(), keyspace=f"bench_{uuid.uuid4().hex[:8]}")
+    settings = Settings.from_env().replaced(keyspace=f"bench_{uuid.uuid4().hex[:8]}")
     apply_migrations(settings)
     session = connect(settings)
     try:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,7 +74,7 @@ def vegeta_binary(settings: Settings) -> Path:
 def bench_settings() -> Settings:
     """The stack's settings with the benchmark's own keyspace and cell feed topic."""
     keyspace = os.environ.get("VIEWCOUNT_BENCH_KEYSPACE", KEYSPACE)
-    return replace(Settings.from_env(), keyspace=keyspace, cells_topic=f"{keyspace}.cells")
+    return Settings.from_env().replaced(keyspace=keyspace, cells_topic=f"{keyspace}.cells")
 
 
 def bench_days() -> tuple[dt.date, dt.date, dt.date]:

@@ -52,7 +52,7 @@ def main() -> int:
     empty_ms, tracked_before = full_collection_ms(), len(gc.get_objects())
     rss_before = process.memory_info().rss
 
-    feed = LiveFeed(Settings(), max_partitions=args.partitions, max_lag_s=1.0)
+    feed = LiveFeed(Settings.defaults(), max_partitions=args.partitions, max_lag_s=1.0)
     feed.state = FOLLOWING
     started = time.perf_counter()
     for number in range(args.partitions):

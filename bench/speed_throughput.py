@@ -43,7 +43,6 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from storage.cassandra import apply_migrations, connect
@@ -204,12 +203,12 @@ def main() -> int:
     work.mkdir(parents=True)
 
     # A keyspace of its own: generated video ids are the same in every run.
-    settings = replace(settings, keyspace=f"bench_{tag}")
+    settings = settings.replaced(keyspace=f"bench_{tag}")
     apply_migrations(settings)
     topics: list[str] = []
 
     def topic_env(topic: str) -> dict:
-        cells = replace(settings, cells_topic=f"{topic}.cells")
+        cells = settings.replaced(cells_topic=f"{topic}.cells")
         ensure_topics(cells, {topic: 6, f"{topic}.dlq": 3, cells.cells_topic: cells.topics.cells_partitions})
         topics.extend([topic, f"{topic}.dlq", cells.cells_topic])
         return {**os.environ, "VIEWCOUNT_KEYSPACE": settings.keyspace,
@@ -263,7 +262,7 @@ def live(args, settings: Settings, viewcount: list[str], work: Path, topic_env, 
     """3.: the counter, the archiver and the API running while events arrive at a fixed rate."""
     topic = f"bench-live-{tag}"
     env = topic_env(topic)
-    settings = replace(settings, cells_topic=env["VIEWCOUNT_CELLS_TOPIC"])  # the probes read the run's feed
+    settings = settings.replaced(cells_topic=env["VIEWCOUNT_CELLS_TOPIC"])  # the probes read the run's feed
     jobs = [subprocess.Popen([*viewcount, "speed", "--checkpoint", str(work / "checkpoint"),
                               "--starting-offsets", "latest", "--metrics-port", str(METRICS_PORT)],
                              env=env, stdout=subprocess.DEVNULL, stderr=open(work / "counter.log", "w")),

@@ -7,26 +7,27 @@ lives in the repository. Those are read when a client is made, not when the sett
 ``stack up`` may generate them after a command has read its settings (a first run).
 
 Production TLS and authentication (Kafka SASL/SSL, Cassandra password and TLS, an https S3
-endpoint with its CA) are switched on by the variables in ``security_from_env``; their
-defaults keep the local stack's plaintext, unauthenticated connections. Secrets are kept
+endpoint with its CA) are switched on by the ``VIEWCOUNT_KAFKA_*``, ``VIEWCOUNT_CASSANDRA_*``
+and ``AWS_CA_BUNDLE`` variables (docs/security.md); their defaults keep the local stack's plaintext, unauthenticated connections. Secrets are kept
 out of ``repr``.
 
-Everything else the environment tunes (Spark, topics, Cassandra consistency and
-replication, reconciliation, the API's limits, the DAG) is read here too, by the
-pydantic-settings classes at the end (``SparkKnobs`` ... ``DagKnobs``): typed, checked, a bad
-value one ``UserError`` naming the variable. This module is the only one that reads the
-environment; docs/configuration.md lists every variable.
+``Settings`` and everything else the environment tunes (Spark, topics, Cassandra consistency
+and replication, reconciliation, the API's limits, the DAG) are pydantic-settings classes
+(``Settings`` first, the knobs at the end ``SparkKnobs`` ... ``DagKnobs``): typed, checked, a bad
+value one ``UserError`` naming the variable. Each is read once, by ``from_env`` at an edge
+(a command, a DAG task, the API's app factory) and handed down. This module is the only one
+that reads the environment; docs/configuration.md lists every variable.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from settings.errors import UserError
 
@@ -66,20 +67,10 @@ def default_cache_dir() -> Path:
     return _path_from_env("VIEWCOUNT_CACHE", Path.home() / ".cache" / "viewcount")
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    pairs = {}
-    for line in path.read_text().splitlines():
-        name, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            pairs[name.strip()] = value.strip()
-    return pairs
-
-
 def stack_layout(run_dir: Path) -> dict[str, str]:
     """The variables of the run folder's ``stack.env`` (none for a single-node stack)."""
-    return _read_env_file(run_dir / STACK_FILE)
+    path = run_dir / STACK_FILE
+    return {name: value or "" for name, value in dotenv_values(path).items()} if path.is_file() else {}
 
 
 def stack_node_count(text: str) -> int:
@@ -87,22 +78,6 @@ def stack_node_count(text: str) -> int:
     VIEWCOUNT_STACK_NODES); ValueError saying what it must be."""
     if not text.isdigit() or not 1 <= int(text) <= MAX_STACK_NODES:
         raise ValueError(f"a number of nodes from 1 to {MAX_STACK_NODES}, got {text!r}")
-    return int(text)
-
-
-def _stack_nodes(env) -> int:
-    try:
-        return stack_node_count(env.get("VIEWCOUNT_STACK_NODES", "").strip() or "1")
-    except ValueError as error:
-        raise UserError(f"VIEWCOUNT_STACK_NODES must be {error}") from None
-
-
-def _port(env, name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UserError(f"{name} must be a port number (1-65535), got {text!r}")
     return int(text)
 
 
@@ -118,18 +93,68 @@ def _host_port(address: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class Settings:
+def _stripped_or_none(value):
+    """An unset, empty or blank value is None; others lose surrounding blanks."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _a_path(value):
+    value = _stripped_or_none(value)
+    return str(Path(value).expanduser()) if isinstance(value, str) else value
+
+
+class _FromEnvironment(BaseSettings):
+    """Read from the environment when made (``from_env`` at the edges; ``defaults`` reads
+    nothing), then frozen and passed around as a value. A bad value is one ``UserError``
+    naming its variable."""
+
+    model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_", frozen=True, extra="ignore",
+                                      env_ignore_empty=True, validate_by_name=True)
+
+    @classmethod
+    def from_env(cls):
+        try:
+            # The run folder's stack.env (a multi-node stack's layout and replication) under
+            # the environment.
+            return cls(_env_file=default_run_dir() / STACK_FILE)
+        except ValidationError as error:
+            raise UserError(_explained(cls, error)) from None
+
+    @classmethod
+    def defaults(cls):
+        """The code's defaults, the environment left unread."""
+        return cls.model_construct()
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Field name: the environment variable it is read from (the first of its names)."""
+        prefix = cls.model_config["env_prefix"]
+        named = {}
+        for name, field_info in cls.model_fields.items():
+            alias = field_info.validation_alias
+            if isinstance(alias, AliasChoices):
+                alias = alias.choices[0]
+            if alias is None or isinstance(alias, str):
+                named[name] = alias or f"{prefix}{name.upper()}"
+        return named
+
+
+class Settings(_FromEnvironment):
+    """Where every server is, and how to reach it. The Spark, topic and Cassandra knobs ride
+    along: every layer's storage calls need them."""
+
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
-    cassandra_hosts: tuple[str, ...] = (DEFAULT_CASSANDRA_HOSTS,)
+    cassandra_hosts: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_CASSANDRA_HOSTS,)
     cassandra_port: int = 9042
     keyspace: str = "viewcount"
     s3_endpoint: str = DEFAULT_S3_ENDPOINT
     s3_bucket: str = DEFAULT_S3_BUCKET
-    s3_region: str = "us-east-1"
+    s3_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     # Given explicitly (AWS_* variables); see ``s3_credentials`` for the ones in effect.
-    aws_access_key_id: str | None = field(default=None, repr=False)
-    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_access_key_id: str | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID", repr=False)
+    aws_secret_access_key: str | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY", repr=False)
     views_topic: str = "views"
     dlq_topic: str = "views.dlq"
     # The counter's changed cells, for the API workers' provisional partitions (storage.cell_feed).
@@ -137,52 +162,97 @@ class Settings:
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_sasl_password: str | None = Field(None, repr=False)
     kafka_ssl_ca_location: str | None = None
     cassandra_username: str | None = None
-    cassandra_password: str | None = field(default=None, repr=False)
+    cassandra_password: str | None = Field(None, repr=False)
     cassandra_ssl_ca: str | None = None
-    s3_ca_bundle: str | None = None
-    run_dir: Path = field(default_factory=default_run_dir)
+    s3_ca_bundle: str | None = Field(None, validation_alias="AWS_CA_BUNDLE")
+    run_dir: Path = Field(default_factory=default_run_dir, validation_alias="VIEWCOUNT_HOME")
     # Nodes of each of Kafka and Cassandra that `viewcount stack up` runs (stack.env says).
     stack_nodes: int = 1
-    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_dir: Path = Field(default_factory=default_cache_dir, validation_alias="VIEWCOUNT_CACHE")
     # The tuning knobs every layer's storage calls need; the code's defaults unless from_env.
-    spark: "SparkKnobs" = field(default_factory=lambda: SparkKnobs.defaults())
-    topics: "TopicKnobs" = field(default_factory=lambda: TopicKnobs.defaults())
-    cassandra: "CassandraKnobs" = field(default_factory=lambda: CassandraKnobs.defaults())
+    spark: "SparkKnobs" = Field(default_factory=lambda: SparkKnobs.defaults())
+    topics: "TopicKnobs" = Field(default_factory=lambda: TopicKnobs.defaults())
+    cassandra: "CassandraKnobs" = Field(default_factory=lambda: CassandraKnobs.defaults())
 
     @classmethod
     def from_env(cls) -> "Settings":
-        run_dir = default_run_dir()
-        env = {**stack_layout(run_dir), **os.environ}
-        hosts = env.get("VIEWCOUNT_CASSANDRA_HOSTS", DEFAULT_CASSANDRA_HOSTS)
-        return cls(
-            kafka_bootstrap=env.get("VIEWCOUNT_KAFKA_BOOTSTRAP", DEFAULT_KAFKA_BOOTSTRAP),
-            cassandra_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
-            cassandra_port=_port(env, "VIEWCOUNT_CASSANDRA_PORT", 9042),
-            keyspace=env.get("VIEWCOUNT_KEYSPACE", "viewcount"),
-            s3_endpoint=env.get("VIEWCOUNT_S3_ENDPOINT", DEFAULT_S3_ENDPOINT),
-            s3_bucket=env.get("VIEWCOUNT_S3_BUCKET", DEFAULT_S3_BUCKET),
-            s3_region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            views_topic=env.get("VIEWCOUNT_VIEWS_TOPIC", "views"),
-            dlq_topic=env.get("VIEWCOUNT_DLQ_TOPIC", "views.dlq"),
-            cells_topic=env.get("VIEWCOUNT_CELLS_TOPIC", "views.cells"),
-            run_dir=run_dir,
-            stack_nodes=_stack_nodes(env),
-            cache_dir=default_cache_dir(),
-            spark=SparkKnobs.from_env(),
-            topics=TopicKnobs.from_env(),
-            cassandra=CassandraKnobs.from_env(),
-            **security_from_env(env),
-        )
+        knobs = {"spark": SparkKnobs.from_env(), "topics": TopicKnobs.from_env(),
+                 "cassandra": CassandraKnobs.from_env()}
+        try:
+            return cls(_env_file=default_run_dir() / STACK_FILE, **knobs)
+        except ValidationError as error:
+            raise UserError(_explained(cls, error)) from None
 
-    def __post_init__(self) -> None:
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        named = super().variables()
+        named["s3_region"] = "AWS_REGION"
+        for knob in ("spark", "topics", "cassandra"):
+            named.pop(knob, None)
+        return named
+
+    def replaced(self, **changes) -> "Settings":
+        """These settings with some values changed (another keyspace, topic, host ...)."""
+        return self.model_copy(update=changes)
+
+    @field_validator("cassandra_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value):
+        if isinstance(value, str):
+            return tuple(host.strip() for host in value.split(",") if host.strip())
+        return value
+
+    @field_validator("cassandra_port", mode="before")
+    @classmethod
+    def _a_port(cls, value):
+        text = str(value).strip()
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ValueError(f"must be a port number (1-65535), got {text!r}")
+        return int(text)
+
+    @field_validator("stack_nodes", mode="before")
+    @classmethod
+    def _node_count(cls, value):
+        try:
+            return stack_node_count(str(value).strip() or "1")
+        except ValueError as error:
+            raise ValueError(f"must be {error}") from None
+
+    @field_validator("run_dir", "cache_dir", mode="before")
+    @classmethod
+    def _expanded(cls, value):
+        return Path(value).expanduser() if isinstance(value, str) else value
+
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value):
+        return (_stripped_or_none(value) or "PLAINTEXT").upper()
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism(cls, value):
+        value = _stripped_or_none(value)
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_sasl_username", "cassandra_username", mode="before")
+    @classmethod
+    def _name(cls, value):
+        return _stripped_or_none(value)
+
+    @field_validator("kafka_ssl_ca_location", "cassandra_ssl_ca", "s3_ca_bundle", mode="before")
+    @classmethod
+    def _ca_file(cls, value):
+        return _a_path(value)
+
+    @model_validator(mode="after")
+    def _secure_as_asked(self):
         problem = next(_security_problems(self), None)
         if problem:
-            raise UserError(problem)
+            raise ValueError(problem)
+        return self
 
     @property
     def s3_credentials_given(self) -> bool:
@@ -194,7 +264,8 @@ class Settings:
         read from the run folder now (it may have been written after these settings)."""
         if self.s3_credentials_given:
             return self.aws_access_key_id, self.aws_secret_access_key
-        generated = _read_env_file(self.run_dir / CREDENTIALS_FILE)
+        path = self.run_dir / CREDENTIALS_FILE
+        generated = dotenv_values(path) if path.is_file() else {}
         return generated.get("AWS_ACCESS_KEY_ID"), generated.get("AWS_SECRET_ACCESS_KEY")
 
     @property
@@ -230,27 +301,6 @@ class Settings:
     def s3_address(self) -> tuple[str, int]:
         without_scheme = self.s3_endpoint.split("://", 1)[-1].rstrip("/")
         return _host_port(without_scheme, 443 if self.s3_endpoint.startswith("https") else 80)
-
-
-def security_from_env(env) -> dict[str, str | None]:
-    """TLS and authentication settings; unset (or empty) variables mean plaintext, no auth."""
-    def value(name: str) -> str | None:
-        return env.get(name, "").strip() or None
-
-    def path(name: str) -> str | None:
-        return str(Path(value(name)).expanduser()) if value(name) else None
-
-    return {
-        "kafka_security_protocol": (value("VIEWCOUNT_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
-        "kafka_sasl_mechanism": (value("VIEWCOUNT_KAFKA_SASL_MECHANISM") or "").upper() or None,
-        "kafka_sasl_username": value("VIEWCOUNT_KAFKA_SASL_USERNAME"),
-        "kafka_sasl_password": env.get("VIEWCOUNT_KAFKA_SASL_PASSWORD") or None,
-        "kafka_ssl_ca_location": path("VIEWCOUNT_KAFKA_SSL_CA_LOCATION"),
-        "cassandra_username": value("VIEWCOUNT_CASSANDRA_USERNAME"),
-        "cassandra_password": env.get("VIEWCOUNT_CASSANDRA_PASSWORD") or None,
-        "cassandra_ssl_ca": path("VIEWCOUNT_CASSANDRA_SSL_CA"),
-        "s3_ca_bundle": path("AWS_CA_BUNDLE"),
-    }
 
 
 def _security_problems(settings: Settings):
@@ -296,34 +346,14 @@ CassandraConsistency = Literal["QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL"]
 BELOW_QUORUM = ("ANY", "ONE", "TWO", "THREE", "LOCAL_ONE")
 
 
-class _Knobs(BaseSettings):
+class _Knobs(_FromEnvironment):
     """Each field is read from the variable ``<env_prefix><FIELD NAME>``; an unset or empty
-    variable leaves the default. Frozen: read once, passed around as a value."""
+    variable leaves the default."""
 
-    model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_", frozen=True, extra="ignore",
-                                      env_ignore_empty=True, str_strip_whitespace=True)
-
-    @classmethod
-    def from_env(cls):
-        try:
-            # The run folder's stack.env (a multi-node stack's replication) under the environment.
-            return cls(_env_file=default_run_dir() / STACK_FILE)
-        except ValidationError as error:
-            raise UserError(_explained(cls, error)) from None
-
-    @classmethod
-    def defaults(cls):
-        """The code's defaults, the environment left unread."""
-        return cls.model_construct()
-
-    @classmethod
-    def variables(cls) -> dict[str, str]:
-        """Field name: the environment variable it is read from."""
-        prefix = cls.model_config["env_prefix"]
-        return {name: f"{prefix}{name.upper()}" for name in cls.model_fields}
+    model_config = SettingsConfigDict(str_strip_whitespace=True)
 
 
-def _explained(knobs: type[_Knobs], error: ValidationError) -> str:
+def _explained(knobs: type[_FromEnvironment], error: ValidationError) -> str:
     """One line naming the variable, what it must be and what it was."""
     first = error.errors()[0]
     if not first["loc"]:  # a rule across fields states its own message
@@ -505,3 +535,6 @@ class DagKnobs(_Knobs):
 
 KNOBS: tuple[type[_Knobs], ...] = (SparkKnobs, TopicKnobs, CassandraKnobs, ReconcileKnobs, ServingKnobs,
                                    DagKnobs)
+
+
+Settings.model_rebuild()  # its knob fields name the classes above

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -42,7 +41,7 @@ def settings(stack):
     """A keyspace of this module's own: it promotes the schema's example day freely."""
     from storage.cassandra import apply_migrations, connect
 
-    own = replace(stack, keyspace=f"abuse_{uuid.uuid4().hex[:10]}")
+    own = stack.replaced(keyspace=f"abuse_{uuid.uuid4().hex[:10]}")
     apply_migrations(own)
     yield own
     session = connect(own, keyspace=False)

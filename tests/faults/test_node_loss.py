@@ -27,7 +27,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 from unittest import mock
@@ -82,7 +82,7 @@ def _kill(settings, *names: str) -> None:
 
 def _node_alone(settings, host: str):
     """Settings that read from one Cassandra node only, at consistency ONE."""
-    return replace(settings, cassandra_hosts=(host,),
+    return settings.replaced(cassandra_hosts=(host,),
                    cassandra=settings.cassandra.model_copy(update={"consistency": "ONE"}))
 
 

@@ -210,7 +210,6 @@ def test_a_record_stamped_before_the_restatement_horizon_is_refused_and_leaves_n
     records would land in a closed day that nothing counts again. With a horizon of 7 days
     the views topic refuses a record stamped 9 days back at produce time, and takes one
     stamped 2 days back."""
-    from dataclasses import replace
 
     from storage.kafka_config import client_config
     from storage.topics import MS_PER_DAY, ensure_topics
@@ -219,7 +218,7 @@ def test_a_record_stamped_before_the_restatement_horizon_is_refused_and_leaves_n
     from producer.generator import Record
     from producer.kafka_sink import timestamp_window_ms
 
-    week = replace(stack, topics=stack.topics.model_copy(update={"restatement_days": 7}))
+    week = stack.replaced(topics=stack.topics.model_copy(update={"restatement_days": 7}))
     with isolated(week, "test-slow-clock") as (settings, _):
         assert timestamp_window_ms(client_config(settings), settings.views_topic)[0] == 8 * MS_PER_DAY
         rng = random.Random(65)

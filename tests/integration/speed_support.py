@@ -11,7 +11,6 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from oracle import counts as oracle
@@ -27,7 +26,7 @@ def isolated(stack, prefix: str):
     from storage.topics import delete_topics, ensure_topics
 
     tag = uuid.uuid4().hex[:10]
-    settings = replace(stack, keyspace=f"t_{tag}", views_topic=f"{prefix}-{tag}",
+    settings = stack.replaced(keyspace=f"t_{tag}", views_topic=f"{prefix}-{tag}",
                        dlq_topic=f"{prefix}-{tag}.dlq", cells_topic=f"{prefix}-{tag}.cells")
     ensure_topics(settings, {settings.views_topic: 6, settings.dlq_topic: 2, settings.cells_topic: 2})
     apply_migrations(settings)

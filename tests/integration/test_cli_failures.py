@@ -131,8 +131,8 @@ def test_only_operational_failures_are_explained(tmp_path):
     from storage.errors import explain
     from settings.environment import Settings
 
-    assert explain(ZeroDivisionError("division by zero"), Settings()) is None
-    assert explain(OSError(28, "No space left on device", str(Path("/x"))), Settings()).startswith(
+    assert explain(ZeroDivisionError("division by zero"), Settings.defaults()) is None
+    assert explain(OSError(28, "No space left on device", str(Path("/x"))), Settings.defaults()).startswith(
         "the disk is full (/x)")
 
 

@@ -92,9 +92,8 @@ def closed_port() -> int:
 
 
 def test_cassandra_unreachable_is_503_on_every_read_and_on_healthz(stack):
-    from dataclasses import replace
 
-    unreachable = ViewStore(replace(stack, cassandra_port=closed_port()), Limits())
+    unreachable = ViewStore(stack.replaced(cassandra_port=closed_port()), Limits())
     with running(create_app(unreachable)) as url, httpx.Client(base_url=url, timeout=30) as client:
         health = client.get("/healthz")
         assert health.status_code == 503

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -113,7 +112,7 @@ def test_errors_are_the_routes_errors(stack, path):
 
 
 def test_cassandra_unavailable_is_the_routes_503(stack):
-    unreachable = replace(stack, cassandra_port=closed_port())
+    unreachable = stack.replaced(cassandra_port=closed_port())
     fast, routed = answers(unreachable, ["/v1/videos/v/views?start=2035-07-01T00:00:00Z&end=2035-07-02T00:00:00Z"])
     assert fast == routed
     assert fast[0][0] == 503 and fast[0][2]["retry-after"] == "1"

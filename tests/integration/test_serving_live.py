@@ -14,7 +14,6 @@ import datetime as dt
 import socket
 import time
 import uuid
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -169,7 +168,7 @@ def test_an_evicted_partition_is_read_again_on_its_next_request(stack, cassandra
 
 def test_a_worker_whose_topic_is_deleted_answers_from_cassandra_and_follows_it_again(stack, cassandra_session):
     topic = f"test-cells-{uuid.uuid4().hex[:10]}"
-    settings = replace(stack, cells_topic=topic)
+    settings = stack.replaced(cells_topic=topic)
     ensure_topics(settings, {topic: 2})
     store = ViewStore(settings, Limits())
     video_id = new_video()
@@ -203,7 +202,7 @@ def test_a_worker_whose_topic_is_deleted_answers_from_cassandra_and_follows_it_a
 
 
 def test_a_worker_cut_off_from_kafka_says_so_and_answers_from_cassandra(stack, cassandra_session):
-    store = ViewStore(replace(stack, kafka_bootstrap=f"127.0.0.1:{closed_port()}"), Limits())
+    store = ViewStore(stack.replaced(kafka_bootstrap=f"127.0.0.1:{closed_port()}"), Limits())
     video_id = new_video()
     counts = generated_counts(seed=78, day=DAY, minutes=30)
     unpublished(cassandra_session, video_id, counts)

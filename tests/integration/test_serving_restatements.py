@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -40,7 +39,7 @@ def test_metrics_count_pending_and_failed_requests_and_the_records_of_their_days
     write_restatement(cassandra_session, _record(DAYS[3], 2, 2, 3))
     outside = dt.date(2097, 4, 1)  # a record of a day with no request of this topic: not counted
     write_restatement(cassandra_session, _record(outside, 3, 1, 2))
-    view_store = ViewStore(replace(stack, views_topic=topic), Limits())
+    view_store = ViewStore(stack.replaced(views_topic=topic), Limits())
     app = create_app(view_store)
     try:
         with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
@@ -67,7 +66,7 @@ def test_metrics_count_pending_and_failed_requests_and_the_records_of_their_days
 
 
 def test_metrics_answer_without_cassandra_and_say_the_read_failed(stack):
-    unreachable = ViewStore(replace(stack, cassandra_port=closed_port()), Limits())
+    unreachable = ViewStore(stack.replaced(cassandra_port=closed_port()), Limits())
     try:
         with running(create_app(unreachable)) as url, httpx.Client(base_url=url, timeout=30) as client:
             response = client.get("/metrics")

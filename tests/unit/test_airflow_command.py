@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 
@@ -89,7 +88,7 @@ def test_status_and_down_of_nothing_running(home_env):
 def test_the_deployment_listens_on_loopback_at_the_port_knob(tmp_path, monkeypatch):
     monkeypatch.delenv("VIEWCOUNT_AIRFLOW_HOME", raising=False)
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
-    env = airflow_environment(replace(Settings.from_env(), run_dir=tmp_path))
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path))
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1" and env["AIRFLOW__API__PORT"] == "18794"
     assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:18794"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18794/execution/"
@@ -105,7 +104,7 @@ def test_the_callers_shell_cannot_switch_the_login_off(tmp_path, monkeypatch, va
     admin's, password or not: anyone on the machine could trigger, clear or delete runs."""
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", value)
     monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.x.Other")
-    env = airflow_environment(replace(Settings.from_env(), run_dir=tmp_path))
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path))
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager")
 
@@ -113,7 +112,7 @@ def test_the_callers_shell_cannot_switch_the_login_off(tmp_path, monkeypatch, va
 def test_each_process_is_marked_as_this_homes(tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "airflow"))
-    settings = replace(Settings.from_env(), run_dir=tmp_path)
+    settings = Settings.from_env().replaced(run_dir=tmp_path)
     env = airflow_environment(settings)
     processes = {process.name: process for process in airflow.airflow_processes(settings, env)}
     assert set(processes) == {"api-server", "scheduler", "dag-processor"}

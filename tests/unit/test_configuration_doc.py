@@ -26,7 +26,8 @@ def variables_read_in_settings() -> set[str]:
     """Every variable name written out in settings/environment.py, and the knobs' variables."""
     named = {node.value for node in ast.walk(ast.parse(SETTINGS.read_text()))
              if isinstance(node, ast.Constant) and isinstance(node.value, str) and VARIABLE.fullmatch(node.value)}
-    knobs = {variable for knobs in settings_module.KNOBS for variable in knobs.variables().values()}
+    knobs = {variable for knobs in (settings_module.Settings, *settings_module.KNOBS)
+             for variable in knobs.variables().values()}
     return named | knobs
 
 

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,7 +46,7 @@ def test_days_of_a_range_in_order():
 
 def test_the_airflow_environment_is_private_and_points_at_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("VIEWCOUNT_AIRFLOW_HOME", raising=False)
-    settings = replace(Settings.from_env(), run_dir=tmp_path)
+    settings = Settings.from_env().replaced(run_dir=tmp_path)
     env = airflow_environment(settings, "local[2]")
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
@@ -65,7 +64,7 @@ def test_the_spark_connection_gives_spark_submit_a_local_master(tmp_path, monkey
     """The provider builds the master URL from the connection; it must not fall back to yarn."""
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-    env = airflow_environment(replace(Settings.from_env(), run_dir=tmp_path), "local[2]")
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path), "local[2]")
     monkeypatch.setenv("AIRFLOW_CONN_VIEWCOUNT_SPARK", env["AIRFLOW_CONN_VIEWCOUNT_SPARK"])
     command = SparkSubmitHook(conn_id="viewcount_spark")._build_spark_submit_command("job.py")
     assert command[:3] == ["spark-submit", "--master", "local[2]"]

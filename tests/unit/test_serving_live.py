@@ -19,7 +19,7 @@ MIDNIGHT = dt.datetime.combine(DAY, dt.time(), tzinfo=UTC)
 
 
 def following(max_partitions: int = 10) -> LiveFeed:
-    feed = LiveFeed(Settings(), max_partitions=max_partitions, max_lag_s=1.0)
+    feed = LiveFeed(Settings.defaults(), max_partitions=max_partitions, max_lag_s=1.0)
     feed.state = FOLLOWING
     return feed
 

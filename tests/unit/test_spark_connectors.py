@@ -4,7 +4,6 @@ where they lie (no 690 MB copy per session); on a cluster they are shipped with 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ def _settings_with_jars(tmp_path):
     """The product's defaults (the suite itself runs with VIEWCOUNT_QUICK_JIT=all)."""
     from settings.environment import SparkKnobs
 
-    settings = replace(Settings.from_env(), cache_dir=tmp_path, spark=SparkKnobs.defaults())
+    settings = Settings.from_env().replaced(cache_dir=tmp_path, spark=SparkKnobs.defaults())
     lib = settings.spark_connectors_home / "lib"
     lib.mkdir(parents=True)
     for name in ("bundle.jar", "kafka-clients.jar"):
@@ -95,10 +94,10 @@ def test_a_short_lived_local_driver_compiles_with_the_quick_compiler_only_unless
     # streaming jobs and cluster masters: both compilers
     assert submit_options(settings, "local[2]")["driver_java_options"] == local
     assert submit_options(settings, "yarn", short_lived=True)["driver_java_options"] == ALWAYS
-    both = replace(settings, spark=SparkKnobs(quick_jit="none"))
+    both = settings.replaced(spark=SparkKnobs(quick_jit="none"))
     assert submit_options(both, "local[2]", short_lived=True)["driver_java_options"] == local
     # VIEWCOUNT_QUICK_JIT=all: streaming jobs too (never a cluster's driver)
-    everywhere = replace(settings, spark=SparkKnobs(quick_jit="all"))
+    everywhere = settings.replaced(spark=SparkKnobs(quick_jit="all"))
     assert submit_options(everywhere, "local[2]")["driver_java_options"] == local_quick
     assert submit_options(everywhere, "yarn")["driver_java_options"] == ALWAYS
 

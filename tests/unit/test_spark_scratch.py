@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import replace
 
 from settings.environment import Settings
 from spark_runtime.session import scratch_dir
 
 
 def test_folders_of_dead_processes_go_and_live_ones_stay(tmp_path):
-    settings = replace(Settings.from_env(), run_dir=tmp_path)
+    settings = Settings.from_env().replaced(run_dir=tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
     root = tmp_path / "spark-tmp"

@@ -116,7 +116,6 @@ def test_a_local_checkpoint_is_known_to_hold_a_query_without_a_jvm(tmp_path):
 
 
 def test_a_rebuild_of_a_checkpoint_that_holds_a_query_is_refused_before_spark(tmp_path):
-    from dataclasses import replace
 
     import pytest
 
@@ -128,7 +127,7 @@ def test_a_rebuild_of_a_checkpoint_that_holds_a_query_is_refused_before_spark(tm
     (tmp_path / "counts").mkdir()
     (tmp_path / "counts" / "metadata").write_text('{"id":"5c0ffee0-0000-4000-8000-000000000000"}\n')
     # No server is asked: the settings point at none.
-    settings = replace(Settings.from_env(), cassandra_hosts=("192.0.2.1",))
+    settings = Settings.from_env().replaced(cassandra_hosts=("192.0.2.1",))
     with pytest.raises(UserError, match="--rebuild starts a new checkpoint, but .* already holds one") as refused:
         refuse_before_spark(settings, options, rebuild=True)
     assert "\n" not in str(refused.value)

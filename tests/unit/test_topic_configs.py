@@ -13,7 +13,7 @@ from storage.topics import (
 
 
 def test_the_views_topic_refuses_records_older_than_the_horizon_plus_a_day():
-    settings = Settings()  # the code's defaults: a horizon of 7 days
+    settings = Settings.defaults()  # the code's defaults: a horizon of 7 days
     assert settings.restatement_days == 7
     configs = enforced_configs(settings, settings.views_topic)
     assert configs["message.timestamp.before.max.ms"] == str(8 * MS_PER_DAY) == "691200000"
@@ -22,7 +22,7 @@ def test_the_views_topic_refuses_records_older_than_the_horizon_plus_a_day():
 
 
 def test_the_dead_letter_topic_takes_any_record_back_however_stamped():
-    settings = Settings()
+    settings = Settings.defaults()
     assert not {"message.timestamp.before.max.ms", "message.timestamp.after.max.ms"} & set(
         enforced_configs(settings, settings.dlq_topic))
 
