@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from infra.airflow_api import DAG_ID, AirflowApi
 from infra.airflow_home import (
     API_HOST, API_USER, PASSWORDS_FILE, airflow_command, api_password, ensure_api_password, ensure_metadata_db,
@@ -138,14 +140,19 @@ def up(settings: Settings, env: dict[str, str]) -> None:
 def _wait_for_dag(api: AirflowApi) -> None:
     """Until the DAG processor has parsed the nightly DAG; its import error if it cannot."""
     started = time.monotonic()
-    while (dag := api.dag()) is None:
-        errors = api.import_errors()
-        if errors:
+
+    def parsed() -> dict | None:
+        dag = api.dag()
+        if dag is None and (errors := api.import_errors()):
             raise UserError(f"{DAG_ID} did not import: {errors[0][:300]}")
-        if time.monotonic() - started > DAG_PARSE_TIMEOUT:
-            raise UserError(f"the DAG processor did not parse {DAG_ID} within {DAG_PARSE_TIMEOUT:.0f} s; "
-                            "see dag-processor.log in the Airflow home")
-        time.sleep(1.0)
+        return dag
+
+    try:
+        dag = Retrying(retry=retry_if_result(lambda dag: dag is None), stop=stop_after_delay(DAG_PARSE_TIMEOUT),
+                       wait=wait_fixed(1.0))(parsed)
+    except RetryError:
+        raise UserError(f"the DAG processor did not parse {DAG_ID} within {DAG_PARSE_TIMEOUT:.0f} s; "
+                        "see dag-processor.log in the Airflow home") from None
     state = "paused" if dag["is_paused"] else "unpaused"
     _log(f"  {DAG_ID} parsed after {time.monotonic() - started:4.1f} s ({state})")
 

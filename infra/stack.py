@@ -17,6 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from infra import artifacts
 from infra.layout import require_same_layout
 from infra.servers import CASSANDRA_DATACENTER, Server, all_servers, node_hosts, replicas_for
@@ -35,8 +38,8 @@ def running_pid(server: Server) -> int | None:
     """The pid from our pid file if that process is alive and is really ours."""
     try:
         pid = int(server.pid_path.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (OSError, ValueError):
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except (OSError, ValueError, psutil.Error):  # no pid file, no such process, a zombie
         return None
     return pid if server.owns(cmdline) else None
 
@@ -78,7 +81,7 @@ def _start(server: Server) -> subprocess.Popen:
 
 def _exited(server: Server, process: subprocess.Popen | None) -> bool:
     # A process we just started is watched through its handle: until it has exec'd, its
-    # /proc command line is still ours and would not carry the server's marker.
+    # command line is still ours and would not carry the server's marker.
     if process is not None:
         return process.poll() is not None
     return running_pid(server) is None
@@ -97,7 +100,10 @@ def start_servers(servers: list[Server]) -> None:
         _log(f"  {server.name:<{width}} already running (pid {pid})")
         pending[server.name] = (server, None, time.monotonic())
     asked_at = time.monotonic()
-    while pending or to_start:
+
+    def still_waiting() -> bool:
+        """One look at every server: start those that may start, drop the healthy ones, raise
+        on one that exited or ran out of time (each has its own ``start_timeout``)."""
         for server in list(to_start):
             if server.may_start():
                 to_start.remove(server)
@@ -122,8 +128,9 @@ def start_servers(servers: list[Server]) -> None:
                     f"{name} did not become healthy within {server.start_timeout:.0f} s; "
                     f"see {server.log_path}"
                 )
-        if pending or to_start:
-            time.sleep(0.5)
+        return bool(pending or to_start)
+
+    Retrying(retry=retry_if_result(bool), wait=wait_fixed(0.5))(still_waiting)
 
 
 def _started_servers(settings: Settings) -> list[Server]:
@@ -219,14 +226,18 @@ def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
             continue
         os.killpg(pid, signal.SIGTERM)
         stopping[server.name] = (server, pid)
-    deadline = time.monotonic() + timeout
-    while stopping and time.monotonic() < deadline:
+
+    def still_stopping() -> bool:
         for name, (server, pid) in list(stopping.items()):
             if running_pid(server) is None or is_zombie(pid):
                 _log(f"  {name:<{width}} stopped")
                 server.pid_path.unlink(missing_ok=True)
                 del stopping[name]
-        time.sleep(0.3)
+        return bool(stopping)
+
+    # Out of time, the loop ends without an error: what is left is killed below.
+    Retrying(retry=retry_if_result(bool), stop=stop_after_delay(timeout), wait=wait_fixed(0.3),
+             retry_error_callback=lambda state: True)(still_stopping)
     for name, (server, pid) in stopping.items():
         os.killpg(pid, signal.SIGKILL)
         server.pid_path.unlink(missing_ok=True)
@@ -235,8 +246,8 @@ def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
 
 def is_zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return True
 
 

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from settings.errors import UserError
 from settings.environment import Settings, SparkKnobs, launched_by_spark_submit
 from spark_runtime.class_data import driver_java_options
@@ -131,7 +133,7 @@ def scratch_dir(settings: Settings) -> Path:
     root = settings.run_dir / "spark-tmp"
     root.mkdir(parents=True, exist_ok=True)
     for folder in root.iterdir():
-        if folder.name.isdigit() and not Path(f"/proc/{folder.name}").exists():
+        if folder.name.isdigit() and not psutil.pid_exists(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
     mine = root / str(os.getpid())
     mine.mkdir(exist_ok=True)

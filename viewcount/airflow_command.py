@@ -99,17 +99,22 @@ def follow(api, run_id: str) -> int:
     """Print each task's new state until the run finishes; 0 when it succeeded."""
     from infra.airflow_api import FINISHED
 
+    from tenacity import Retrying, retry_if_result, wait_fixed
+
     started, seen = time.monotonic(), {}
-    while True:
+
+    def run_state() -> str:
         state = api.run(run_id)["state"]
         for task, task_state in api.task_states(run_id).items():
             if task_state and seen.get(task) != task_state:
                 seen[task] = task_state
                 _say(f"  {task:<18} {task_state:<17} {time.monotonic() - started:5.0f} s")
-        if state in FINISHED:
-            _say(f"{run_id}: {state} in {time.monotonic() - started:.0f} s")
-            return 0 if state == "success" else 1
-        time.sleep(WAIT_POLL_SECONDS)
+        return state
+
+    state = Retrying(retry=retry_if_result(lambda state: state not in FINISHED),
+                     wait=wait_fixed(WAIT_POLL_SECONDS))(run_state)
+    _say(f"{run_id}: {state} in {time.monotonic() - started:.0f} s")
+    return 0 if state == "success" else 1
 
 
 def _say(line: str) -> None:
