@@ -129,7 +129,7 @@ def _reset_demo_data(settings: Settings) -> None:
 
     from confluent_kafka.admin import AdminClient
 
-    from storage.cassandra import connect
+    from storage.cassandra import drop_keyspace
     from storage.kafka_config import client_config
     from storage.s3 import delete_prefix, ensure_bucket
 
@@ -138,9 +138,7 @@ def _reset_demo_data(settings: Settings) -> None:
     doomed = [t for t in (settings.views_topic, settings.dlq_topic, settings.cells_topic) if t in existing]
     for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:
         future.result()
-    session = connect(settings, keyspace=False)
-    session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    session.cluster.shutdown()
+    drop_keyspace(settings)
     if not ensure_bucket(settings):
         delete_prefix(settings)
     shutil.rmtree(settings.run_dir / "demo", ignore_errors=True)
@@ -324,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_landed(settings: Settings) -> None:
-    from viewcount.inspect import dead_letter_reasons, topic_end_offsets
+    from storage.topics import dead_letter_reasons, topic_end_offsets
 
     offsets = topic_end_offsets(settings, settings.views_topic)
     reasons = dead_letter_reasons(settings)

@@ -2,10 +2,11 @@
 and the watermark it dropped late events by.
 
 Every checkpoint the counter ever ran with is in ``speed_queries`` (job 'counter'), and
-each of its batches in ``speed_microbatches`` (partitioned by batch_id / 10,000). A
-long-running counter logs a batch a second, so only the buckets whose offsets can touch
-the day's arrival window are read: the first batch of the topic in each bucket is probed
-(``storage.speed_queries.bucket_first_batches``, one small query per 10,000 batches), and a bucket is skipped when, on every partition of the window,
+each of its batches in ``speed_microbatches`` (partitioned in buckets of batch ids:
+``storage.speed_microbatches``). A long-running counter logs a batch a second, so only the
+buckets whose offsets can touch the day's arrival window are read: the first batch of the
+topic in each bucket is probed (``bucket_first_batches``, one small query per bucket), and
+a bucket is skipped when, on every partition of the window,
 the next bucket starts at or before the window's first offset (all of it lies before the
 window) or the bucket starts at or after the window's end.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage.speed_queries import COUNTER_JOB, LOG_TABLE, RegisteredQuery, bucket_first_batches, registered_queries
+from storage.speed_microbatches import bucket_first_batches, bucket_reader
+from storage.speed_queries import COUNTER_JOB, RegisteredQuery, registered_queries
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -71,8 +73,7 @@ def _ranges(query: RegisteredQuery, rows, topic: str, windows: dict[int, tuple[i
 def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int, int]]) -> list[ConsumedRange]:
     """Every logged (batch, partition) range of ``topic`` of every counter query that
     overlaps ``windows`` (per partition: [first offset, end offset) of the arrival window)."""
-    read = session.prepare(f"SELECT batch_id, topic, start_offsets, end_offsets, late_watermark_ms FROM {LOG_TABLE}"
-                           " WHERE query_id = ? AND batch_bucket = ?")
+    read = bucket_reader(session)
     found = []
     for query in registered_queries(session, COUNTER_JOB):
         query_id = query.query_id
@@ -81,5 +82,5 @@ def consumed_ranges(session: "Session", topic: str, windows: dict[int, tuple[int
         for bucket, first in enumerate(firsts):
             next_first = firsts[bucket + 1] if bucket + 1 < len(firsts) else None
             if _bucket_may_overlap(first, next_first, windows):
-                found += _ranges(query, session.execute(read, (query_id, bucket)), topic, windows)
+                found += _ranges(query, read(query_id, bucket), topic, windows)
     return found

@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from storage.minute_counts import SPEED_TABLE
 from settings.environment import Settings
-
-from reconcile.token_scan import TableScan, scan_table
+from storage.catalog import CATALOG_SCAN
+from storage.minute_counts import SPEED_SCAN
+from storage.token_scan import scan_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-SPEED_SCAN = TableScan(SPEED_TABLE, ("video_id", "day"), ("video_id", "day", "minute", "views"))
-CATALOG_SCAN = TableScan("video_catalog", ("video_id",), ("video_id", "billable", "rate_per_1000", "currency"))
 CELL_SCHEMA = T.StructType([
     T.StructField("video_id", T.StringType(), False),
     T.StructField("minute_ms", T.LongType(), False),

@@ -33,7 +33,7 @@ from counting.reasons import MAX_FUTURE_SECONDS, REASONS
 from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
-from speed_layer.microbatch_log import (CheckpointOffsets, MicrobatchLog, earliest_offsets, holds_query_locally,
+from speed_layer.microbatch_log import (CheckpointOffsets, CounterLog, earliest_offsets, holds_query_locally,
                                         read_query_id)
 from speed_layer.progress import INPUT_METRICS, BatchReport
 from speed_layer.rebuild import unplanned_rebuild, whole_backlog
@@ -103,16 +103,16 @@ class MinuteCountSink:
         self.spark = spark
         self.settings = settings
         self.options = options
-        self._log: MicrobatchLog | None = None
+        self._log: CounterLog | None = None
         self.write_floor: dt.datetime | None = None
         self.offsets = CheckpointOffsets(spark, settings, options.counts_checkpoint)
 
-    def log(self) -> MicrobatchLog:
+    def log(self) -> CounterLog:
         if self._log is None:
             from storage.cassandra import cached_session
 
             query_id = read_query_id(self.spark, self.options.counts_checkpoint)
-            self._log = MicrobatchLog(cached_session(self.settings), query_id)
+            self._log = CounterLog(cached_session(self.settings), query_id)
             registered = self._log.register(COUNTER, self.options.counts_checkpoint, self.options.write_floor)
             self.write_floor = registered.write_floor
         return self._log

@@ -1,4 +1,6 @@
-"""The durable log of every counter micro-batch, for proofs and metrics.
+"""What each counter micro-batch consumed, read from its checkpoint, and the write
+timestamp of its cells; the log itself (``speed_microbatches``) is
+``storage.speed_microbatches``.
 
 What a batch consumed and which watermark it applied is read from the query's own
 write-ahead offset log (``<checkpoint>/offsets/<batch id>``), which Spark writes before
@@ -12,12 +14,12 @@ progress listener.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from settings.environment import Settings
+from storage.speed_microbatches import BatchOffsets, MicrobatchLog
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -26,20 +28,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from storage.speed_queries import RegisteredQuery
-
-TABLE = "speed_microbatches"
-BATCHES_PER_BUCKET = 10_000
-
-
-@dataclass(frozen=True)
-class BatchOffsets:
-    batch_id: int
-    topic: str
-    start_offsets: dict[int, int]  # first offset read, per partition
-    end_offsets: dict[int, int]  # one past the last offset read
-    late_watermark_ms: int
-    eviction_watermark_ms: int
-    batch_timestamp_ms: int
 
 
 def _read_text(spark: "SparkSession", path: str) -> str | None:
@@ -168,30 +156,13 @@ def planned_a_batch(spark: "SparkSession", checkpoint: str) -> bool:
     return any(status.getPath().getName().isdigit() for status in fs.listStatus(offsets))
 
 
-class MicrobatchLog:
-    """Writes and reads ``speed_microbatches`` for one query (one checkpoint)."""
+class CounterLog:
+    """The counter's micro-batch log for one query (one checkpoint): which write timestamp
+    a batch's cells get, remembered from the batch recorded last."""
 
     def __init__(self, session: "Session", query_id: str):
-        self.session = session
-        self.query_id = query_id
-        self._record = session.prepare(
-            f"INSERT INTO {TABLE} (query_id, batch_bucket, batch_id, topic, start_offsets,"
-            " end_offsets, late_watermark_ms, eviction_watermark_ms, batch_time, rows_written,"
-            " write_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        self._write_timestamp = session.prepare(
-            f"SELECT write_timestamp FROM {TABLE} WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
-        )
-        self._progress = session.prepare(
-            f"UPDATE {TABLE} SET rows_in = ?, late_dropped = ?, duplicates_dropped = ?,"
-            " invalid = ?, duration_ms = ? WHERE query_id = ? AND batch_bucket = ? AND batch_id = ?"
-        )
+        self.log = MicrobatchLog(session, query_id)
         self._last_written: tuple[int, int] | None = None  # (batch id, write timestamp) last recorded here
-
-    def _logged_write_timestamp(self, batch_id: int) -> int | None:
-        row = self.session.execute(self._write_timestamp,
-                                   (self.query_id, batch_id // BATCHES_PER_BUCKET, batch_id)).one()
-        return row.write_timestamp if row else None
 
     def write_timestamp(self, batch: BatchOffsets) -> int:
         """The timestamp to write this batch's cells with: the one logged for it when the
@@ -203,44 +174,25 @@ class MicrobatchLog:
             return last_stamp
         if last_id is not None and last_id == batch.batch_id - 1:
             return next_write_timestamp(batch.batch_timestamp_ms, last_stamp)
-        logged = self._logged_write_timestamp(batch.batch_id)
+        logged = self.log.logged_write_timestamp(batch.batch_id)
         if logged is not None:
             return logged
-        previous = self._logged_write_timestamp(batch.batch_id - 1) if batch.batch_id else None
+        previous = self.log.logged_write_timestamp(batch.batch_id - 1) if batch.batch_id else None
         return next_write_timestamp(batch.batch_timestamp_ms, previous)
 
     def record(self, batch: BatchOffsets, rows_written: int, write_timestamp: int | None = None) -> None:
-        self.session.execute(self._record, (
-            self.query_id, batch.batch_id // BATCHES_PER_BUCKET, batch.batch_id, batch.topic,
-            batch.start_offsets, batch.end_offsets, batch.late_watermark_ms,
-            batch.eviction_watermark_ms, batch.batch_timestamp_ms, rows_written, write_timestamp,
-        ))
+        self.log.record(batch, rows_written, write_timestamp)
         if write_timestamp is not None:
             self._last_written = (batch.batch_id, write_timestamp)
 
     def add_progress(self, batch_id: int, *, rows_in: int, late_dropped: int,
                      duplicates_dropped: int, invalid: dict[str, int], duration_ms: int) -> None:
-        self.session.execute(self._progress, (
-            rows_in, late_dropped, duplicates_dropped, invalid, duration_ms,
-            self.query_id, batch_id // BATCHES_PER_BUCKET, batch_id,
-        ))
+        self.log.add_progress(batch_id, rows_in=rows_in, late_dropped=late_dropped,
+                              duplicates_dropped=duplicates_dropped, invalid=invalid, duration_ms=duration_ms)
 
     def register(self, job: str, checkpoint: str, write_floor: "dt.datetime | None" = None) -> "RegisteredQuery":
         """Register the query at its first start; a restart gets the row of that start back
         (its write floor: ``speed_layer.rebuild``)."""
         from storage.speed_queries import register_query
 
-        return register_query(self.session, job, self.query_id, checkpoint, write_floor)
-
-    def batches(self) -> list:
-        """Every logged batch of this query, oldest first (buckets are filled in order)."""
-        rows, bucket = [], 0
-        while True:
-            found = list(self.session.execute(
-                f"SELECT * FROM {TABLE} WHERE query_id = %s AND batch_bucket = %s",
-                (self.query_id, bucket),
-            ))
-            if not found:
-                return rows
-            rows.extend(found)
-            bucket += 1
+        return register_query(self.log.session, job, self.log.query_id, checkpoint, write_floor)

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Iterable
 from counting.reasons import MAX_FUTURE_SECONDS
 from speed_layer.kafka_source import SourceOptions
 from settings.errors import UserError
-from storage.speed_queries import (COUNTER_JOB, LoggedBatch, RegisteredQuery, bucket_batches,
-                                   bucket_first_batches, registered_queries)
+from storage.speed_microbatches import LoggedBatch, bucket_batches, bucket_first_batches
+from storage.speed_queries import COUNTER_JOB, RegisteredQuery, registered_queries
 from storage.topics import VIEWS_TIMESTAMP_AFTER_MAX_MS
 
 if TYPE_CHECKING:

@@ -78,6 +78,16 @@ def connect(settings: Settings, *, keyspace: bool = True) -> "Session":
     return cluster.connect(settings.keyspace if keyspace else None)
 
 
+def drop_keyspace(settings: Settings) -> None:
+    """Drop the keyspace of ``settings`` and every table in it (a run of its own: the demo,
+    a test module, a benchmark); a keyspace that does not exist is fine."""
+    session = connect(settings, keyspace=False)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+    finally:
+        session.cluster.shutdown()
+
+
 _process_sessions: dict[tuple, "Session"] = {}
 
 

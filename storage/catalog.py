@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable
 
+from storage.token_scan import TableScan
+
 if TYPE_CHECKING:
     from cassandra.cluster import Session
 
 CATALOG_TABLE = "video_catalog"
+# The whole catalog, by token ranges (the reconciler's billing inputs).
+CATALOG_SCAN = TableScan(CATALOG_TABLE, ("video_id",), ("video_id", "billable", "rate_per_1000", "currency"))
 UNKNOWN_CURRENCY = "XXX"  # ISO 4217's code for "no currency": rows loaded before currencies were kept
 CONCURRENCY = 64
 

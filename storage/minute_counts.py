@@ -16,12 +16,15 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from settings.environment import Settings
+from storage.token_scan import TableScan
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
     from pyspark.sql import DataFrame
 
 SPEED_TABLE = "speed_minute_views"
+# The whole speed table, by token ranges of its partition key (the reconciler's snapshot).
+SPEED_SCAN = TableScan(SPEED_TABLE, ("video_id", "day"), ("video_id", "day", "minute", "views"))
 DEFAULT_CONCURRENCY = 64
 ROWS_PER_BATCH = 50  # ~3 KB per batch: under Cassandra's 5 KB batch-size warning
 
@@ -137,3 +140,24 @@ def read_minute_counts(
         MinuteCount(video_id, _utc(row.minute), row.views)
         for row in session.execute(statement, (video_id, day))
     ]
+
+
+def speed_counts_for(settings: Settings, videos: set[str], day: dt.date) -> dict[tuple[str, int], int]:
+    """(video_id, minute epoch ms) -> views of the speed table for these videos on one day."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    from storage.cassandra import connect
+
+    session = connect(settings)
+    try:
+        statement = session.prepare(f"SELECT video_id, minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?")
+        results = execute_concurrent_with_args(session, statement, [(video, day) for video in videos],
+                                               concurrency=64)
+        counts = {}
+        for success, rows in results:
+            for row in rows:
+                minute = row.minute.replace(tzinfo=dt.timezone.utc)
+                counts[(row.video_id, int(minute.timestamp() * 1000))] = row.views
+        return counts
+    finally:
+        session.cluster.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from counting.reasons import MAX_FUTURE_SECONDS
 from settings.errors import UserError
 from storage.kafka_config import client_config
@@ -174,6 +176,33 @@ def partition_offsets(settings: Settings, topic: str, *, committed: bool = True)
                 for partition in partitions}
     finally:
         consumer.close()
+
+
+def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    return {partition: end for partition, (_, end) in partition_offsets(settings, topic).items()}
+
+
+def dead_letter_reasons(settings: Settings) -> Counter:
+    """Every record of the dead-letter topic, counted by its `reason` header."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    ends = topic_end_offsets(settings, settings.dlq_topic)
+    consumer = Consumer(client_config(settings, **{"group.id": "viewcount-inspect", "enable.auto.commit": False}))
+    reasons: Counter = Counter()
+    try:
+        consumer.assign([TopicPartition(settings.dlq_topic, p, 0) for p, end in ends.items() if end])
+        remaining = sum(ends.values())
+        while remaining > 0:
+            message = consumer.poll(10)
+            if message is None:
+                break
+            if message.error():
+                continue
+            reasons[dict(message.headers() or []).get("reason", b"?").decode()] += 1
+            remaining -= 1
+    finally:
+        consumer.close()
+    return reasons
 
 
 # Just after a broker restart, or a topic's creation, its partitions have no leader for a

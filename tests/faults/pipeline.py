@@ -80,7 +80,7 @@ def assert_counted_exactly(settings, checkpoint: Path, produced: int) -> None:
     """The topic holds exactly the ``produced`` records (none lost, none written twice), and
     the speed counts of the counter checkpointed at ``checkpoint`` equal the oracle's (late
     drops aside, each proven by its micro-batch)."""
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
 
     assert sum(topic_end_offsets(settings, settings.views_topic).values()) == produced
     batches = logged_batches(settings, checkpoint / "counts")

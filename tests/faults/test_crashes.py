@@ -252,7 +252,7 @@ def test_speed_counts_equal_the_oracle_after_the_kills(crashed):
 def test_the_archive_holds_every_offset_exactly_once(crashed, spark):
     from pyspark.sql import functions as F
 
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
 
     settings = crashed["settings"]
     ends = topic_end_offsets(settings, settings.views_topic)

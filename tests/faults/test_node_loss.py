@@ -43,7 +43,7 @@ from tests.integration.speed_support import (
 )
 from tests.integration.test_serving_command import VIEWCOUNT, serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
-from viewcount.inspect import topic_end_offsets
+from storage.topics import topic_end_offsets
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

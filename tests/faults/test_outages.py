@@ -32,7 +32,7 @@ from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
 from tests.integration.speed_support import isolated, kill_hard, start_viewcount, viewcount
 from tests.integration.test_serving_command import serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
-from viewcount.inspect import topic_end_offsets
+from storage.topics import topic_end_offsets
 
 # The module fixture (three outages in sequence) runs inside the first test's time limit.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]

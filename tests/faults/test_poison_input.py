@@ -148,7 +148,7 @@ def test_valid_views_around_the_poison_are_counted_exactly(poisoned):
 def test_a_record_over_the_topic_limit_is_refused_at_produce_time_and_leaves_nothing(stack):
     from storage.topics import VIEWS_MAX_MESSAGE_BYTES
     from settings.errors import UserError
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
     from producer.generator import Record
 
     with isolated(stack, "test-oversize") as (settings, _):
@@ -178,7 +178,7 @@ def test_a_record_stamped_past_the_rules_allowance_ahead_is_refused_and_leaves_n
     from storage.kafka_config import client_config
     from storage.topics import ensure_topics
     from settings.errors import UserError
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
     from producer.generator import Record
     from producer.kafka_sink import timestamp_window_ms
 
@@ -214,7 +214,7 @@ def test_a_record_stamped_before_the_restatement_horizon_is_refused_and_leaves_n
     from storage.kafka_config import client_config
     from storage.topics import MS_PER_DAY, ensure_topics
     from settings.errors import UserError
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
     from producer.generator import Record
     from producer.kafka_sink import timestamp_window_ms
 

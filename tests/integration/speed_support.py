@@ -73,7 +73,7 @@ def wait_for(path_glob: Path, pattern: str, count: int, timeout: float = 300) ->
 def consume(settings, topic: str) -> list:
     from confluent_kafka import Consumer, TopicPartition
 
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
 
     ends = topic_end_offsets(settings, topic)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": uuid.uuid4().hex,
@@ -90,7 +90,7 @@ def consume(settings, topic: str) -> list:
 
 
 def logged_batches(settings, counts_checkpoint: Path) -> list:
-    from speed_layer.microbatch_log import MicrobatchLog
+    from storage.speed_microbatches import MicrobatchLog
     from storage.cassandra import connect
 
     query_id = json.loads((counts_checkpoint / "metadata").read_text().splitlines()[0])["id"]
@@ -116,7 +116,7 @@ def speed_counts_of(settings, cells) -> dict:
     """The speed table's counts for every video and UTC day the given cells touch."""
     import datetime as dt
 
-    from viewcount.inspect import speed_counts_for
+    from storage.minute_counts import speed_counts_for
 
     videos = {video for video, _ in cells}
     days = {dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc).date() for _, minute_ms in cells}

@@ -42,7 +42,7 @@ def assert_completeness_matches_topic(settings, arrival_dates) -> None:
     offset 0 to its end with no record more or less, and its committed offsets are the ends."""
     from storage.archive import offsets_by_partition, read_committed_offsets, read_hours
     from storage.cassandra import connect
-    from viewcount.inspect import topic_end_offsets
+    from storage.topics import topic_end_offsets
 
     ends = topic_end_offsets(settings, settings.views_topic)
     session = connect(settings)

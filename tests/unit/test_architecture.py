@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,88 @@ def test_no_import_circle():
 def test_the_circle_check_sees_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+# CQL lives in storage/, each table's statements in its module. Elsewhere a CQL statement is
+# a string that starts with a statement's verb and names a table of the Cassandra schema
+# (its migrations), a system table or a table given at run time (``{}`` of an f-string); a
+# keyspace, a batch or a USE is CQL whatever it names. DuckDB's SQL (benches) names none of
+# these tables; docstrings and prose name no table after a verb.
+SCHEMA_TABLES = {"schema_migrations"} | {
+    match.group(1)
+    for path in (ROOT / "storage" / "migrations").glob("*.cql")
+    for match in re.finditer(r"CREATE TABLE IF NOT EXISTS (?:\{keyspace\}\.)?(\w+)", path.read_text())
+}
+TABLE = r"([\w.{}\"]+)"
+TABLE_STATEMENT = re.compile(
+    r"\s*(?:SELECT\s.*?\sFROM\s+" + TABLE + r"|INSERT\s+INTO\s+" + TABLE
+    + r"|UPDATE\s+" + TABLE + r"\s+(?:SET|USING)\s|DELETE\b.*?\bFROM\s+" + TABLE
+    + r"|TRUNCATE\s+(?:TABLE\s+)?" + TABLE
+    + r"|(?:CREATE|ALTER|DROP)\s+(?:TABLE|INDEX|TYPE|MATERIALIZED\s+VIEW)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?" + TABLE
+    + ")", re.IGNORECASE | re.DOTALL)
+CQL_ONLY_STATEMENT = re.compile(
+    r"\s*(?:(?:CREATE|ALTER|DROP)\s+KEYSPACE\s|BEGIN\s+(?:UNLOGGED\s+|COUNTER\s+)?BATCH\s"
+    r"|USE\s+[\w{}\"]+\s*;?\s*$)", re.IGNORECASE | re.DOTALL)
+
+
+def is_cql(text: str) -> bool:
+    if CQL_ONLY_STATEMENT.match(text):
+        return True
+    statement = TABLE_STATEMENT.match(text)
+    if statement is None:
+        return False
+    named = next(group for group in statement.groups() if group).strip('"')
+    return "{" in named or named.lower().startswith("system") or named.rsplit(".", 1)[-1] in SCHEMA_TABLES
+
+
+def cql_statements(source: str) -> list[str]:
+    """``line: statement`` for every CQL statement in a string of ``source`` (an f-string's
+    values read as ``{}``); a string standing alone as a statement (a docstring) is prose."""
+    tree = ast.parse(source)
+    skipped = {id(node.value) for node in ast.walk(tree)
+               if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+    skipped |= {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped:
+            text = node.value
+        else:
+            continue
+        if is_cql(text):
+            found.append(f"{node.lineno}: {' '.join(text.split())[:60]}")
+    return found
+
+
+def test_cql_lives_in_storage():
+    packages = sorted(OURS - {"storage", "tests", "bench"})
+    assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
+                for found in cql_statements(path.read_text())}
+
+
+@pytest.mark.parametrize("source", [
+    'rows = session.execute("SELECT minute, views FROM speed_minute_views WHERE video_id = %s", (video,))\n',
+    'session.execute(f"DELETE FROM {table} WHERE day = %s", (day,))\n',
+    'INSERT = (f"INSERT INTO {keyspace}.batch_promotions (day, version)"\n          " VALUES (?, ?)")\n',
+    'session.execute("UPDATE speed_minute_views SET views = 0 WHERE video_id = %s", (video,))\n',
+    'session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}")\n',
+    'session.execute("SELECT files FROM system_views.pending_hints")\n',
+    'session.execute("truncate table reconciliations")\n',
+    'statement = "BEGIN UNLOGGED BATCH " + body\n',
+    'session.execute(f"CREATE TABLE IF NOT EXISTS {keyspace}.cells (video_id text PRIMARY KEY)")\n',
+])
+def test_the_cql_check_sees_a_cql_statement(source):
+    assert cql_statements(source)
+
+
+@pytest.mark.parametrize("source", [
+    'def read(session):\n    """Select the views from speed_minute_views, one day at a time."""\n',
+    'help = "update the catalog from a CSV file"\n',
+    'divergent = duckdb.sql("SELECT count(*) FROM divergent WHERE delta <> 0")\n',
+    'note = "Delete from the archive only what the reconciler proved"\n',
+    'query = counts.writeStream.outputMode("update")\n',
+    'print(f"update {count} answered")\n',
+])
+def test_the_cql_check_passes_prose_and_other_sql(source):
+    assert not cql_statements(source)

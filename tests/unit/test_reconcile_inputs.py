@@ -16,7 +16,7 @@ from counting.window import BatchWindow
 from counting.window import parse_day
 from reconcile.inputs import chosen_version, window_of
 from reconcile.speed_log import _bucket_may_overlap, _ranges
-from reconcile.token_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
+from storage.token_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
 from settings.errors import UserError
 from storage.batch_results import BatchVersion
 from storage.speed_queries import RegisteredQuery

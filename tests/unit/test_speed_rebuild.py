@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from speed_layer.rebuild import floor_after, last_read_below, reads_below
-from storage.speed_queries import LoggedBatch
+from storage.speed_microbatches import LoggedBatch
 
 T0 = dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.timezone.utc)
 
