@@ -69,7 +69,8 @@ def _checked_archive(session: "Session", settings: Settings, window: BatchWindow
     return completeness
 
 
-def _session(settings: Settings, master: str | None) -> "SparkSession":
+def batch_session(settings: Settings, master: str | None) -> "SparkSession":
+    """The batch's SparkSession (also what ``bench/batch_throughput.py`` times on)."""
     from spark_runtime.session import build_session, job_master
 
     partitions = str(settings.spark.batch_shuffle_partitions)
@@ -78,26 +79,33 @@ def _session(settings: Settings, master: str | None) -> "SparkSession":
                          short_lived=True)
 
 
-def _count(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness",
-           allow_gaps: bool) -> tuple["DataFrame", "DataFrame", "ArchiveTallies", int]:
-    """The window's parsed events and the day's counts, both cached, once the archive
-    files are checked against archive_hours (a cheap pass: no value bytes are read), and
-    the valid events of D that arrived in the hour after the cutoff (not counted)."""
+def count_window(spark: "SparkSession", root: str, window: BatchWindow, completeness: "Completeness | None",
+                 allow_gaps: bool = False) -> tuple["DataFrame", "ArchiveTallies", "BatchStats"]:
+    """The day's counts (cached) and statistics from the window's archive hours under
+    ``root``: what ``viewcount batch`` computes before it writes anything (and what
+    ``bench/batch_throughput.py`` times). The archive files are first checked against
+    ``completeness`` (archive_hours; a cheap pass: no value bytes are read); None skips
+    that check (a benchmark's archive has no rows). The valid events of D that arrived
+    in the hour after the cutoff are counted for the statistics, not in the counts."""
     from batch_layer.completeness import file_gaps, refusal
-    from batch_layer.recompute import PAST_CUTOFF_SPAN, count_day, events_in_window, past_cutoff_events, tally_archive
+    from batch_layer.recompute import (
+        PAST_CUTOFF_SPAN, count_day, day_stats, events_in_window, past_cutoff_events, tally_archive)
     from storage.archive import read_archive_hours
 
     records = read_archive_hours(spark, root, window.hours())  # the tallies count what lies outside the window too
     tallies = tally_archive(records, window)
-    gaps = file_gaps(completeness.spans, tallies.by_partition)
-    if gaps and not allow_gaps:
-        raise refusal(window.day, gaps)
-    completeness.gaps.extend(gaps)
+    if completeness is not None:
+        gaps = file_gaps(completeness.spans, tallies.by_partition)
+        if gaps and not allow_gaps:
+            raise refusal(window.day, gaps)
+        completeness.gaps.extend(gaps)
     events = events_in_window(records, window).persist()  # read by the counts and the statistics
     counts = events.transform(count_day(window)).persist()
     counts.count()
     after = read_archive_hours(spark, root, window.hours_after_cutoff(PAST_CUTOFF_SPAN))
-    return events, counts, tallies, past_cutoff_events(records.unionByName(after), window)
+    stats = day_stats(events, counts, window, past_cutoff_events(records.unionByName(after), window))
+    events.unpersist()
+    return counts, tallies, stats
 
 
 def _report_input(day: dt.date, stats: "BatchStats", tallies: "ArchiveTallies") -> None:
@@ -171,7 +179,6 @@ def recompute_day(settings: Settings, window: BatchWindow, *, allow_gaps: bool =
                   output: str | None = None) -> "VersionClaim":
     """Every stage for one day; returns the version written. ``archive`` and ``output``
     default to the bucket's (see ``add_arguments``); ``master`` to ``job_master``'s."""
-    from batch_layer.recompute import day_stats
     from storage.archive import archive_path
     from storage.batch_results import COMPLETE
     from storage.cassandra import connect
@@ -180,11 +187,9 @@ def recompute_day(settings: Settings, window: BatchWindow, *, allow_gaps: bool =
     session, spark = connect(settings), None
     try:
         completeness = _checked_archive(session, settings, window, allow_gaps)
-        spark = _session(settings, master)
-        events, counts, tallies, past_cutoff = _count(spark, archive or archive_path(settings), window,
-                                                      completeness, allow_gaps)
-        stats = day_stats(events, counts, window, past_cutoff)
-        events.unpersist()
+        spark = batch_session(settings, master)
+        counts, tallies, stats = count_window(spark, archive or archive_path(settings), window, completeness,
+                                              allow_gaps)
         _report_input(window.day, stats, tallies)
         claim, same_input = _claim(session, window, completeness, allow_gaps)
         output = output or f"s3a://{settings.s3_bucket}/batch"

@@ -4,13 +4,15 @@ Writes two Parquet sets of N cells each with DuckDB (100,000 videos x N/100,000 
 the speed side lacks every 5,003rd cell, has +1 on every 3,001st and 1,000 cells the
 batch lacks: a few thousand divergent cells), then times, in the same run:
 
-- ours: ``reconcile.compare.divergent_cells`` on a local SparkSession configured like
-  ``viewcount reconcile`` (the divergent cells persisted and counted, the day's totals
-  observed in the same pass), twice (the first run pays the JVM's warm-up);
+- ours: ``reconcile.compare.divergent_cells`` (what ``reconcile.pipeline.reconcile_day``
+  calls) on the session ``viewcount reconcile`` builds (``reconcile.command.reconcile_session``;
+  the divergent cells persisted and counted, the day's totals observed in the same pass),
+  twice (the first run pays the JVM's warm-up);
 - DuckDB: the same full outer join of the same files, the divergent cells into a table
   and the same totals (two queries).
 
-Both must agree on the divergent cells and the totals.
+Both must agree on the divergent cells and the totals (the exit status is 1 when they do
+not). ``make test`` runs it at 20,000 cells (tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/reconcile_compare.py --cells 10000000
 """
@@ -93,17 +95,20 @@ def main() -> int:
         started = time.perf_counter()
         speed, batch = write_cells(folder, args.cells)
         print(f"wrote 2 x {args.cells:,} cells in {time.perf_counter() - started:.1f} s ({folder})", flush=True)
-        from reconcile.command import _spark
-        from settings.environment import Settings
+        from reconcile.command import reconcile_session
+        from settings.environment import ReconcileKnobs, Settings
 
         started = time.perf_counter()
-        spark = _spark(Settings.from_env(), None)
+        spark = reconcile_session(Settings.from_env(), None, ReconcileKnobs.from_env())
         print(f"Spark session started in {time.perf_counter() - started:.1f} s (not counted)", flush=True)
         runs = [time_ours(spark, speed, batch) for _ in range(2)]
         spark.stop()
         reference = time_duckdb(speed, batch)
-        assert all(result == reference[1] for _, result in runs), (runs, reference)
         compared, divergent = reference[1][:2]
+        if any(result != reference[1] for _, result in runs):
+            print(f"results DIFFER: ours {[result for _, result in runs]}, DuckDB {reference[1]} "
+                  "(cells compared, divergent, speed views, batch views, |delta| views)")
+            return 1
         print(f"cells compared {compared:,}, divergent {divergent:,}; results identical")
         for number, (seconds, _) in enumerate(runs, start=1):
             print(f"reconcile comparison run {number}: {seconds:6.1f} s  ({compared / seconds:,.0f} cells/s)")

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Spark master (default: VIEWCOUNT_SPARK_MASTER or local[2])")
 
 
-def _spark(settings: Settings, master: str | None, knobs: ReconcileKnobs):
+def reconcile_session(settings: Settings, master: str | None, knobs: ReconcileKnobs):
+    """The reconciliation's SparkSession (also what ``bench/reconcile_compare.py`` times on)."""
     from spark_runtime.session import build_session
 
     # One day's cells are a few million rows a side at most: a handful of partitions, merged
@@ -91,7 +92,7 @@ def reconcile(day: dt.date, *, version: int | None = None, prefix: str | None = 
         window = window_of(chosen)
         say(day, f"batch version {chosen.version} ({chosen.parquet_uri}), arrivals until "
                  f"{window.cutoff:%Y-%m-%dT%H:%M:%SZ}")
-        spark = _spark(settings, master, knobs)
+        spark = reconcile_session(settings, master, knobs)
         locations = Locations(settings.s3_bucket, prefix.strip("/"), day)
         outcome = reconcile_day(spark, settings, session, chosen, window, tolerances, locations, accept_gaps)
         restatements = read_day(session, settings.views_topic, day)
