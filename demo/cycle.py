@@ -26,6 +26,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
+
 from storage.reconciliations import money_text
 from settings.environment import ServingKnobs, Settings
 from settings.errors import UserError
@@ -142,8 +144,9 @@ def _reset_demo_data(settings: Settings) -> None:
     if not ensure_bucket(settings):
         delete_prefix(settings)
     shutil.rmtree(settings.run_dir / "demo", ignore_errors=True)
-    while doomed and set(doomed) & set(admin.list_topics(timeout=10).topics):
-        time.sleep(0.5)  # topic deletion completes asynchronously
+    # Topic deletion completes asynchronously: until none of them is listed any more.
+    Retrying(retry=retry_if_result(bool), wait=wait_fixed(0.5))(
+        lambda: doomed and set(doomed) & set(admin.list_topics(timeout=10).topics))
 
 
 def write_demo_catalog(path: Path, videos: int) -> int:
@@ -173,16 +176,16 @@ class Api:
         self.port = _free_port()
         self.process = subprocess.Popen([sys.executable, "-m", "viewcount.cli", "serve", "--port", str(self.port)],
                                         stdout=log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.get("/healthz")
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise UserError(f"the API did not come up; see {log}") from None
-                time.sleep(0.5)
+
+        def exited(_) -> bool:
+            return self.process.poll() is not None
+
+        try:
+            Retrying(retry=retry_if_exception_type(OSError), stop=stop_after_delay(60) | exited,
+                     wait=wait_fixed(0.5))(self.get, "/healthz")
+        except RetryError:
+            self.stop()
+            raise UserError(f"the API did not come up; see {log}") from None
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:

@@ -184,31 +184,53 @@ def supervise(spark: "SparkSession", start_queries: Callable[[], list["Streaming
     (``servers_up``) answer again. The checkpoints make a restart exact: a batch that
     was not committed is replayed with the same offsets, and every sink write is idempotent.
     Exit status 1 once the restarts are spent; 0 when the queries ended normally."""
-    failures, outage = 0, False
-    while True:
+    from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+    began, outage, interrupted = 0.0, False, False
+
+    def run() -> int:
+        nonlocal began
         began = time.monotonic()
         spark.streams.resetTerminated()  # else the last run's failure ends the wait at once
-        status = await_queries(spark, start_queries(), trigger)
-        if status != 1:
-            return status
-        if time.monotonic() - began > HEALTHY_RUN_S:
-            failures, outage = 1, False
-        else:
-            failures += 1
-        if failures > max_restarts:
-            if max_restarts:
-                print(f"giving up after {max_restarts} restart(s) in a row", file=sys.stderr, flush=True)
-            return 1
-        delay = min(2.0 ** failures, MAX_RESTART_DELAY_S)
-        print(f"restarting from the checkpoints in {delay:.0f} s (restart {failures} of at most "
-              f"{max_restarts} in a row)", file=sys.stderr, flush=True)
+        return await_queries(spark, start_queries(), trigger)
+
+    def count_failure(state) -> None:
+        nonlocal outage
+        if time.monotonic() - began > HEALTHY_RUN_S:  # the failure of a healthy run is the first in a row
+            state.attempt_number, outage = 1, False
+
+    def announce(state) -> None:
+        print(f"restarting from the checkpoints in {state.next_action.sleep:.0f} s (restart "
+              f"{state.attempt_number} of at most {max_restarts} in a row)", file=sys.stderr, flush=True)
+
+    def wait(delay: float) -> None:
+        nonlocal outage, interrupted
+        started = time.monotonic()
         try:
-            started_wait = time.monotonic()
             outage = wait_before_restart(delay, servers_up, recovering=outage)
-            if outage and time.monotonic() - started_wait < delay:
-                print("the servers answer again: restarting now", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
+            interrupted = True
+            raise
+        if outage and time.monotonic() - started < delay:
+            print("the servers answer again: restarting now", file=sys.stderr, flush=True)
+
+    def give_up(state) -> int:
+        if max_restarts:
+            print(f"giving up after {max_restarts} restart(s) in a row", file=sys.stderr, flush=True)
+        return 1
+
+    # Failures in a row are tenacity's attempts: the delay doubles from 2 s up to
+    # MAX_RESTART_DELAY_S, and the wait (``wait_before_restart``) ends early once the servers
+    # it found down answer again.
+    restarts = Retrying(retry=retry_if_result(lambda status: status == 1), stop=stop_after_attempt(max_restarts + 1),
+                        wait=wait_exponential(multiplier=2, max=MAX_RESTART_DELAY_S), after=count_failure,
+                        before_sleep=announce, sleep=wait, retry_error_callback=give_up)
+    try:
+        return restarts(run)
+    except KeyboardInterrupt:
+        if interrupted:  # during a wait: as a spent restart
             return 1
+        raise
 
 
 INTERRUPTED = 130
