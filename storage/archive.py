@@ -267,3 +267,11 @@ def read_archive(spark: "SparkSession", root: str, paths: list[str]) -> "DataFra
     if not paths:
         return spark.createDataFrame([], schema)
     return spark.read.schema(schema).option("basePath", root).parquet(*paths).select(*schema.names)
+
+
+def delete_hour(session: "Session", topic: str, hour: HourCompleteness) -> None:
+    """Forget one archiver batch's row of one arrival hour and partition (as if it never ran)."""
+    session.execute(session.prepare(
+        "DELETE FROM archive_hours WHERE topic = ? AND arrival_date = ? AND arrival_hour = ?"
+        " AND kafka_partition = ? AND batch_id = ?"),
+        (topic, hour.arrival_date, hour.arrival_hour, hour.kafka_partition, hour.batch_id))

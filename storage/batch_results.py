@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
     from pyspark.sql import DataFrame
 
+INSERT_MINUTE_VIEWS = "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)"
+# The tables keyed by day alone that a day's batch runs and promotions write.
+DAY_TABLES = ("batch_promotions", "batch_promotion_history", "batch_versions", "unreconciled_promotions")
 RUNNING = "running"
 COMPLETE = "complete"
 DEFAULT_CONCURRENCY = 64
@@ -133,8 +136,7 @@ def _write_minute_views(settings: Settings, day: dt.date, version: int, concurre
     from storage.minute_counts import write_partition_grouped
 
     write_partition_grouped(
-        cached_session(settings),
-        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)",
+        cached_session(settings), INSERT_MINUTE_VIEWS,
         ((row.video_id, day, version, dt.datetime.fromtimestamp(row.minute_ms / 1000, dt.timezone.utc), row.views)
          for row in rows),
         key_columns=3, concurrency=concurrency,
@@ -275,3 +277,53 @@ def read_promotion_overrides(session: "Session", day: dt.date) -> list[Override]
         " WHERE day = ?"), (day,))
     return [Override(day, _utc(row.promoted_at), row.version, row.kind or UNRECONCILED, row.status,
                      dict(row.tolerances or {}), row.command) for row in rows]
+
+
+def write_version_cells(session: "Session", version: int, cells: Iterable[tuple[str, dt.datetime, int]]) -> int:
+    """(video_id, minute, views) rows of one version, each stored under its minute's day
+    (rows a test or a benchmark stands in for a batch run with); returns the rows written."""
+    from storage.minute_counts import write_partition_grouped
+
+    return write_partition_grouped(session, INSERT_MINUTE_VIEWS,
+                                   ((video_id, minute.date(), version, minute, views) for video_id, minute, views in cells),
+                                   key_columns=3)
+
+
+def read_version_cells(session: "Session", day: dt.date, version: int) -> dict[tuple[str, dt.datetime], int]:
+    """(video_id, minute UTC) -> views of one version, read from the whole table (a test's
+    keyspace, which holds only its own versions)."""
+    rows = session.execute("SELECT video_id, day, version, minute, views FROM batch_minute_views")
+    return {(row.video_id, _utc(row.minute)): row.views for row in rows
+            if row.day.date() == day and row.version == version}
+
+
+def read_top_videos(session: "Session", day: dt.date, version: int) -> list[tuple[int, str, int]]:
+    """(rank, video_id, views) rows of one version, rank 1 first."""
+    rows = session.execute(session.prepare(
+        "SELECT rank, video_id, views FROM batch_top_videos WHERE day = ? AND version = ?"), (day, version))
+    return [(row.rank, row.video_id, row.views) for row in rows]
+
+
+def read_version_row(session: "Session", day: dt.date, version: int):
+    """Every column of one version's row (statistics included), as stored; None when absent."""
+    return session.execute(session.prepare("SELECT * FROM batch_versions WHERE day = ? AND version = ?"),
+                           (day, version)).one()
+
+
+def set_promotion(session: "Session", day: dt.date, version: int) -> None:
+    """Point ``day`` at ``version`` outright, without ``promote``'s checks and history (a
+    test's or a benchmark's stand-in for a nightly run)."""
+    session.execute(session.prepare(
+        "INSERT INTO batch_promotions (day, version, promoted_at) VALUES (?, ?, toTimestamp(now()))"), (day, version))
+
+
+def delete_promotion(session: "Session", day: dt.date) -> None:
+    session.execute(session.prepare("DELETE FROM batch_promotions WHERE day = ?"), (day,))
+
+
+def delete_day(session: "Session", day: dt.date, tables: Iterable[str] = DAY_TABLES) -> None:
+    """Forget a day's versions and promotions (``tables``: some of ``DAY_TABLES``)."""
+    for table in tables:
+        if table not in DAY_TABLES:
+            raise ValueError(f"{table} is not a table keyed by day of the batch results")
+        session.execute(session.prepare(f"DELETE FROM {table} WHERE day = ?"), (day,))

@@ -188,3 +188,13 @@ def apply_migrations(settings: Settings) -> list[str]:
         return newly_applied
     finally:
         cluster.shutdown()
+
+
+def applied_migrations(session: "Session") -> list[str]:
+    """The file names of the migrations applied to the session's keyspace."""
+    return [row.name for row in session.execute("SELECT name FROM schema_migrations")]
+
+
+def pending_hint_files(session: "Session") -> int:
+    """How many hint files the coordinator the session talks to holds for nodes that were down."""
+    return sum(row.files for row in session.execute("SELECT files FROM system_views.pending_hints"))

@@ -161,3 +161,27 @@ def speed_counts_for(settings: Settings, videos: set[str], day: dt.date) -> dict
         return counts
     finally:
         session.cluster.shutdown()
+
+
+def read_every_minute_count(session: "Session", *, table: str = SPEED_TABLE) -> list[MinuteCount]:
+    """Every cell of the table (a test's keyspace, or a small one)."""
+    return [MinuteCount(row.video_id, _utc(row.minute), row.views)
+            for row in session.execute(f"SELECT video_id, minute, views FROM {table}")]
+
+
+def read_partitions(session: "Session", *, table: str = SPEED_TABLE) -> list[tuple[str, dt.date]]:
+    """Every (video_id, day) partition of the table."""
+    return [(row.video_id, row.day.date()) for row in session.execute(f"SELECT DISTINCT video_id, day FROM {table}")]
+
+
+def read_write_timestamps(session: "Session", *, table: str = SPEED_TABLE) -> dict[tuple[str, dt.datetime], tuple[int, int]]:
+    """(video_id, minute UTC) -> (views, write timestamp in microseconds) of every cell."""
+    rows = session.execute(f"SELECT video_id, minute, views, writetime(views) AS stamp FROM {table}")
+    return {(row.video_id, _utc(row.minute)): (row.views, row.stamp) for row in rows}
+
+
+def delete_minute_count(session: "Session", video_id: str, minute: dt.datetime, *, table: str = SPEED_TABLE) -> None:
+    """Delete one cell (``minute`` UTC), as a lost write would leave it."""
+    minute = _utc(minute)
+    session.execute(session.prepare(f"DELETE FROM {table} WHERE video_id = ? AND day = ? AND minute = ?"),
+                    (video_id, minute.date(), minute))

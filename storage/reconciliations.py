@@ -100,3 +100,19 @@ def read_summary(session: "Session", day: dt.date) -> dict | None:
 def summary_from(stored: str | None) -> dict | None:
     """The contract dict of a stored ``summary`` column; None when there is none."""
     return json.loads(stored) if stored else None
+
+
+def write_status(session: "Session", day: dt.date, status: str) -> None:
+    """Set a day's reconciliation status alone (a test's stand-in for a reconciliation)."""
+    session.execute(session.prepare(f"INSERT INTO {RECONCILIATION_TABLE} (day, status) VALUES (?, ?)"), (day, status))
+
+
+def write_summary_text(session: "Session", day: dt.date, stored: str) -> None:
+    """Store a day's summary column as given, nothing else of the row (a test's stand-in)."""
+    session.execute(session.prepare(f"INSERT INTO {RECONCILIATION_TABLE} (day, summary) VALUES (?, ?)"), (day, stored))
+
+
+def delete_day(session: "Session", day: dt.date) -> None:
+    """Forget a day's reconciliation and the outcomes of its versions."""
+    for table in (RECONCILIATION_TABLE, "reconciled_versions"):
+        session.execute(session.prepare(f"DELETE FROM {table} WHERE day = ?"), (day,))

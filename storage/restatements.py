@@ -222,3 +222,19 @@ def read_requests(session: "Session", topic: str, since: dt.date | None = None) 
             "SELECT day, status, detected_at, updated_at, served_version, reason, detail FROM restatement_requests"
             " WHERE topic = ? AND day >= ?"), (topic, since))
     return [_request(row.day if isinstance(row.day, dt.date) else row.day.date(), row) for row in rows]
+
+
+def delete_requests(session: "Session", topic: str) -> None:
+    """Forget every restatement request of a topic."""
+    session.execute(session.prepare("DELETE FROM restatement_requests WHERE topic = ?"), (topic,))
+
+
+def delete_restatements(session: "Session", day: dt.date) -> None:
+    """Forget every restatement of a day."""
+    session.execute(session.prepare("DELETE FROM restatements WHERE day = ?"), (day,))
+
+
+def delete_version_deltas(session: "Session", day: dt.date, version: int, against: int) -> None:
+    session.execute(session.prepare(
+        "DELETE FROM batch_version_deltas WHERE day = ? AND version = ? AND against_version = ?"),
+        (day, version, against))

@@ -49,3 +49,9 @@ def register_query(session: "Session", job: str, query_id: str, checkpoint: str,
     row = session.execute(f"SELECT checkpoint, write_floor FROM {QUERIES_TABLE} WHERE job = %s AND query_id = %s",
                           (job, query_id)).one()
     return RegisteredQuery(query_id, row.checkpoint, _utc(row.write_floor))
+
+
+def every_registered_query(session: "Session") -> list[tuple[str, RegisteredQuery]]:
+    """(job, query) of every registered query of every job."""
+    return [(row.job, RegisteredQuery(row.query_id, row.checkpoint, _utc(row.write_floor))) for row in session.execute(
+        f"SELECT job, query_id, checkpoint, write_floor FROM {QUERIES_TABLE}")]

@@ -39,11 +39,9 @@ def stack():
     local_stack.up(settings)  # also ensures topics, schema and bucket of the test settings
     yield Settings.from_env()
     if settings.keyspace == SESSION_KEYSPACE:
-        from storage.cassandra import connect
+        from storage.cassandra import drop_keyspace
 
-        session = connect(settings, keyspace=False)
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-        session.cluster.shutdown()
+        drop_keyspace(settings)
     if started_here and not os.environ.get("VIEWCOUNT_KEEP_STACK"):
         local_stack.down(settings)
 

@@ -39,14 +39,12 @@ MAX_RANGE_DAYS = 31
 @pytest.fixture(scope="module")
 def settings(stack):
     """A keyspace of this module's own: it promotes the schema's example day freely."""
-    from storage.cassandra import apply_migrations, connect
+    from storage.cassandra import apply_migrations, drop_keyspace
 
     own = stack.replaced(keyspace=f"abuse_{uuid.uuid4().hex[:10]}")
     apply_migrations(own)
     yield own
-    session = connect(own, keyspace=False)
-    session.execute(f"DROP KEYSPACE IF EXISTS {own.keyspace}", timeout=120)
-    session.cluster.shutdown()
+    drop_keyspace(own)
 
 
 @pytest.fixture(scope="module")

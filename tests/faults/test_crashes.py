@@ -154,13 +154,13 @@ class Asker(threading.Thread):
 
     def run(self) -> None:
         from storage.cassandra import connect
+        from storage.minute_counts import read_partitions
 
         session = connect(self.settings)
         try:
             with httpx.Client(base_url=self.url, timeout=30) as client:
                 while not self.stopping.is_set():
-                    for video_id, day in session.execute("SELECT DISTINCT video_id, day FROM speed_minute_views"):
-                        day = day.date() if hasattr(day, "date") else day
+                    for video_id, day in read_partitions(session):
                         answer = client.get(f"/v1/videos/{video_id}/views", params={
                             "start": f"{day}T00:00:00Z", "end": f"{day + dt.timedelta(days=1)}T00:00:00Z"})
                         if answer.status_code != 200:
@@ -272,6 +272,7 @@ def test_every_partition_the_api_holds_equals_the_speed_table_cell_by_cell(crash
     """The worker followed the feed through every kill and replay; what it holds now (the
     counter has drained the topic and published its last cells) is the speed table."""
     from storage.cassandra import connect
+    from storage.minute_counts import read_minute_counts, read_partitions
 
     api, asker = crashed["api"], crashed["asker"]
     deadline = time.monotonic() + 60
@@ -294,13 +295,12 @@ def test_every_partition_the_api_holds_equals_the_speed_table_cell_by_cell(crash
             for key, (minutes, views, *_) in list(api.live._held.items())}
     session = connect(crashed["settings"])
     try:
-        read = session.prepare("SELECT minute, views FROM speed_minute_views WHERE video_id = ? AND day = ?")
         stored = {}
         for video_id, day in held:
-            midnight = dt.datetime.combine(day, dt.time())
-            stored[(video_id, day)] = {(row.minute - midnight) // dt.timedelta(minutes=1): row.views
-                                       for row in session.execute(read, (video_id, day))}
-        partitions = {tuple(row) for row in session.execute("SELECT DISTINCT video_id, day FROM speed_minute_views")}
+            midnight = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+            stored[(video_id, day)] = {(cell.minute - midnight) // dt.timedelta(minutes=1): cell.views
+                                       for cell in read_minute_counts(session, video_id, day)}
+        partitions = set(read_partitions(session))
     finally:
         session.cluster.shutdown()
     assert api.live.cells_applied > 0 and len(held) >= 0.9 * len(partitions) > 0, (len(held), len(partitions))

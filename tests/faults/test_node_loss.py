@@ -102,11 +102,11 @@ def _read_alone(settings, cells) -> dict:
 
 def _pending_hints(settings, host: str) -> int:
     """Hint files the node at ``host`` holds for other nodes."""
-    from storage.cassandra import build_cluster
+    from storage.cassandra import build_cluster, pending_hint_files
 
     cluster = build_cluster(settings, only_host=host)
     try:
-        return sum(row.files for row in cluster.connect().execute("SELECT files FROM system_views.pending_hints"))
+        return pending_hint_files(cluster.connect())
     finally:
         cluster.shutdown()
 

@@ -22,7 +22,7 @@ def isolated(stack, prefix: str):
     (video ids are the same in every generated run), both deleted afterwards (a broker
     holding every topic of past runs starts slower each time). Yields (settings,
     environment)."""
-    from storage.cassandra import apply_migrations, connect
+    from storage.cassandra import apply_migrations, drop_keyspace
     from storage.topics import delete_topics, ensure_topics
 
     tag = uuid.uuid4().hex[:10]
@@ -35,9 +35,7 @@ def isolated(stack, prefix: str):
     try:
         yield settings, env
     finally:
-        session = connect(settings, keyspace=False)
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-        session.cluster.shutdown()
+        drop_keyspace(settings)
         delete_topics(settings, [settings.views_topic, settings.dlq_topic, settings.cells_topic])
 
 

@@ -111,13 +111,15 @@ def test_every_stage_reports_one_line(dataset):
 
 
 def test_a_rerun_rewrites_version_1_with_the_same_rows(dataset):
+    from storage.batch_results import read_versions
+
     before = version_cells(dataset.session, D, 1)
 
     rerun = viewcount(dataset.env, "batch", "--date", str(D), "--output", dataset.output)
 
     assert f"batch {D}: rewrote version 1: " in rerun.stderr
     assert version_cells(dataset.session, D, 1) == before
-    assert [row.version for row in dataset.session.execute("SELECT version FROM batch_versions")] == [1]
+    assert [version.version for version in read_versions(dataset.session, D)] == [1]
 
 
 def test_a_gap_is_refused_and_counted_with_allow_gaps_as_a_new_version(dataset):

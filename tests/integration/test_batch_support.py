@@ -81,19 +81,21 @@ def expected_stats(records: list[Record], day: dt.date, cutoff_ms: int) -> dict:
 
 def version_cells(session, day: dt.date, version: int) -> dict[tuple[str, int], int]:
     """Every batch_minute_views row of one version (the test keyspace holds only this test's)."""
-    rows = session.execute("SELECT video_id, day, version, minute, views FROM batch_minute_views")
-    return {(row.video_id, _ms(row.minute)): row.views for row in rows
-            if row.day.date() == day and row.version == version}
+    from storage.batch_results import read_version_cells
+
+    return {(video_id, _ms(minute)): views for (video_id, minute), views in read_version_cells(session, day, version).items()}
 
 
 def version_top(session, day: dt.date, version: int) -> list[tuple[int, str, int]]:
-    rows = session.execute("SELECT rank, video_id, views FROM batch_top_videos WHERE day = %s AND version = %s",
-                           (day, version))
-    return [(row.rank, row.video_id, row.views) for row in rows]
+    from storage.batch_results import read_top_videos
+
+    return read_top_videos(session, day, version)
 
 
 def version_row(session, day: dt.date, version: int):
-    return session.execute("SELECT * FROM batch_versions WHERE day = %s AND version = %s", (day, version)).one()
+    from storage.batch_results import read_version_row
+
+    return read_version_row(session, day, version)
 
 
 def parquet_cells(settings, uri: str) -> dict[tuple[str, int], int]:
@@ -115,7 +117,7 @@ def parquet_cells(settings, uri: str) -> dict[tuple[str, int], int]:
 
 def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) -> list:
     """Delete one archiver batch's files and rows of one arrival hour; returns the rows."""
-    from storage.archive import archive_path, read_hours
+    from storage.archive import archive_path, delete_hour, read_hours
     from storage.cassandra import connect
     from storage.s3 import client, split_uri
 
@@ -124,9 +126,7 @@ def delete_archive_batch_hour(settings, day: dt.date, hour: int, batch_id: int) 
         rows = [row for row in read_hours(session, settings.views_topic, [day])
                 if (row.arrival_hour, row.batch_id) == (hour, batch_id)]
         for row in rows:
-            session.execute("DELETE FROM archive_hours WHERE topic = %s AND arrival_date = %s AND arrival_hour = %s"
-                            " AND kafka_partition = %s AND batch_id = %s",
-                            (settings.views_topic, day, hour, row.kafka_partition, batch_id))
+            delete_hour(session, settings.views_topic, row)
     finally:
         session.cluster.shutdown()
     bucket, root = split_uri(archive_path(settings))

@@ -49,10 +49,11 @@ def days(cassandra_session):
     session = cassandra_session
     days = (LOOSENED_DAY, EXACT_DAY, UNRECONCILED_DAY)
     yield days
+    from storage import batch_results, reconciliations
+
     for day in days:
-        for table in ("batch_promotions", "batch_promotion_history", "batch_versions", "reconciliations",
-                      "reconciled_versions", "unreconciled_promotions"):
-            session.execute(f"DELETE FROM {table} WHERE day = %s", (day,))
+        batch_results.delete_day(session, day)
+        reconciliations.delete_day(session, day)
 
 
 def test_a_version_passed_with_loosened_billable_tolerances_is_promoted_as_a_recorded_override(

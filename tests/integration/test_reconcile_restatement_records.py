@@ -11,10 +11,11 @@ from decimal import Decimal
 
 import pytest
 
-from storage.batch_results import promote
+from storage.batch_results import delete_day, promote
 from storage.catalog import CatalogEntry, upsert_entries
 from storage.restatements import (
-    FAILED, PENDING, RESTATED, Restatement, VideoDelta, write_request, write_restatement, write_version_deltas,
+    FAILED, PENDING, RESTATED, Restatement, VideoDelta, delete_requests, delete_restatements, delete_version_deltas,
+    write_request, write_restatement, write_version_deltas,
 )
 
 from reconcile.compare import Totals
@@ -33,12 +34,10 @@ def day_rows(cassandra_session):
     topic = f"test-{uuid.uuid4().hex[:12]}"
     yield topic
     session = cassandra_session
-    session.execute("DELETE FROM restatement_requests WHERE topic = %s", (topic,))
-    session.execute("DELETE FROM restatements WHERE day = %s", (DAY,))
-    session.execute("DELETE FROM batch_promotions WHERE day = %s", (DAY,))
-    session.execute("DELETE FROM batch_promotion_history WHERE day = %s", (DAY,))
-    session.execute("DELETE FROM batch_versions WHERE day = %s", (DAY,))
-    session.execute("DELETE FROM batch_version_deltas WHERE day = %s AND version = 6 AND against_version = 4", (DAY,))
+    delete_requests(session, topic)
+    delete_restatements(session, DAY)
+    delete_day(session, DAY, ("batch_promotions", "batch_promotion_history", "batch_versions"))
+    delete_version_deltas(session, DAY, 6, 4)
 
 
 def _summary(version: int) -> dict:

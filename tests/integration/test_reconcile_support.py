@@ -119,12 +119,12 @@ def repeated_cells(cells: dict) -> list[tuple[str, int]]:
 
 def speed_rows(settings, day: dt.date) -> dict[tuple[str, int], int]:
     from storage.cassandra import connect
+    from storage.minute_counts import read_every_minute_count
 
     session = connect(settings)
     try:
-        rows = session.execute("SELECT video_id, day, minute, views FROM speed_minute_views")
-        return {(row.video_id, int(row.minute.replace(tzinfo=dt.timezone.utc).timestamp() * 1000)): row.views
-                for row in rows if row.day.date() == day}
+        return {(cell.video_id, int(cell.minute.timestamp() * 1000)): cell.views
+                for cell in read_every_minute_count(session) if cell.day == day}
     finally:
         session.cluster.shutdown()
 
@@ -132,15 +132,14 @@ def speed_rows(settings, day: dt.date) -> dict[tuple[str, int], int]:
 def rewrite_speed_cells(settings, day: dt.date, deleted: list, written: dict) -> None:
     """Delete some speed cells and overwrite others, as a lost write or a bad replay would."""
     from storage.cassandra import connect
+    from storage.minute_counts import MinuteCount, delete_minute_count, upsert_minute_counts
 
     session = connect(settings)
     try:
         for video, minute_ms in deleted:
-            session.execute("DELETE FROM speed_minute_views WHERE video_id = %s AND day = %s AND minute = %s",
-                            (video, day, dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc)))
-        for (video, minute_ms), views in written.items():
-            session.execute("INSERT INTO speed_minute_views (video_id, day, minute, views) VALUES (%s, %s, %s, %s)",
-                            (video, day, dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc), views))
+            delete_minute_count(session, video, dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc))
+        upsert_minute_counts(session, [MinuteCount(video, dt.datetime.fromtimestamp(minute_ms / 1000, dt.timezone.utc),
+                                                   views) for (video, minute_ms), views in written.items()])
     finally:
         session.cluster.shutdown()
 

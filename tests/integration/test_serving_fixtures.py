@@ -23,6 +23,7 @@ import pytest
 from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
+from storage import batch_results
 from storage.cell_feed import send_cells
 from storage.minute_counts import MinuteCount, upsert_minute_counts
 from settings.environment import Settings
@@ -80,28 +81,21 @@ def _feed_settings() -> Settings:
 
 
 def write_batch(session, video_id: str, version: int, counts: Counts) -> None:
-    insert = session.prepare(
-        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)")
-    for minute, views in counts.items():
-        session.execute(insert, (video_id, minute.date(), version, minute, views))
+    batch_results.write_version_cells(session, version, ((video_id, minute, views) for minute, views in counts.items()))
 
 
 def write_top(session, day: dt.date, version: int, ranking: list[tuple[str, int]]) -> None:
-    insert = session.prepare(
-        "INSERT INTO batch_top_videos (day, version, rank, video_id, views) VALUES (?, ?, ?, ?, ?)")
-    for rank, (video_id, views) in enumerate(ranking, start=1):
-        session.execute(insert, (day, version, rank, video_id, views))
+    batch_results.write_top_videos(session, day, version,
+                                   [(rank, video_id, views) for rank, (video_id, views) in enumerate(ranking, start=1)])
 
 
 def promote(session, day: dt.date, version: int) -> None:
-    session.execute(
-        "INSERT INTO batch_promotions (day, version, promoted_at) VALUES (%s, %s, toTimestamp(now()))",
-        (day, version))
+    batch_results.set_promotion(session, day, version)
     time.sleep(2 * PROMOTION_REFRESH_S)
 
 
 def unpromote(session, day: dt.date) -> None:
-    session.execute("DELETE FROM batch_promotions WHERE day = %s", (day,))
+    batch_results.delete_promotion(session, day)
     time.sleep(2 * PROMOTION_REFRESH_S)
 
 

@@ -25,6 +25,7 @@ from serving.main import app_from_env, create_app
 from serving.ranges import DayWindow
 from serving.store import PROMOTIONS_MAX_AGE_S, PROMOTIONS_WAIT_S, DayMinutes, ViewStore
 from settings.environment import ServingKnobs
+from storage.batch_results import delete_promotion, set_promotion
 from tests.integration.test_serving_fixtures import (
     batch_of,
     generated_counts,
@@ -189,18 +190,17 @@ def test_a_promotion_and_a_rollback_are_seen_within_a_second(client, cassandra_s
     write_batch(cassandra_session, video_id, 1, batch)
     try:
         assert views(client, video_id)["final"] is False
-        cassandra_session.execute("INSERT INTO batch_promotions (day, version, promoted_at)"
-                                  " VALUES (%s, 1, toTimestamp(now()))", (DAY,))
+        set_promotion(cassandra_session, DAY, 1)
         time.sleep(1.0)
         body = views(client, video_id)
         assert (body["views"], body["final"]) == (total(batch), True)
         assert views(client, video_id) == body  # a final day's answer, from memory, unchanged
-        cassandra_session.execute("DELETE FROM batch_promotions WHERE day = %s", (DAY,))
+        delete_promotion(cassandra_session, DAY)
         time.sleep(1.0)
         body = views(client, video_id)
         assert (body["views"], body["final"]) == (total(speed), False)
     finally:
-        cassandra_session.execute("DELETE FROM batch_promotions WHERE day = %s", (DAY,))
+        delete_promotion(cassandra_session, DAY)
 
 
 def test_a_slow_promotion_refresh_holds_a_request_up_only_briefly(stack):

@@ -71,11 +71,12 @@ def test_metrics_show_the_newest_promoted_and_reconciled_day_for_the_nightly_ale
     from serving.limits import Limits
     from serving.main import create_app
     from serving.store import ViewStore
+    from storage.reconciliations import delete_day, write_status
     from tests.integration.test_serving_fixtures import promote, running, unpromote
 
     promoted, failed = dt.date(2099, 12, 30), dt.date(2099, 12, 31)
     promote(cassandra_session, promoted, 3)
-    cassandra_session.execute("INSERT INTO reconciliations (day, status) VALUES (%s, 'fail')", (failed,))
+    write_status(cassandra_session, failed, "fail")
     view_store = ViewStore(stack, Limits())
     try:
         with running(create_app(view_store)) as url, httpx.Client(base_url=url, timeout=30) as client:
@@ -84,10 +85,10 @@ def test_metrics_show_the_newest_promoted_and_reconciled_day_for_the_nightly_ale
             assert value(metrics, "viewcount_nightly_promoted_day_timestamp_seconds") == midnight
             assert value(metrics, "viewcount_nightly_reconciled_day_timestamp_seconds") == midnight + 86_400
             assert value(metrics, "viewcount_nightly_reconciliation_passed") == 0
-            cassandra_session.execute("UPDATE reconciliations SET status = 'pass' WHERE day = %s", (failed,))
+            write_status(cassandra_session, failed, "pass")
             view_store._nightly_read_at -= 60  # the minute between two reads has passed
             assert value(samples(client.get("/metrics").text), "viewcount_nightly_reconciliation_passed") == 1
     finally:
         view_store.close()
         unpromote(cassandra_session, promoted)
-        cassandra_session.execute("DELETE FROM reconciliations WHERE day = %s", (failed,))
+        delete_day(cassandra_session, failed)

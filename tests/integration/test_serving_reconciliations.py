@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from storage.reconciliations import RECONCILIATION_TABLE
+from storage.reconciliations import RECONCILIATION_TABLE, write_summary_text
 from tests.integration.test_serving_fixtures import api, base_url, store  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,6 @@ def test_a_stored_summary_is_answered_as_stored(api, cassandra_session, stack):
     tables = cassandra_session.cluster.metadata.keyspaces[stack.keyspace].tables
     if RECONCILIATION_TABLE not in tables:
         pytest.skip(f"no {RECONCILIATION_TABLE} table in this schema yet (the reconcile layer adds it)")
-    cassandra_session.execute(
-        f"INSERT INTO {RECONCILIATION_TABLE} (day, summary) VALUES (%s, %s)",
-        (dt.date(2034, 2, 3), json.dumps(SUMMARY)))
+    write_summary_text(cassandra_session, dt.date(2034, 2, 3), json.dumps(SUMMARY))
     response = api.get("/v1/reconciliations/2034-02-03")
     assert (response.status_code, response.json()) == (200, SUMMARY)

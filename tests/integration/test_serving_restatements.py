@@ -14,7 +14,8 @@ from serving.limits import Limits
 from serving.main import create_app
 from serving.restatements import REFRESH_S
 from serving.store import ViewStore
-from storage.restatements import FAILED, PENDING, RESTATED, Restatement, VideoDelta, write_request, write_restatement
+from storage.restatements import (FAILED, PENDING, RESTATED, Restatement, VideoDelta, delete_requests, delete_restatements,
+                                  write_request, write_restatement)
 from tests.integration.test_serving_errors import closed_port
 from tests.integration.test_serving_fixtures import running
 from tests.integration.test_serving_metrics import samples, value
@@ -60,9 +61,9 @@ def test_metrics_count_pending_and_failed_requests_and_the_records_of_their_days
             assert value(metrics, "viewcount_restatements_recorded") == 3
     finally:
         view_store.close()
-        cassandra_session.execute("DELETE FROM restatement_requests WHERE topic = %s", (topic,))
+        delete_requests(cassandra_session, topic)
         for day in (*DAYS, outside):
-            cassandra_session.execute("DELETE FROM restatements WHERE day = %s", (day,))
+            delete_restatements(cassandra_session, day)
 
 
 def test_metrics_answer_without_cassandra_and_say_the_read_failed(stack):

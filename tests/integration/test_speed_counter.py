@@ -79,7 +79,7 @@ def test_each_cell_carries_the_write_timestamp_of_the_batch_that_last_wrote_it(c
     """Cells are written USING TIMESTAMP of their batch, strictly increasing with the batch
     order, so no leftover writer of an earlier batch can overwrite a later count."""
     from storage.cassandra import connect
-    from storage.minute_counts import SPEED_TABLE
+    from storage.minute_counts import read_write_timestamps
 
     settings = counted["settings"]
     batches = sorted(logged_batches(settings, counted["folder"] / "checkpoint" / "counts"),
@@ -90,7 +90,7 @@ def test_each_cell_carries_the_write_timestamp_of_the_batch_that_last_wrote_it(c
     assert all(stamp >= at for stamp, at in zip(stamps, planned))
     session = connect(settings)
     try:
-        written = {row.stamp for row in session.execute(f"SELECT writetime(views) AS stamp FROM {SPEED_TABLE}")}
+        written = {stamp for _, stamp in read_write_timestamps(session).values()}
     finally:
         session.cluster.shutdown()
     assert written and written <= set(stamps)
@@ -103,7 +103,7 @@ def test_the_cell_feed_holds_every_written_cell_with_its_write_timestamp(counted
     that newest one, so compaction keeps the right one."""
     from storage.cassandra import connect
     from storage.cell_feed import decode
-    from storage.minute_counts import SPEED_TABLE
+    from storage.minute_counts import read_write_timestamps
 
     settings = counted["settings"]
     records = consume(settings, settings.cells_topic)
@@ -117,9 +117,7 @@ def test_the_cell_feed_holds_every_written_cell_with_its_write_timestamp(counted
             newest[key] = cell
     session = connect(settings)
     try:
-        table = {(row.video_id, row.minute.replace(tzinfo=dt.timezone.utc)): (row.views, row.stamp)
-                 for row in session.execute(f"SELECT video_id, minute, views, writetime(views) AS stamp "
-                                            f"FROM {SPEED_TABLE}")}
+        table = read_write_timestamps(session)
     finally:
         session.cluster.shutdown()
 

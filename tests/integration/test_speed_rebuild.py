@@ -50,13 +50,23 @@ def _speed(env, folder, checkpoint: str, *extra: str) -> subprocess.CompletedPro
 
 
 def _cells(session) -> dict:
-    return {(row.video_id, row.minute): row.views
-            for row in session.execute("SELECT video_id, minute, views FROM speed_minute_views")}
+    from storage.minute_counts import read_every_minute_count
+
+    return {(cell.video_id, cell.minute.replace(tzinfo=None)): cell.views for cell in read_every_minute_count(session)}
+
+
+def _zero(session, cells) -> None:
+    """Every one of ``cells`` ({(video, minute): views}) set to 0, as a bad write would."""
+    from storage.minute_counts import MinuteCount, upsert_minute_counts
+
+    upsert_minute_counts(session, [MinuteCount(video_id, minute, 0) for video_id, minute in cells])
 
 
 def _registered(session, folder, checkpoint: str):
-    rows = [row for row in session.execute("SELECT checkpoint, write_floor, query_id FROM speed_queries")
-            if row.checkpoint == str(folder / checkpoint / "counts")]
+    from storage.speed_queries import every_registered_query
+
+    rows = [query for _, query in every_registered_query(session)
+            if query.checkpoint == str(folder / checkpoint / "counts")]
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -161,9 +171,7 @@ def scenario(stack, tmp_path_factory):
                       "--duplicates", "0.05", "--malformed", "0.01", "--late", "0")
             viewcount(env, "speed", "--available-now", "--metrics-port", "0", "--checkpoint", str(folder / "first"))
             counted = _cells(session)
-            for video_id, minute in counted:
-                session.execute("UPDATE speed_minute_views SET views = 0 WHERE video_id = %s AND day = %s AND minute = %s",
-                                (video_id, minute.date(), minute))
+            _zero(session, counted)
             zeroed = _cells(session)
             rebuild_started = dt.datetime.now(dt.timezone.utc)
             full_rebuild = _speed(env, folder, "rebuilt", "--rebuild")
@@ -302,9 +310,7 @@ def _burst_scenario(stack, folder):
             counted = _cells(session)
             bounded = _speed(env, folder, "bounded", "--rebuild", "--max-offsets-per-trigger", "400")
             after_bounded = _cells(session)
-            for video_id, minute in counted:
-                session.execute("UPDATE speed_minute_views SET views = 0 WHERE video_id = %s AND day = %s AND minute = %s",
-                                (video_id, minute.date(), minute))
+            _zero(session, counted)
             whole = _speed(env, folder, "whole", "--rebuild")
             yield {
                 "settings": settings, "folder": folder, "records": records, "first": first, "counted": counted,

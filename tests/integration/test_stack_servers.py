@@ -84,10 +84,10 @@ def test_a_whole_day_of_one_video_is_written_in_partition_batches(cassandra_sess
 
 
 def test_migrations_are_recorded_and_reapplying_is_a_no_op(stack, cassandra_session):
-    from storage.cassandra import apply_migrations, migration_files
+    from storage.cassandra import applied_migrations, apply_migrations, migration_files
 
     assert apply_migrations(stack) == []
-    recorded = {row.name for row in cassandra_session.execute("SELECT name FROM schema_migrations")}
+    recorded = set(applied_migrations(cassandra_session))
     assert recorded == {path.name for path in migration_files()}
 
 
