@@ -24,12 +24,11 @@ from pathlib import Path
 
 import httpx
 import psutil
-from cassandra.concurrent import execute_concurrent_with_args
-
+from storage.batch_results import delete_promotion, prepare_version_minute_range_read, set_promotion, write_version_cells
 from storage.cassandra import connect
 from storage.cell_feed import encode
 from storage.kafka_config import QUIET_LOGGER, client_config
-from storage.minute_counts import MinuteCount, upsert_minute_counts
+from storage.minute_counts import MinuteCount, prepare_minute_range_read, upsert_minute_counts
 from settings.environment import Settings
 
 VEGETA = "github.com/tsenart/vegeta/v12"
@@ -98,8 +97,6 @@ def seed(settings: Settings, videos: int, minutes: int, write: bool = True) -> l
     if not write:
         return targets
     session = connect(settings)
-    insert_batch = session.prepare(
-        "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)")
     for number in range(videos):
         video_id = f"bench-{number:05d}"
         speed_rows, batch_rows = [], []
@@ -107,17 +104,14 @@ def seed(settings: Settings, videos: int, minutes: int, write: bool = True) -> l
             for minute in rng.sample(range(1440), minutes):
                 speed_rows.append(MinuteCount(video_id, midnight[day] + dt.timedelta(minutes=minute),
                                               rng.randint(1, 1000)))
-        batch_rows = [(r.video_id, r.day, 1, r.minute, r.views + rng.randint(0, 3))
-                      for r in speed_rows if r.day == final_day]
+        batch_rows = [(r.video_id, r.minute, r.views + rng.randint(0, 3)) for r in speed_rows if r.day == final_day]
         upsert_minute_counts(session, speed_rows)
-        execute_concurrent_with_args(session, insert_batch, batch_rows, concurrency=64,
-                                     raise_on_first_error=True)
+        write_version_cells(session, 1, batch_rows)
         if number % 200 == 199:
             print(f"seeded {number + 1:,} of {videos:,} videos", file=sys.stderr, flush=True)
-    session.execute("INSERT INTO batch_promotions (day, version, promoted_at)"
-                    " VALUES (%s, 1, toTimestamp(now()))", (final_day,))
+    set_promotion(session, final_day, 1)
     for day in (yesterday, today):
-        session.execute("DELETE FROM batch_promotions WHERE day = %s", (day,))
+        delete_promotion(session, day)
     session.cluster.shutdown()
     print(f"seeded {videos} videos x 3 days x {minutes} minutes into {settings.keyspace}", file=sys.stderr)
     return targets
@@ -278,10 +272,8 @@ def raw_reads(settings: Settings, targets: list[Target], rate: int, seconds: flo
     final_day = bench_days()[0]
     session = connect(settings)
     profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
-    speed = session.prepare("SELECT minute, views FROM speed_minute_views"
-                            " WHERE video_id = ? AND day = ? AND minute >= ? AND minute < ?")
-    batch = session.prepare("SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ?"
-                            " AND version = ? AND minute >= ? AND minute < ?")
+    speed = prepare_minute_range_read(session)
+    batch = prepare_version_minute_range_read(session)
     results, done, lock = [], threading.Semaphore(0), threading.Lock()
     total = int(rate * seconds)
 

@@ -327,3 +327,10 @@ def delete_day(session: "Session", day: dt.date, tables: Iterable[str] = DAY_TAB
         if table not in DAY_TABLES:
             raise ValueError(f"{table} is not a table keyed by day of the batch results")
         session.execute(session.prepare(f"DELETE FROM {table} WHERE day = ?"), (day,))
+
+
+def prepare_version_minute_range_read(session: "Session"):
+    """The statement reading one version's cells of a partition in [first minute, end
+    minute): values (video_id, day, version, first, end)."""
+    return session.prepare("SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ?"
+                           " AND version = ? AND minute >= ? AND minute < ?")

@@ -185,3 +185,9 @@ def delete_minute_count(session: "Session", video_id: str, minute: dt.datetime, 
     minute = _utc(minute)
     session.execute(session.prepare(f"DELETE FROM {table} WHERE video_id = ? AND day = ? AND minute = ?"),
                     (video_id, minute.date(), minute))
+
+
+def prepare_minute_range_read(session: "Session", *, table: str = SPEED_TABLE):
+    """The statement reading one partition's cells in [first minute, end minute):
+    values (video_id, day, first, end)."""
+    return session.prepare(f"SELECT minute, views FROM {table} WHERE video_id = ? AND day = ? AND minute >= ? AND minute < ?")
