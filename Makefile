@@ -35,14 +35,16 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 artifacts: venv system-deps
-	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from settings.environment import Settings; ensure_all(Settings.from_env())'
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_all; from settings.environment import Settings; \
+		from settings.logs import configure; settings = Settings.from_env(); configure(settings.run_dir); ensure_all(settings)'
 
 demo: venv system-deps
 	$(VENV)/bin/viewcount demo
 
 # promtool, for the alert rules' tests (built once with go install, cached like MinIO).
 test-tools: venv system-deps
-	$(VENV)/bin/python -c 'from infra.artifacts import ensure_test_tools; from settings.environment import Settings; ensure_test_tools(Settings.from_env())'
+	$(VENV)/bin/python -c 'from infra.artifacts import ensure_test_tools; from settings.environment import Settings; \
+		from settings.logs import configure; settings = Settings.from_env(); configure(settings.run_dir); ensure_test_tools(settings)'
 
 test: venv system-deps artifacts test-tools
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)

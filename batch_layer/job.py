@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 import time
 from dataclasses import replace
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from batch_layer.recompute import ArchiveTallies
     from storage.batch_results import BatchStats, BatchVersion, VersionClaim
 
+log = logging.getLogger(__name__)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD",
@@ -49,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(day: dt.date, text: str) -> None:
-    print(f"batch {day}: {text}", file=sys.stderr, flush=True)
+    log.info(f"batch {day}: {text}")
 
 
 def _checked_archive(session: "Session", settings: Settings, window: BatchWindow,

@@ -22,6 +22,7 @@ divergence fails the run at the gate, after the report is published and before p
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
 
 from settings.environment import DagKnobs
+
+log = logging.getLogger(__name__)  # Airflow's own logging takes it to the task's log
 
 PROJECT = Path(__file__).resolve().parent.parent
 KNOBS = DagKnobs.from_env()  # VIEWCOUNT_SPARK_CONN_ID, VIEWCOUNT_DAG_RETRY_DELAY_SECONDS
@@ -108,7 +111,7 @@ def viewcount_nightly():
         if readiness.lasting:  # no wait closes these: fail at once, with the reason
             raise AirflowFailException(f"{refusal(_day(ds), list(readiness.lasting))}; no wait will close them")
         if readiness.waiting:
-            print(f"archive of {ds} not complete yet: {list(readiness.waiting)}")
+            log.info(f"archive of {ds} not complete yet: {list(readiness.waiting)}")
         return PokeReturnValue(is_done=readiness.ready)
 
     @task
@@ -118,7 +121,7 @@ def viewcount_nightly():
 
         stale = find(_day(ds), Settings.from_env())
         for each in stale:
-            print(f"restating {each.day}: {each.reason}")
+            log.info(f"restating {each.day}: {each.reason}")
         return [{"day": each.day.isoformat(), "grace": each.grace_text, "final_version": each.final_version,
                  "reason": each.reason} for each in stale]
 
@@ -156,10 +159,10 @@ def viewcount_nightly():
                     raise AirflowFailException(blocked)
                 outcome = promote_version(day, summary["batch_version"], reason=each["reason"],
                                           command=f"viewcount_nightly {ds} (restatement)")
-                print(outcome.line())
+                log.info(outcome.line())
                 settle(day, settings, RESTATED, each["reason"], served_version=outcome.version)
             except Exception as error:  # one day's failure must not stop the others
-                print(f"restatement of {day} failed, version {each['final_version']} keeps serving: {error}")
+                log.error(f"restatement of {day} failed, version {each['final_version']} keeps serving: {error}")
                 settle(day, settings, FAILED, each["reason"], served_version=each["final_version"],
                        detail=str(error)[:2000])
                 failed.append(f"{day}: {error}")
@@ -205,7 +208,7 @@ def viewcount_nightly():
         from reconcile.quality.checks import validate_stored_reconciliation
 
         quality = validate_stored_reconciliation(_day(ds))
-        print(f"report: {reconciled['report_uri']}; data docs: {quality.docs_uri}")
+        log.info(f"report: {reconciled['report_uri']}; data docs: {quality.docs_uri}")
         return {**reconciled, "blocking": [result.suite for result in quality.blocking]}
 
     @task

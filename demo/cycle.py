@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import re
 import socket
@@ -31,6 +32,8 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_res
 from storage.reconciliations import money_text
 from settings.environment import ServingKnobs, Settings
 from settings.errors import UserError
+
+log = logging.getLogger(__name__)
 
 STEPS = 8
 DEMO_ENVIRONMENT = {
@@ -81,14 +84,14 @@ class Steps:
             self._done()
         self.number += 1
         self.started = time.monotonic()
-        print(f"[{self.number}/{STEPS}] {text}", file=sys.stderr, flush=True)
+        log.info(f"[{self.number}/{STEPS}] {text}")
 
     def _done(self) -> None:
-        print(f"      done in {time.monotonic() - self.started:.1f} s", file=sys.stderr, flush=True)
+        log.info(f"      done in {time.monotonic() - self.started:.1f} s")
 
     def finish(self) -> None:
         self._done()
-        print(f"demo finished in {time.monotonic() - self.began:.0f} s", file=sys.stderr, flush=True)
+        log.info(f"demo finished in {time.monotonic() - self.began:.0f} s")
 
 
 def _cli(*argv: str) -> None:
@@ -103,13 +106,13 @@ def _together(logs: Path, *commands: tuple[str, ...]) -> None:
     """CLI commands as separate processes at the same time (as in production); each must succeed."""
     running = []
     for args in commands:
-        log = logs / f"{args[0]}.log"
-        running.append((args, log, subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args],
-                                                    stdout=log.open("w"), stderr=subprocess.STDOUT)))
-    for args, log, process in running:
+        job_log = logs / f"{args[0]}.log"
+        running.append((args, job_log, subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args],
+                                                        stdout=job_log.open("w"), stderr=subprocess.STDOUT)))
+    for args, job_log, process in running:
         if process.wait() != 0:
-            raise UserError(f"`viewcount {' '.join(args)}` exited with {process.returncode}; see {log}")
-        print(f"      viewcount {args[0]}: {_batch_summary(log, counting=args[0] == 'speed')}", file=sys.stderr, flush=True)
+            raise UserError(f"`viewcount {' '.join(args)}` exited with {process.returncode}; see {job_log}")
+        log.info(f"      viewcount {args[0]}: {_batch_summary(job_log, counting=args[0] == 'speed')}")
 
 
 # The per-batch progress line of the counter and the archiver (not of the dead-letter query).
@@ -219,8 +222,8 @@ def _show_answers(api: Api, videos: list[str], day: dt.date, oracle_totals: Coun
     for video in videos:
         answer = api.views(video, day)
         kind = "final" if answer["final"] else f"provisional {answer['provisional_days']}"
-        print(f"      GET /v1/videos/{video}/views ({day}): {answer['views']:>6,} views, {kind}; "
-              f"oracle {oracle_totals[video]:,}", file=sys.stderr, flush=True)
+        log.info(f"      GET /v1/videos/{video}/views ({day}): {answer['views']:>6,} views, {kind}; "
+                 f"oracle {oracle_totals[video]:,}")
 
 
 def _copy_reports(settings: Settings, day: dt.date, report_uri: str, folder: Path) -> list[Path]:
@@ -265,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = folder / "catalog.csv"
     billable = write_demo_catalog(catalog, DEMO_VIDEOS)
     _cli("catalog", "load", str(catalog))
-    print(f"      catalog: {DEMO_VIDEOS:,} videos, the {billable:,} hottest billable ({catalog})", file=sys.stderr)
+    log.info(f"      catalog: {DEMO_VIDEOS:,} videos, the {billable:,} hottest billable ({catalog})")
 
     steps.next(f"produce {args.events:,} events of {args.day} (seed {args.seed}): hot videos, duplicates, "
                "late and malformed records")
@@ -316,10 +319,11 @@ def run(args: argparse.Namespace) -> int:
 
     steps.next("the report and the Data Docs")
     copies = _copy_reports(settings, args.day, summary["report_uri"], folder / "report")
-    print(f"      report:    {summary['report_uri']}\n      locally:   {copies[0]}", file=sys.stderr)
+    log.info(f"      report:    {summary['report_uri']}")
+    log.info(f"      locally:   {copies[0]}")
     docs = [path for path in copies if path.name == "index.html" and path.parent.name == "data_docs"]
     if docs:
-        print(f"      data docs: {docs[0]} ({len(copies) - 1} files)", file=sys.stderr)
+        log.info(f"      data docs: {docs[0]} ({len(copies) - 1} files)")
     steps.finish()
     return 0
 
@@ -329,9 +333,8 @@ def _show_landed(settings: Settings) -> None:
 
     offsets = topic_end_offsets(settings, settings.views_topic)
     reasons = dead_letter_reasons(settings)
-    print(f"      Kafka '{settings.views_topic}': {sum(offsets.values()):,} records; '{settings.dlq_topic}': "
-          f"{sum(reasons.values()):,} invalid (" + ", ".join(f"{r} {n}" for r, n in reasons.most_common()) + ")",
-          file=sys.stderr, flush=True)
+    log.info(f"      Kafka '{settings.views_topic}': {sum(offsets.values()):,} records; '{settings.dlq_topic}': "
+             f"{sum(reasons.values()):,} invalid (" + ", ".join(f"{r} {n}" for r, n in reasons.most_common()) + ")")
 
 
 def _show_summary(summary: dict) -> None:
@@ -346,4 +349,4 @@ def _show_summary(summary: dict) -> None:
         f"gate: {summary.get('gate', {}).get('reason', '-')}",
     ]
     for line in lines:
-        print(f"      {line}", file=sys.stderr, flush=True)
+        log.info(f"      {line}")

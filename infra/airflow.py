@@ -13,7 +13,7 @@ the scheduler and the DAG processor healthy and the nightly DAG is parsed.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
@@ -31,8 +31,7 @@ from settings.environment import Settings
 DAG_PARSE_TIMEOUT = 180.0
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 class AirflowProcess(Server):
@@ -133,8 +132,8 @@ def up(settings: Settings, env: dict[str, str]) -> None:
     ensure_api_password(env)
     start_servers(airflow_processes(settings, env))
     _wait_for_dag(client(env))
-    _log(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
-         f"(user {API_USER}, password in {home / PASSWORDS_FILE})")
+    log.info(f"airflow up in {time.monotonic() - began:.1f} s: UI and REST API at {env['AIRFLOW__API__BASE_URL']} "
+             f"(user {API_USER}, password in {home / PASSWORDS_FILE})")
 
 
 def _wait_for_dag(api: AirflowApi) -> None:
@@ -154,7 +153,7 @@ def _wait_for_dag(api: AirflowApi) -> None:
         raise UserError(f"the DAG processor did not parse {DAG_ID} within {DAG_PARSE_TIMEOUT:.0f} s; "
                         "see dag-processor.log in the Airflow home") from None
     state = "paused" if dag["is_paused"] else "unpaused"
-    _log(f"  {DAG_ID} parsed after {time.monotonic() - started:4.1f} s ({state})")
+    log.info(f"  {DAG_ID} parsed after {time.monotonic() - started:4.1f} s ({state})")
 
 
 def down(settings: Settings, env: dict[str, str], timeout: float = 60.0) -> None:

@@ -11,6 +11,7 @@ the deployed processes, their pid files and logs and the API user's password fil
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from settings.errors import UserError
 from settings.environment import DagKnobs, Settings
+
+log = logging.getLogger(__name__)
 
 PROJECT = Path(__file__).resolve().parent.parent
 API_HOST = "127.0.0.1"  # the API server and the UI listen on loopback only
@@ -86,20 +89,20 @@ def start_airflow(env: dict[str, str], *args: str, log: Path):
     return process, log.open("a")
 
 
-def ensure_metadata_db(env: dict[str, str], log: Path) -> None:
+def ensure_metadata_db(env: dict[str, str], migrate_log: Path) -> None:
     """``airflow db migrate`` once per Airflow version; later runs find the marker and skip it."""
     from importlib.metadata import version
 
     marker = Path(env["AIRFLOW_HOME"]) / f"migrated-{version('apache-airflow')}"
     if marker.exists():
         return
-    print("airflow: migrating the metadata database (first run only)", file=sys.stderr, flush=True)
-    process, handle = start_airflow(env, "db", "migrate", log=log)
+    log.info("airflow: migrating the metadata database (first run only)")
+    process, handle = start_airflow(env, "db", "migrate", log=migrate_log)
     with handle:
         for line in process.stdout:
             handle.write(line)
     if process.wait() != 0:
-        raise UserError(f"`airflow db migrate` failed; see {log}")
+        raise UserError(f"`airflow db migrate` failed; see {migrate_log}")
     marker.touch()
 
 

@@ -10,16 +10,18 @@ interrupted download is retried, never half-used.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from settings.errors import UserError
 from settings.environment import HADOOP_VERSION, SPARK_VERSION, Settings
+
+log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.2"
 CASSANDRA_VERSION = "5.0.9"
@@ -77,7 +79,7 @@ class MavenBundle:
         if self.is_ready(cache_dir):
             return self.lib(cache_dir)
         mvn = require_tool("mvn", "install Maven (apt-get install -y maven)")
-        print(f"fetching {self.name} {self.version} from Maven Central (once) ...", file=sys.stderr)
+        log.info(f"fetching {self.name} {self.version} from Maven Central (once) ...")
         home = self.home(cache_dir)
         home.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=home.parent))
@@ -117,8 +119,7 @@ class GoBinary:
         if binary.is_file():
             return binary
         go = require_tool("go", "install Go 1.24 or newer (https://go.dev/doc/install)")
-        print(f"building {self.name} {self.version} with go install (once; takes minutes) ...",
-              file=sys.stderr)
+        log.info(f"building {self.name} {self.version} with go install (once; takes minutes) ...")
         binary.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GOBIN": str(binary.parent), "GOFLAGS": "-buildvcs=false"}
         _run_logged([go, "install", f"{self.module}@{self.version}"], env,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from settings.environment import Settings, stack_node_count
+from settings.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     for flag, given in (("--spark", args.spark), ("--nodes", args.nodes is not None)):
         if given and args.action != "up":
-            print(f"viewcount stack: error: {flag} goes with up, not {args.action}", file=sys.stderr)
-            return 2
+            raise UserError(f"{flag} goes with up, not {args.action}")
     if args.action == "up":
         if args.nodes is not None and stack.set_nodes(settings, args.nodes):
             settings = Settings.from_env()  # the run folder's new stack.env
@@ -53,14 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "down":
         names = [server.name for server in all_servers(settings, spark=True)]
         if args.only is not None and args.only not in names:
-            print(f"viewcount stack: error: --only: no server {args.only!r} in this stack "
-                  f"(one of {', '.join(names)})", file=sys.stderr)
-            return 2
+            raise UserError(f"--only: no server {args.only!r} in this stack (one of {', '.join(names)})")
         stack.down(settings, only=args.only)
         return 0
     if args.only:
-        print(f"viewcount stack: error: --only goes with down, not {args.action}", file=sys.stderr)
-        return 2
+        raise UserError(f"--only goes with down, not {args.action}")
     return _print_status(settings)
 
 

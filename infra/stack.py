@@ -9,10 +9,10 @@ whose command line names our run folder, so it never touches someone else's serv
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,7 @@ from settings.errors import UserError
 SPARK_SERVERS = ("spark-master", "spark-worker")  # started by `up --spark` only
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def running_pid(server: Server) -> int | None:
@@ -97,7 +96,7 @@ def start_servers(servers: list[Server]) -> None:
         if pid is None:
             to_start.append(server)
             continue
-        _log(f"  {server.name:<{width}} already running (pid {pid})")
+        log.info(f"  {server.name:<{width}} already running (pid {pid})")
         pending[server.name] = (server, None, time.monotonic())
     asked_at = time.monotonic()
 
@@ -108,7 +107,7 @@ def start_servers(servers: list[Server]) -> None:
             if server.may_start():
                 to_start.remove(server)
                 pending[server.name] = (server, _start(server), time.monotonic())
-                _log(f"  {server.name:<{width}} starting, log {server.log_path}")
+                log.info(f"  {server.name:<{width}} starting, log {server.log_path}")
             elif time.monotonic() - asked_at > server.start_timeout:
                 raise UserError(f"{server.name} could not start: what it joins did not come up "
                                 f"within {server.start_timeout:.0f} s")
@@ -116,7 +115,7 @@ def start_servers(servers: list[Server]) -> None:
             waited = time.monotonic() - started
             if server.is_healthy():
                 pid = process.pid if process else running_pid(server)
-                _log(f"  {name:<{width}} healthy after {waited:5.1f} s (pid {pid})")
+                log.info(f"  {name:<{width}} healthy after {waited:5.1f} s (pid {pid})")
                 del pending[name]
             elif _exited(server, process):
                 raise UserError(
@@ -146,7 +145,7 @@ def up(settings: Settings, *, spark: bool = False) -> None:
     artifacts.ensure_all(settings)
     start_servers(all_servers(settings, spark=spark))
     _ensure_resources(settings)
-    _log(f"stack up in {time.monotonic() - began:.1f} s")
+    log.info(f"stack up in {time.monotonic() - began:.1f} s")
 
 
 def set_nodes(settings: Settings, nodes: int) -> bool:
@@ -196,11 +195,11 @@ def _ensure_resources(settings: Settings) -> None:
     from storage.topics import ensure_topics
 
     created = ensure_topics(settings)
-    _log(f"  topics     {'created ' + ', '.join(created) if created else 'present'}")
+    log.info(f"  topics     {'created ' + ', '.join(created) if created else 'present'}")
     applied = apply_migrations(settings)
-    _log(f"  schema     {'applied ' + ', '.join(applied) if applied else 'up to date'}")
-    _log(f"  bucket     {'created' if ensure_bucket(settings) else 'present'} "
-         f"s3://{settings.s3_bucket}")
+    log.info(f"  schema     {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    log.info(f"  bucket     {'created' if ensure_bucket(settings) else 'present'} "
+             f"s3://{settings.s3_bucket}")
 
 
 def down(settings: Settings, *, timeout: float = 60.0, only: str | None = None) -> None:
@@ -221,7 +220,7 @@ def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
     for server in servers:
         pid = running_pid(server)
         if pid is None:
-            _log(f"  {server.name:<{width}} not running")
+            log.info(f"  {server.name:<{width}} not running")
             server.pid_path.unlink(missing_ok=True)
             continue
         os.killpg(pid, signal.SIGTERM)
@@ -230,7 +229,7 @@ def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
     def still_stopping() -> bool:
         for name, (server, pid) in list(stopping.items()):
             if running_pid(server) is None or is_zombie(pid):
-                _log(f"  {name:<{width}} stopped")
+                log.info(f"  {name:<{width}} stopped")
                 server.pid_path.unlink(missing_ok=True)
                 del stopping[name]
         return bool(stopping)
@@ -241,7 +240,7 @@ def stop_servers(servers: list[Server], *, timeout: float = 60.0) -> None:
     for name, (server, pid) in stopping.items():
         os.killpg(pid, signal.SIGKILL)
         server.pid_path.unlink(missing_ok=True)
-        _log(f"  {name:<{width}} killed after {timeout:.0f} s")
+        log.warning(f"  {name:<{width}} killed after {timeout:.0f} s")
 
 
 def is_zombie(pid: int) -> bool:

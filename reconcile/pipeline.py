@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from reconcile.restated import DayRestatements
     from reconcile.summary import Figures
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -41,7 +43,7 @@ class Outcome:
 
 
 def say(day: dt.date, text: str) -> None:
-    print(f"reconcile {day}: {text}", file=sys.stderr, flush=True)
+    log.info(f"reconcile {day}: {text}")
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,16 @@ an address per request and escape the limit.
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
-import sys
 from typing import TYPE_CHECKING
 
 from settings.errors import UserError
 
 if TYPE_CHECKING:
     import uvicorn
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +74,8 @@ def serve(args: argparse.Namespace, app: str, *, factory: bool) -> int:
     listening = _listen(args.host, args.port)
     config = server_config(app, args, factory=factory)
     server = uvicorn.Server(config)
-    print(f"viewcount serve: listening on http://{args.host}:{listening.getsockname()[1]}"
-          f" ({args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr, flush=True)
+    log.info(f"viewcount serve: listening on http://{args.host}:{listening.getsockname()[1]}"
+             f" ({args.workers} worker{'s' if args.workers > 1 else ''})")
     try:
         if args.workers == 1:
             server.run(sockets=[listening])

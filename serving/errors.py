@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from serving.ranges import BadRequest
 from serving.store import StoreUnavailable
 
-log = logging.getLogger("viewcount.serving")
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):

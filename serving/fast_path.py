@@ -34,7 +34,7 @@ from serving.rate_limit import TokenBuckets, refused
 from serving.store import StoreUnavailable, ViewStore
 from serving.views import minutely_views_body, range_views_body, router
 
-log = logging.getLogger("viewcount.serving")
+log = logging.getLogger(__name__)
 VIEWS_PATH = re.compile(r"/v1/videos/([^/]+)/(views|views/minutely)")
 BODIES = {"views": range_views_body, "views/minutely": minutely_views_body}
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import gc
-import sys
+import logging
 
 from fastapi import FastAPI
 
@@ -21,6 +21,10 @@ from serving.overrides import OverrideWatch
 from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
 from settings.environment import Settings
+from settings.environment import default_run_dir
+from settings.logs import configure as configure_logging
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -93,12 +97,12 @@ def _schema_without_422(app: FastAPI, build_schema) -> dict:
 
 def app_from_env() -> FastAPI:
     """The app of one ``viewcount serve`` worker process: its own store, from the environment."""
+    configure_logging(default_run_dir())  # a worker process started by uvicorn logs as the command does
     store = ViewStore(Settings.from_env(), Limits.from_env())
     try:
         store.connect()  # connect and prepare before the first request
     except StoreUnavailable as error:
-        print(f"viewcount serve: warning: {error}; /healthz answers 503 until it is up",
-              file=sys.stderr, flush=True)
+        log.warning(f"viewcount serve: warning: {error}; /healthz answers 503 until it is up")
     app = create_app(store)
     # What start-up made (imports, the app, the driver's session) lives as long as the
     # process: moved out of the collector's generations, so a full collection walks only

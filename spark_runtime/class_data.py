@@ -21,6 +21,7 @@ manager starts the JVMs, on other hosts.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ from pathlib import Path
 from settings.errors import UserError
 from settings.environment import Settings
 from spark_runtime.jars import connector_jars
+
+log = logging.getLogger(__name__)
 
 # A few minutes at most on a loaded 2-core machine; a training run that takes longer is stuck.
 TRAINING_TIMEOUT_S = 600
@@ -68,11 +71,11 @@ def ensure_class_archive(settings: Settings) -> Path:
     if archive.is_file():
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the Spark class-data archive (once; a minute or two): {archive}", file=sys.stderr, flush=True)
+    log.info(f"building the Spark class-data archive (once; a minute or two): {archive}")
     draft = archive.with_name(f"{archive.name}.{os.getpid()}.draft")
-    log = settings.cache_dir / "logs" / "spark-class-archive.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as output:
+    training_log = settings.cache_dir / "logs" / "spark-class-archive.log"
+    training_log.parent.mkdir(parents=True, exist_ok=True)
+    with training_log.open("w") as output:
         try:
             returncode = subprocess.run([sys.executable, "-m", "spark_runtime.training", str(draft)],
                                         stdout=output, stderr=subprocess.STDOUT, timeout=TRAINING_TIMEOUT_S).returncode
@@ -80,7 +83,7 @@ def ensure_class_archive(settings: Settings) -> Path:
             returncode = None
     if returncode != 0 or not draft.is_file():
         draft.unlink(missing_ok=True)
-        raise UserError(f"building the Spark class-data archive failed or took over {TRAINING_TIMEOUT_S} s; see {log}")
+        raise UserError(f"building the Spark class-data archive failed or took over {TRAINING_TIMEOUT_S} s; see {training_log}")
     os.replace(draft, archive)
     # Archives of replaced jars or runtimes: keep a few (several checkouts, each with its
     # own virtualenv, may share the cache), remove the oldest.

@@ -6,6 +6,7 @@ Connector jars (Kafka source/sink, S3A) come from the artifact cache filled by
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -21,6 +22,8 @@ from spark_runtime.jars import connector_jars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
 
 
 def is_local(master: str | None) -> bool:
@@ -195,13 +198,19 @@ def job_master(requested: str | None, settings: Settings) -> str | None:
 
 
 def submit_entry(module, argv: list[str] | None = None) -> int:
-    """A job module's spark-submit entry: its own arguments, user errors on one line."""
+    """A job module's spark-submit entry: its own arguments, its lines logged as the
+    command line logs them (``settings.logs``), user errors on one line."""
     import argparse
+
+    from settings.environment import default_run_dir
+    from settings.logs import configure
 
     parser = argparse.ArgumentParser(prog=module.__file__, description=module.__doc__.splitlines()[0])
     module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure(default_run_dir())
     try:
-        return module.run(parser.parse_args(argv))
+        return module.run(args)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error(f"error: {error}")
         return error.exit_code

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,8 @@ from storage.topics import DLQ_MAX_MESSAGE_BYTES, require_topics
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
 
 COUNTER = COUNTER_JOB
 DEAD_LETTERS = "dead-letters"
@@ -135,9 +138,8 @@ class MinuteCountSink:
             if rows_written:  # a record per row written, or the batch fails here
                 publish_cells(counts, self.settings, write_timestamp)
         self.log().record(offsets, rows_written, write_timestamp)
-        print(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells, published "
-              f"{rows_written:,} to {self.settings.cells_topic} in {time.monotonic() - started:.2f} s",
-              file=sys.stderr, flush=True)
+        log.info(f"[{COUNTER}] batch {batch_id}: counted and wrote {rows_written:,} minute cells, published "
+                 f"{rows_written:,} to {self.settings.cells_topic} in {time.monotonic() - started:.2f} s")
 
     def add_progress(self, report: BatchReport) -> None:
         self.log().add_progress(
@@ -188,7 +190,7 @@ def start(spark: SparkSession, settings: Settings, options: CounterOptions,
     try:
         sink.log()  # registers the query (and a rebuild's floor) now, before its first batch
     except Exception as error:  # noqa: BLE001 - Cassandra gone for a moment: the first batch registers it
-        print(f"[{COUNTER}] query not registered yet ({error}); its first batch will", file=sys.stderr, flush=True)
+        log.warning(f"[{COUNTER}] query not registered yet ({error}); its first batch will")
     dead_letters = options.dead_letter_trigger.apply(
         dead_letter_records(read_views(spark, settings, options.dead_letter_source), options.max_future_seconds)
         .writeStream.queryName(DEAD_LETTERS)
@@ -258,8 +260,8 @@ def new_checkpoint_floor(spark: SparkSession, settings: Settings, options: Count
     if rebuild:
         written = (f"minutes from {floor:%Y-%m-%d %H:%M} UTC on; earlier minutes keep their counts"
                    if floor else "every minute (Kafka still holds every offset counted before)")
-        print(f"[{COUNTER}] rebuilding the speed table from {options.source.starting_offsets} offsets: "
-              f"writing {written}", file=sys.stderr, flush=True)
+        log.info(f"[{COUNTER}] rebuilding the speed table from {options.source.starting_offsets} offsets: "
+                 f"writing {written}")
     return floor
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +19,8 @@ from spark_runtime.session import submit_entry as spark_submit_entry
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+
+log = logging.getLogger(__name__)
 
 METRICS_PORTS = {"counter": 9108, "archiver": 9109}
 TRIGGER_SECONDS = {"counter": 1.0, "archiver": 30.0}
@@ -200,8 +202,8 @@ def supervise(spark: "SparkSession", start_queries: Callable[[], list["Streaming
             state.attempt_number, outage = 1, False
 
     def announce(state) -> None:
-        print(f"restarting from the checkpoints in {state.next_action.sleep:.0f} s (restart "
-              f"{state.attempt_number} of at most {max_restarts} in a row)", file=sys.stderr, flush=True)
+        log.warning(f"restarting from the checkpoints in {state.next_action.sleep:.0f} s (restart "
+                    f"{state.attempt_number} of at most {max_restarts} in a row)")
 
     def wait(delay: float) -> None:
         nonlocal outage, interrupted
@@ -212,11 +214,11 @@ def supervise(spark: "SparkSession", start_queries: Callable[[], list["Streaming
             interrupted = True
             raise
         if outage and time.monotonic() - started < delay:
-            print("the servers answer again: restarting now", file=sys.stderr, flush=True)
+            log.info("the servers answer again: restarting now")
 
     def give_up(state) -> int:
         if max_restarts:
-            print(f"giving up after {max_restarts} restart(s) in a row", file=sys.stderr, flush=True)
+            log.error(f"giving up after {max_restarts} restart(s) in a row")
         return 1
 
     # Failures in a row are tenacity's attempts: the delay doubles from 2 s up to
@@ -248,7 +250,7 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
             spark.streams.awaitAnyTermination()
     except KeyboardInterrupt:
         interrupted = True
-        print("stopping ...", file=sys.stderr)
+        log.info("stopping ...")
     except Exception:  # noqa: BLE001 - reported below from each query's own exception
         pass
     finally:
@@ -259,7 +261,7 @@ def await_queries(spark: "SparkSession", queries: list["StreamingQuery"], trigge
     spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(30_000)
     failed = [query for query in queries if query.exception() is not None]
     for query in failed:
-        print(f"query {query.name} failed: {failure_reason(str(query.exception()))}", file=sys.stderr)
+        log.error(f"query {query.name} failed: {failure_reason(str(query.exception()))}")
     if interrupted:
         return INTERRUPTED
     return 1 if failed else 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
+import logging
 import time
 
 from counting.window import parse_day
 from settings.errors import UserError
 from settings.environment import Settings
+
+log = logging.getLogger(__name__)
 
 WAIT_POLL_SECONDS = 5.0
 
@@ -77,10 +79,10 @@ def trigger(api, day: dt.date, *, rerun: bool = False, wait: bool = False) -> in
                         "which waits for it")
     if dag["is_paused"]:
         api.unpause()
-        _say(f"{DAG_ID} unpaused")
+        log.info(f"{DAG_ID} unpaused")
     try:
         run_id = api.trigger(day)["dag_run_id"]
-        _say(f"{DAG_ID} {day}: run {run_id} queued")
+        log.info(f"{DAG_ID} {day}: run {run_id} queued")
     except ApiError as error:
         existing = api.run_of_day(day) if error.status == 409 else None
         if existing is None:
@@ -90,8 +92,8 @@ def trigger(api, day: dt.date, *, rerun: bool = False, wait: bool = False) -> in
             raise UserError(f"{DAG_ID} has a run for {day} already ({run_id}, {existing['state']}); "
                             "--rerun runs it again") from None
         api.rerun(run_id)
-        _say(f"{DAG_ID} {day}: run {run_id} cleared, it runs again")
-    _say(f"  {api.url}/dags/{DAG_ID}/runs/{run_id}")
+        log.info(f"{DAG_ID} {day}: run {run_id} cleared, it runs again")
+    log.info(f"  {api.url}/dags/{DAG_ID}/runs/{run_id}")
     return follow(api, run_id) if wait else 0
 
 
@@ -108,14 +110,11 @@ def follow(api, run_id: str) -> int:
         for task, task_state in api.task_states(run_id).items():
             if task_state and seen.get(task) != task_state:
                 seen[task] = task_state
-                _say(f"  {task:<18} {task_state:<17} {time.monotonic() - started:5.0f} s")
+                log.info(f"  {task:<18} {task_state:<17} {time.monotonic() - started:5.0f} s")
         return state
 
     state = Retrying(retry=retry_if_result(lambda state: state not in FINISHED),
                      wait=wait_fixed(WAIT_POLL_SECONDS))(run_state)
-    _say(f"{run_id}: {state} in {time.monotonic() - started:.0f} s")
+    log.log(logging.INFO if state == "success" else logging.ERROR,
+            f"{run_id}: {state} in {time.monotonic() - started:.0f} s")
     return 0 if state == "success" else 1
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -7,6 +7,9 @@ Every subcommand lives in its own module exposing ``add_arguments(parser)`` and
 A user's mistake or an operational failure (a server down, credentials missing, a full
 disk, a port taken) is one line on stderr and a non-zero exit; its traceback goes to
 ``<run dir>/logs/viewcount.log``, and to stderr as well with ``viewcount --debug``.
+
+Logging is configured here, once per command (``settings.logs``): every module's lines go
+to stderr as they read, and with their time to ``<run dir>/logs/viewcount.log``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import logging
 import sys
 import traceback
 
 from settings.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -68,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args._module, "ACCEPTS_ANY_ARGUMENTS", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _configure_logging()
     try:
         return int(args._module.run(args) or 0)
     except UserError as error:
-        print(f"viewcount {args._name}: error: {error}", file=sys.stderr)
+        log.error(f"viewcount {args._name}: error: {error}")
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"viewcount {args._name}: interrupted", file=sys.stderr)
+        log.warning(f"viewcount {args._name}: interrupted")
         return 130
     except Exception as error:  # noqa: BLE001 - sorted below: operational failure or defect
         return _failed(args._name, argv, error, debug=args.debug)
@@ -83,11 +90,20 @@ def main(argv: list[str] | None = None) -> int:
 OPERATIONAL_EXIT = 1
 
 
+def _configure_logging() -> None:
+    """Imported here, not at the top: ``viewcount --help`` and argument errors stay instant."""
+    from settings.environment import default_run_dir
+    from settings.logs import configure
+
+    configure(default_run_dir())  # Settings.run_dir, which cannot fail to read
+
+
 def _failed(name: str, argv: list[str], error: Exception, debug: bool) -> int:
     """One line for an operational failure (the traceback kept in the log); a defect keeps
     its traceback on stderr."""
     from storage.errors import explain
     from settings.environment import Settings
+    from settings.logs import log_file
 
     try:
         settings = Settings.from_env()
@@ -96,22 +112,22 @@ def _failed(name: str, argv: list[str], error: Exception, debug: bool) -> int:
     line = explain(error, settings)
     if line is None:
         raise error
-    log = _keep_traceback(settings.run_dir / "logs" / "viewcount.log", argv, error)
-    where = f" (traceback in {log})" if log else ""
-    print(f"viewcount {name}: error: {line}{where}", file=sys.stderr)
+    kept = _keep_traceback(log_file(settings.run_dir), argv, error)
+    where = f" (traceback in {kept})" if kept else ""
+    log.error(f"viewcount {name}: error: {line}{where}")
     if debug:
         traceback.print_exception(error, file=sys.stderr)
     return OPERATIONAL_EXIT
 
 
-def _keep_traceback(log, argv: list[str], error: Exception):
+def _keep_traceback(path, argv: list[str], error: Exception):
     """Append the failure to the log; None when it cannot be written (a full disk, say)."""
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a") as out:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as out:
             out.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()} viewcount {' '.join(argv)}\n")
             out.write("".join(traceback.format_exception(error)))
-        return log
+        return path
     except OSError:
         return None
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from infra.airflow_home import airflow_environment, ensure_metadata_db, start_ai
 from storage.reachability import require_reachable
 from settings.environment import Settings
 from settings.errors import UserError
+
+log = logging.getLogger(__name__)
 
 MAX_DAYS = 31
 # From Airflow's log of ``dags test``: which task starts, and each state it is given.
@@ -63,23 +65,23 @@ class DagLog:
         return None
 
 
-def run_day(day: dt.date, env: dict[str, str], log: Path) -> bool:
+def run_day(day: dt.date, env: dict[str, str], dag_log: Path) -> bool:
     """One DAG run for ``day``; True when it succeeded. Task outcomes are echoed as they happen."""
     started = time.monotonic()
-    print(f"airflow dags test {DAG_ID} {day} (log: {log})", file=sys.stderr, flush=True)
-    process, handle = start_airflow(env, "dags", "test", DAG_ID, day.isoformat(), log=log)
+    log.info(f"airflow dags test {DAG_ID} {day} (log: {dag_log})")
+    process, handle = start_airflow(env, "dags", "test", DAG_ID, day.isoformat(), log=dag_log)
     reader = DagLog()
     with handle:
         for line in process.stdout:
             handle.write(line)
             if outcome := reader.read(line):
-                print(f"  {outcome[0]:<18} {outcome[1]:<17} {time.monotonic() - started:5.0f} s",
-                      file=sys.stderr, flush=True)
+                log.info(f"  {outcome[0]:<18} {outcome[1]:<17} {time.monotonic() - started:5.0f} s")
     succeeded = process.wait() == 0
     verdict = "succeeded" if succeeded else "FAILED"
-    print(f"{DAG_ID} {day}: {verdict} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    log.log(logging.INFO if succeeded else logging.ERROR,
+            f"{DAG_ID} {day}: {verdict} in {time.monotonic() - started:.0f} s")
     for reason in dict.fromkeys(reader.errors[-6:]) if not succeeded else []:
-        print(f"  {reason[:400]}", file=sys.stderr)
+        log.error(f"  {reason[:400]}")
     return succeeded
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import sys
+import logging
 from dataclasses import dataclass
 
 from settings.errors import UserError
@@ -23,6 +23,8 @@ from settings.environment import ReconcileKnobs, Settings
 
 from reconcile.quality import frames, suites
 from reconcile.quality.validate import QualityRun, SuiteResult
+
+log = logging.getLogger(__name__)
 
 
 class QualityGateFailed(UserError):
@@ -41,7 +43,8 @@ class Quality:
 
     def gate(self, raise_on_blocking: bool = True) -> str:
         for result in self.results:
-            print(f"quality {self.day}: {result.line()}", file=sys.stderr, flush=True)
+            level = logging.INFO if result.success else logging.ERROR if result.blocking else logging.WARNING
+            log.log(level, f"quality {self.day}: {result.line()}")
         if self.blocking and raise_on_blocking:
             failed = "; ".join(f"{r.suite}: {', '.join(r.critical_failed)}" for r in self.blocking)
             raise QualityGateFailed(f"day {self.day} failed critical expectations ({failed}); "

@@ -63,4 +63,7 @@ def test_up_with_another_node_count_than_the_data_is_refused_before_anything_sta
     assert result.stderr.startswith(f"viewcount stack: error: {run_dir} holds data written by a 1-node stack "
                                     "(kafka/data, cassandra/data)")
     assert "`viewcount stack up --nodes 1`" in result.stderr and "`viewcount stack down`, then remove" in result.stderr
-    assert sorted(path.name for path in run_dir.iterdir()) == ["cassandra", "checkpoints", "kafka", "minio"]
+    # Nothing started or written but the refusal, kept in the run folder's log.
+    assert sorted(path.name for path in run_dir.iterdir()) == ["cassandra", "checkpoints", "kafka", "logs", "minio"]
+    assert [path.name for path in (run_dir / "logs").iterdir()] == ["viewcount.log"]
+    assert result.stderr.strip() in (run_dir / "logs" / "viewcount.log").read_text()
