@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 INSERT_MINUTE_VIEWS = "INSERT INTO batch_minute_views (video_id, day, version, minute, views) VALUES (?, ?, ?, ?, ?)"
+# The API's reads (``storage.serving_reads``): a version's (video, day) partition whole, a
+# version's top videos, every promoted day's version (a row per day), and the promotions by
+# override of some days (migration 0013).
+VERSION_DAY_READ = "SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ? AND version = ?"
+TOP_VIDEOS_READ = "SELECT video_id, views FROM batch_top_videos WHERE day = ? AND version = ?"
+PROMOTED_DAYS = "SELECT day, version FROM batch_promotions"
+OVERRIDES_OF_DAYS = ("unreconciled_promotions", "SELECT kind FROM unreconciled_promotions WHERE day IN ?")
 # The tables keyed by day alone that a day's batch runs and promotions write.
 DAY_TABLES = ("batch_promotions", "batch_promotion_history", "batch_versions", "unreconciled_promotions")
 RUNNING = "running"

@@ -19,6 +19,7 @@ from settings.environment import Settings
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
 
+RELEASE_READ = "SELECT release_version FROM system.local"  # answers on any node, keyspace or not
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.cql$")
 
@@ -110,7 +111,7 @@ def ping(settings: Settings, host: str | None = None) -> bool:
     cluster = build_cluster(settings, connect_timeout=2.0, only_host=host)
     try:
         session = cluster.connect()
-        session.execute("SELECT release_version FROM system.local", timeout=3)
+        session.execute(RELEASE_READ, timeout=3)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return False

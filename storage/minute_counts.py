@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 SPEED_TABLE = "speed_minute_views"
 # The whole speed table, by token ranges of its partition key (the reconciler's snapshot).
 SPEED_SCAN = TableScan(SPEED_TABLE, ("video_id", "day"), ("video_id", "day", "minute", "views"))
+# One (video, day) partition whole (the API's reads, ``storage.serving_reads``): its cells,
+# and its cells with their write timestamps (a partition the API keeps current from the
+# cell feed, ``serving.live``: a pushed cell and the read keep the newer).
+SPEED_DAY_READ = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
+SPEED_DAY_LIVE_READ = f"SELECT minute, views, WRITETIME(views) FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
 DEFAULT_CONCURRENCY = 64
 ROWS_PER_BATCH = 50  # ~3 KB per batch: under Cassandra's 5 KB batch-size warning
 

@@ -21,6 +21,7 @@ RECONCILIATION_TABLE = "reconciliations"
 # how it is proven: reconcile/causes.py.
 CAUSES = ("late", "duplicate", "missing_in_speed", "missing_in_archive", "after_cutoff", "other")
 SUMMARY_BY_DAY = f"SELECT summary FROM {RECONCILIATION_TABLE} WHERE day = ?"
+RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"  # every reconciled day's status
 
 
 def money_text(amounts: dict[str, str | Decimal]) -> str:

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from storage.catalog import CatalogEntry
 
 PENDING, RESTATED, FAILED = "pending", "restated", "failed"
+# The API's reads for /metrics (``storage.serving_reads``): a topic's requests (one
+# partition), and the records of some days (one partition per day); with the table each reads.
+RESTATEMENT_REQUESTS = ("restatement_requests", "SELECT day, status FROM restatement_requests WHERE topic = ?")
+RESTATEMENTS_OF_DAYS = ("restatements", "SELECT day FROM restatements WHERE day IN ?")
 OPEN_STATUSES = (PENDING, FAILED)
 CONCURRENCY = 64
 

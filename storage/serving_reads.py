@@ -12,37 +12,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.minute_counts import SPEED_TABLE
-from storage.reconciliations import RECONCILIATION_TABLE, SUMMARY_BY_DAY
+from storage.batch_results import OVERRIDES_OF_DAYS, PROMOTED_DAYS, TOP_VIDEOS_READ, VERSION_DAY_READ
+from storage.cassandra import RELEASE_READ
+from storage.minute_counts import SPEED_DAY_LIVE_READ, SPEED_DAY_READ
+from storage.reconciliations import RECONCILED_DAYS, RECONCILIATION_TABLE, SUMMARY_BY_DAY
+from storage.restatements import RESTATEMENT_REQUESTS, RESTATEMENTS_OF_DAYS
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
     from cassandra.query import PreparedStatement
 
-# name -> CQL; each answers at most one partition (a day has at most 1,440 minutes).
+# The statements are their tables' (each table's module owns them); here, which the API
+# prepares. name -> CQL; each answers at most one partition (a day has at most 1,440 minutes).
 READS = {
-    "speed": f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?",
-    # A partition the API will hold and keep current from the cell feed (serving.live):
-    # each cell with its write timestamp, so a pushed cell and the read keep the newer.
-    "speed_live": f"SELECT minute, views, WRITETIME(views) FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?",
-    "batch": "SELECT minute, views FROM batch_minute_views WHERE video_id = ? AND day = ? AND version = ?",
-    "top": "SELECT video_id, views FROM batch_top_videos WHERE day = ? AND version = ?",
-    "release": "SELECT release_version FROM system.local",
+    "speed": SPEED_DAY_READ,
+    "speed_live": SPEED_DAY_LIVE_READ,
+    "batch": VERSION_DAY_READ,
+    "top": TOP_VIDEOS_READ,
+    "release": RELEASE_READ,
 }
 RECONCILIATION_READ = "reconciliation"
-# Every promoted day's version, a row per day, read whole (serving's promotion snapshot,
-# at most every VIEWCOUNT_SERVING_PROMOTION_REFRESH_S); every reconciled day, for /metrics
-# and the nightly run's alerts (``infra/prometheus``), at most once a minute.
-PROMOTED_DAYS = "SELECT day, version FROM batch_promotions"
-RECONCILED_DAYS = f"SELECT day, status FROM {RECONCILIATION_TABLE}"
-# For /metrics (``storage.restatements``, migration 0012), at most every few seconds: a
-# topic's restatement requests (one partition, a handful of rows a week), and the
-# restatement records of those requests' days (one partition per day).
-RESTATEMENT_REQUESTS = ("restatement_requests", "SELECT day, status FROM restatement_requests WHERE topic = ?")
-RESTATEMENTS_OF_DAYS = ("restatements", "SELECT day FROM restatements WHERE day IN ?")
-# For /metrics (``serving.overrides``, migration 0013), at most every few seconds: the
-# promotions by override of the recent days (one partition per day, a row per override).
-OVERRIDES_OF_DAYS = ("unreconciled_promotions", "SELECT kind FROM unreconciled_promotions WHERE day IN ?")
+# Read whole: every promoted day's version (serving's promotion snapshot, at most every
+# VIEWCOUNT_SERVING_PROMOTION_REFRESH_S), PROMOTED_DAYS; every reconciled day, for /metrics
+# and the nightly run's alerts (``infra/prometheus``), at most once a minute, RECONCILED_DAYS.
+# For /metrics at most every few seconds (``serving.restatements``, ``serving.overrides``):
+# RESTATEMENT_REQUESTS, RESTATEMENTS_OF_DAYS, OVERRIDES_OF_DAYS.
+__all__ = ["READS", "RECONCILIATION_READ", "PROMOTED_DAYS", "RECONCILED_DAYS", "RESTATEMENT_REQUESTS",
+           "RESTATEMENTS_OF_DAYS", "OVERRIDES_OF_DAYS", "prepare_reads", "prepare_reconciliation_read",
+           "prepare_if_table"]
 
 
 def _prepared(session: "Session", cql: str) -> "PreparedStatement":
