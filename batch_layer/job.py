@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from settings.errors import UserError
+from settings.errors import UserError, argument_type
 from settings.environment import Settings
 
 from counting.window import DEFAULT_GRACE, BatchWindow, parse_day, parse_grace
@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD",
+    parser.add_argument("--date", type=argument_type(parse_day), required=True, metavar="YYYY-MM-DD",
                         help="the UTC day to recompute; it must be over, grace included")
-    parser.add_argument("--grace", type=parse_grace, default=DEFAULT_GRACE, metavar="DURATION",
+    parser.add_argument("--grace", type=argument_type(parse_grace), default=DEFAULT_GRACE, metavar="DURATION",
                         help="count arrivals until D+1 00:00 UTC plus this, e.g. 1h, 90m, 1h30m (default: 1h)")
     parser.add_argument("--allow-gaps", action="store_true",
                         help="count what the archive holds even where offsets are missing, "

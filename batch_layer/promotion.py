@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from settings.errors import UserError
+from settings.errors import UserError, argument_type
 from storage.reconciliations import money_text
 from settings.environment import Settings
 
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD", help="the UTC day")
+    parser.add_argument("--date", type=argument_type(parse_day), required=True, metavar="YYYY-MM-DD",
+                        help="the UTC day")
     parser.add_argument("--version", type=_positive_int, metavar="N",
                         help="the complete version to serve; an earlier one is a rollback "
                              "(default: the newest complete version)")

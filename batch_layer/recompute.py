@@ -5,12 +5,13 @@ Three steps, all built from ``counting``:
 - ``tally_archive``: records and offsets per Kafka partition, from the narrow Kafka
   coordinates only (Parquet reads no value bytes), to check the files against
   archive_hours before anything costly runs;
-- ``events_in_window``: ``parse_events`` on the arrivals in [start, cutoff), each with
-  its own Kafka timestamp; the caller caches the result, since both the counts and the
-  statistics read it (cheaper than parsing twice, and than ``observe``, which measured
-  at twice the CPU of the whole count);
-- ``count_day``: ``counting.day.countable_for_day`` (valid events of the minutes of D),
-  ``drop_duplicate_events`` over the whole day, ``count_per_minute``.
+- ``events_in_window``: ``parse_archived_records`` on the arrivals in [start, cutoff),
+  each with its own Kafka timestamp; the caller caches the result, since both the counts
+  and the statistics read it (cheaper than parsing twice, and than ``observe``, which
+  measured at twice the CPU of the whole count);
+- ``count_day``: the events of D (``counting.day.falls_in_day``) through the speed
+  layer's own ``count_views_per_minute`` (valid, each view once, per minute). On a static
+  DataFrame Spark ignores its watermark, so dedupe spans the whole day.
 
 The steps only a batch may take (sort, limit) are here, named for what they give:
 ``top_videos_by_views``.
@@ -27,9 +28,9 @@ from pyspark.sql import functions as F
 
 from counting.day import (
     arrived_before_window, arrived_in_window, arrived_past_cutoff, countable_for_day, falls_in_day)
-from counting.events import parse_events
+from counting.events import parse_archived_records
 from counting.reasons import REASONS
-from counting.views import count_per_minute, drop_duplicate_events, events_in_several_cells
+from counting.views import count_views_per_minute, events_in_several_cells
 from storage.batch_results import BatchStats
 
 from counting.window import BatchWindow
@@ -73,11 +74,9 @@ def tally_archive(records: DataFrame, window: BatchWindow) -> ArchiveTallies:
 
 def events_in_window(records: DataFrame, window: BatchWindow) -> DataFrame:
     """Parsed events (video_id, event_id, event_time, reason) of the window's arrivals."""
-    arrival = F.col("kafka_timestamp")
     return (
-        records.filter(arrived_in_window(window, arrival))
-        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
-        .transform(parse_events())
+        records.filter(arrived_in_window(window, F.col("kafka_timestamp")))
+        .transform(parse_archived_records())
         .select("video_id", "event_id", "event_time", "reason")
     )
 
@@ -88,8 +87,7 @@ def past_cutoff_events(records: DataFrame, window: BatchWindow, span: dt.timedel
     arrival = F.col("kafka_timestamp")
     return (
         records.filter(arrived_past_cutoff(window, arrival) & (arrival < F.lit(window.cutoff + span)))
-        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
-        .transform(parse_events())
+        .transform(parse_archived_records())
         .transform(countable_for_day(window))
         .count()
     )
@@ -99,11 +97,7 @@ def count_day(window: BatchWindow) -> Callable[[DataFrame], DataFrame]:
     """views(video, minute) for the minutes of D: ``events.transform(count_day(window))``."""
 
     def count(events: DataFrame) -> DataFrame:
-        return (
-            events.transform(countable_for_day(window))
-            .transform(drop_duplicate_events)
-            .transform(count_per_minute)
-        )
+        return events.filter(falls_in_day(window)).transform(count_views_per_minute())
 
     return count
 

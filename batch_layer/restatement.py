@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from settings.environment import Settings
 
 from batch_layer.completeness import Completeness, arrived_after
+from counting.durations import duration_text
 from counting.window import BatchWindow
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class Stale:
     @property
     def grace_text(self) -> str:
         """The grace as ``viewcount batch --grace`` takes it."""
-        return f"{int(self.grace.total_seconds())}s"
+        return duration_text(self.grace)
 
 
 def final_version(session: "Session", day: dt.date) -> "BatchVersion | None":

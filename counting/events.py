@@ -288,6 +288,21 @@ def parse_events(max_future_seconds: int = R.MAX_FUTURE_SECONDS) -> Callable[[Da
     return parse
 
 
+def parse_archived_records(max_future_seconds: int = R.MAX_FUTURE_SECONDS) -> Callable[[DataFrame], DataFrame]:
+    """``parse_events`` for records in the archive's layout, where Kafka's ``timestamp`` is
+    kept as ``kafka_timestamp`` (the archive, and records read back from Kafka beside it):
+    ``archived.transform(parse_archived_records())``. The batch, the reconciler's evidence
+    and the quality checks parse archived records with it, as the speed layer parses its own.
+    """
+    parse = parse_events(max_future_seconds)
+
+    def parse_archived(records: DataFrame) -> DataFrame:
+        kafka_columns = ("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"), "key", "value")
+        return records.select(*kafka_columns).transform(parse)
+
+    return parse_archived
+
+
 def valid_events(events: DataFrame) -> DataFrame:
     """Parsed events that count (reason is NULL)."""
     return events.filter(F.col("reason").isNull())

@@ -16,18 +16,18 @@ ahead of the batch's clock less the delay, whatever one record says.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from counting.durations import DEFAULT_WATERMARK_DELAY, spark_interval
 from counting.event_time import event_minute
 from counting.events import valid_events
 
 # Two valid events are the same view when they share all three.
 DEDUPE_KEY = ("video_id", "minute", "event_id")
-# How far behind the newest event time the speed layer still counts (DESIGN: 10 minutes).
-DEFAULT_WATERMARK_DELAY = "10 minutes"
 
 
 def drop_duplicate_events(events: DataFrame) -> DataFrame:
@@ -71,15 +71,23 @@ def events_in_several_cells(events: DataFrame) -> DataFrame:
     )
 
 
+def is_dropped_as_late(event_time_us: Column, late_watermark_ms: Column) -> Column:
+    """True for an event a micro-batch drops as late: its event_time (epoch microseconds)
+    at or behind the watermark that batch applied (the one the batch before it left, epoch
+    milliseconds), compared in microseconds as Spark does. The first batch's watermark is
+    0, so an event before 1970 is late even there."""
+    return event_time_us <= late_watermark_ms * F.lit(1000)
+
+
 def count_views_per_minute(
-    watermark_delay: str = DEFAULT_WATERMARK_DELAY,
+    watermark_delay: dt.timedelta = DEFAULT_WATERMARK_DELAY,
     watermark_bound: Callable[[DataFrame], DataFrame] | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """The whole definition from parsed events: valid only, each view once, per minute.
 
     ``parsed.transform(count_views_per_minute())`` on a stream or a static DataFrame
-    (Spark ignores the watermark on a static one). The delay must be at least a minute:
-    dedupe state then outlives every event that could still land in the same minute.
+    (Spark ignores the watermark on a static one). The delay must be at least
+    ``counting.durations.MIN_WATERMARK_DELAY``.
     On a stream, ``watermark_bound`` (given the watermarked valid events) returns a stream
     with no rows and their columns whose own watermark bounds theirs: Spark keeps the
     lower of a query's watermarks (the counter's is the batch's clock,
@@ -87,7 +95,7 @@ def count_views_per_minute(
     """
 
     def count(events: DataFrame) -> DataFrame:
-        valid = events.transform(valid_events).withWatermark("event_time", watermark_delay)
+        valid = events.transform(valid_events).withWatermark("event_time", spark_interval(watermark_delay))
         if watermark_bound is not None and valid.isStreaming:
             valid = valid.unionByName(watermark_bound(valid))
         return valid.transform(drop_duplicate_events).transform(count_per_minute)

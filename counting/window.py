@@ -11,19 +11,16 @@ Plain Python, no Spark: the CLI validates arguments with it before starting anyt
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 from dataclasses import dataclass
 
+from counting.durations import duration_text, parse_duration
 from counting.reasons import MAX_FUTURE_SECONDS
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 # A longer grace would make one day's batch read more than two days of archive.
 MAX_GRACE = dt.timedelta(hours=24)
-GRACE_TEXT = re.compile(r"^(?:[0-9]+[hms])+$")
-GRACE_PART = re.compile(r"([0-9]+)([hms])")
-UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
 DATE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 EPOCH_DAY = dt.date(1970, 1, 1)  # Kafka timestamps start here
 
@@ -31,25 +28,29 @@ Hour = tuple[dt.date, int]  # an archive partition: (arrival_date, arrival_hour)
 
 
 def parse_day(text: str) -> dt.date:
-    """argparse type for a UTC day 'YYYY-MM-DD' from 1970 on."""
+    """A UTC day 'YYYY-MM-DD' from 1970 on; ValueError for anything else (the command
+    line's edge turns it into a usage error: ``settings.errors.argument_type``)."""
     try:
         day = dt.date.fromisoformat(text) if DATE_TEXT.match(text) else None
     except ValueError:
         day = None
     if day is None or day < EPOCH_DAY:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD (from 1970-01-01 on)")
+        raise ValueError(f"{text!r} is not a date YYYY-MM-DD (from 1970-01-01 on)")
     return day
 
 
 def parse_grace(text: str) -> dt.timedelta:
-    """argparse type for a grace like '1h', '90m', '1h30m' or '0s' (0 to 24 hours)."""
-    if not GRACE_TEXT.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like '1h', '90m' or '1h30m'")
-    seconds = sum(int(amount) * UNIT_SECONDS[unit] for amount, unit in GRACE_PART.findall(text))
-    grace = dt.timedelta(seconds=seconds)
+    """A grace like '1h', '90m', '1h30m' or '0s' (``counting.durations``), 0 to 24 hours;
+    ValueError for anything else."""
+    grace = parse_duration(text)
     if grace > MAX_GRACE:
-        raise argparse.ArgumentTypeError(f"grace {text} is longer than {MAX_GRACE.total_seconds() / 3600:g} hours")
+        raise ValueError(f"grace {text} is longer than {MAX_GRACE.total_seconds() / 3600:g} hours")
     return grace
+
+
+def latest_closed_day(now: dt.datetime, grace: dt.timedelta = DEFAULT_GRACE) -> dt.date:
+    """The newest UTC day whose cutoff (next midnight + grace) has passed at ``now``."""
+    return (now - dt.timedelta(days=1) - grace).date()
 
 
 def _hour_of(instant: dt.datetime) -> Hour:
@@ -115,15 +116,8 @@ class BatchWindow:
 
     def describe(self) -> str:
         return (f"arrivals [{_iso(self.start)}, {_iso(self.cutoff)}) in {len(self.hours())} archive hours, "
-                f"cutoff {_iso(self.cutoff)} (grace {_grace_text(self.grace)})")
+                f"cutoff {_iso(self.cutoff)} (grace {duration_text(self.grace)})")
 
 
 def _iso(instant: dt.datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _grace_text(grace: dt.timedelta) -> str:
-    minutes, seconds = divmod(int(grace.total_seconds()), 60)
-    hours, minutes = divmod(minutes, 60)
-    text = "".join(f"{amount}{unit}" for amount, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if amount)
-    return text or "0s"

@@ -49,9 +49,10 @@ SHOWN_VIDEOS = 4
 
 
 def _latest_closed_day(now: dt.datetime | None = None) -> dt.date:
-    """The newest UTC day whose batch cutoff (next midnight + 1 h grace) has passed."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return (now - dt.timedelta(hours=25)).date()
+    """The newest UTC day whose batch cutoff (next midnight + the default grace) has passed."""
+    from counting.window import latest_closed_day
+
+    return latest_closed_day(now or dt.datetime.now(dt.timezone.utc))
 
 
 def _reach_back_to(day: dt.date) -> None:
@@ -64,13 +65,15 @@ def _reach_back_to(day: dt.date) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from counting.window import parse_day
+    from counting.durations import duration_text
+    from counting.window import DEFAULT_GRACE, parse_day
+    from settings.errors import argument_type
 
     parser.add_argument("--events", type=int, default=50_000, help="events to generate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="generator seed (default: %(default)s)")
-    parser.add_argument("--day", type=parse_day, default=_latest_closed_day(),
-                        help="the UTC day to simulate; its cutoff (next day 01:00) must have passed "
-                             "(default: the latest such day, %(default)s)")
+    parser.add_argument("--day", type=argument_type(parse_day), default=_latest_closed_day(),
+                        help=f"the UTC day to simulate; its cutoff (next midnight + {duration_text(DEFAULT_GRACE)}) "
+                             "must have passed (default: the latest such day, %(default)s)")
 
 
 class Steps:

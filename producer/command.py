@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
-from settings.errors import UserError
+from counting.window import parse_day
+from settings.errors import UserError, argument_type
 
 CHUNK = 5_000
 DEFAULTS = {"videos": 10_000, "zipf": 1.1, "duplicates": 0.02, "late": 0.01, "malformed": 0.005,
@@ -29,15 +29,6 @@ def _bounded(kind: type, low: float, high: float, what: str):
     return parse
 
 
-def _day(text: str) -> date:
-    try:
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
-            return date.fromisoformat(text)
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD")
-
-
 _fraction = _bounded(float, 0.0, 1.0, "a fraction between 0 and 1")
 
 
@@ -48,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most R records per second (default: as fast as Kafka takes them)")
     parser.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a non-negative whole number"),
                         metavar="S", help="same seed and options, same records (default: random, printed)")
-    parser.add_argument("--day", type=_day, metavar="YYYY-MM-DD",
+    parser.add_argument("--day", type=argument_type(parse_day), metavar="YYYY-MM-DD",
                         help="spread arrivals (Kafka timestamps) over this past UTC day "
                              "(default: arrivals are now)")
     parser.add_argument("--videos", type=_bounded(int, 1, 10_000_000, "a video count from 1 to 10 million"),

@@ -17,11 +17,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from counting.reasons import REASONS
+from counting.durations import DEFAULT_WATERMARK_DELAY
 from producer.generator import DUPLICATE, VALID, Record
 
 MS_PER_MINUTE = 60_000
 MS_PER_DAY = 86_400_000
-WATERMARK_MS = 600_000  # the speed layer's default lateness allowance (DESIGN)
+WATERMARK_MS = DEFAULT_WATERMARK_DELAY // timedelta(milliseconds=1)  # the speed layer's default lateness allowance
 COUNTS_FILE = "counts.parquet"
 SUMMARY_FILE = "summary.json"
 

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from settings.environment import ReconcileKnobs, Settings
+from settings.errors import argument_type
 
 from reconcile.tolerances import Tolerances, add_tolerance_arguments, tolerances_from
 from counting.window import parse_day
@@ -32,7 +33,8 @@ EXIT_FAIL = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=parse_day, required=True, metavar="YYYY-MM-DD", help="the UTC day")
+    parser.add_argument("--date", type=argument_type(parse_day), required=True, metavar="YYYY-MM-DD",
+                        help="the UTC day")
     parser.add_argument("--version", type=positive_int, metavar="N",
                         help="the batch version to compare with (default: the newest complete one)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (the public contract)")

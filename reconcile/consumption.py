@@ -3,10 +3,9 @@ proven from.
 
 Occurrences come from inside the batch's window and, marked ``past_cutoff``, from after its
 cutoff (``reconcile.evidence``). An occurrence is *consumed* by a micro-batch whose logged offsets [start, end) of its
-partition contain its offset; Spark dropped it there as late iff
-``event_time <= late_watermark_ms`` (the watermark of the batch before, compared in
-microseconds, as Spark does). Spark applies that test from the very first batch, whose
-watermark is 0: an event before 1970 is late even there. An
+partition contain its offset; Spark dropped it there as late when
+``counting.views.is_dropped_as_late`` (its event_time at or behind the watermark of the
+batch before; from the very first batch, whose watermark is 0). An
 occurrence is *counted* when some batch consumed it and did not drop it as late. A batch of
 a rebuild (``speed_layer.rebuild``) never wrote the minutes before its query's write floor:
 it does not count as consuming their occurrences.
@@ -21,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from counting.views import is_dropped_as_late
 from reconcile.speed_log import ConsumedRange
 
 # Offsets per join bucket: a batch spans (end - start) / OFFSET_BUCKET + 1 buckets, and an
@@ -61,7 +61,7 @@ def occurrence_status(occurrences: DataFrame, ranges: DataFrame) -> DataFrame:
                 & ((F.col("r.written_from_ms") == 0)
                    | (F.col("o.event_time_us") >= F.col("r.written_from_ms") * F.lit(1000))))
     joined = occurrence.join(log, on=reads_it, how="left")
-    is_late = F.col("o.event_time_us") <= F.col("r.late_watermark_ms") * F.lit(1000)
+    is_late = is_dropped_as_late(F.col("o.event_time_us"), F.col("r.late_watermark_ms"))
     counted_by = F.when(F.col("r.query_id").isNotNull() & ~is_late, F.struct("r.query_id", "r.batch_id"))
     return joined.groupBy(*[F.col(f"o.{name}") for name in (*CELL, "event_id", "partition", "offset",
                                                               "in_archive", "past_cutoff")]).agg(

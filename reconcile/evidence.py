@@ -1,8 +1,8 @@
 """Event-level evidence for day D: every occurrence of every countable event, with its
 Kafka coordinates, from the archive and from Kafka itself where the archive has gaps.
 
-An occurrence is one Kafka record that ``counting`` accepts (``parse_events`` on its
-Kafka timestamp, ``valid_events``), whose event_time falls in D and which arrived inside
+An occurrence is one Kafka record that ``counting`` accepts (``parse_archived_records``,
+``valid_events``), whose event_time falls in D and which arrived inside
 the batch's window: exactly the records the batch counts (before dedupe). The archive
 rows of the window's hours give most of them; the offsets the archive lacks
 (``reconcile.completeness``) are read back from Kafka with Spark's Kafka batch source,
@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from counting.day import arrived_in_window, arrived_past_cutoff, countable_for_day
 from counting.event_time import event_minute
-from counting.events import parse_events
+from counting.events import parse_archived_records
 from storage.archive import archive_schema
 from storage.kafka_config import spark_reader_options
 from settings.environment import Settings
@@ -86,11 +86,9 @@ def read_past_window(window_ends: dict[int, int], consumed_ends: dict[int, int],
 
 
 def _countable(records: DataFrame, window: Window, arrived: Column, in_archive: bool, past_cutoff: bool) -> DataFrame:
-    arrival = F.col("kafka_timestamp")
     return (
         records.filter(arrived)
-        .select("topic", "partition", "offset", arrival.alias("timestamp"), "key", "value")
-        .transform(parse_events())
+        .transform(parse_archived_records())
         .transform(countable_for_day(window))
         .select("video_id", event_minute(F.col("event_time")).alias("minute"), "event_id", "partition",
                 "offset", F.unix_micros("event_time").alias("event_time_us"), F.lit(in_archive).alias("in_archive"),
@@ -105,7 +103,7 @@ MAX_NAMED_VIDEOS = 200
 def naming_any_of(videos: list[str]) -> Column | None:
     """True for every record whose value could be a view of one of ``videos``: its JSON
     text holds the id literally or, written with escapes, a backslash. A superset of their
-    occurrences, cheap to test before ``parse_events``; None when there are too many."""
+    occurrences, cheap to test before ``parse_archived_records``; None when there are too many."""
     if not videos or len(videos) > MAX_NAMED_VIDEOS:
         return None
     text = F.col("value").cast("string")

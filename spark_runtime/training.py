@@ -24,10 +24,9 @@ def train(draft: Path) -> None:
 
     from pyspark.sql import functions as F
 
-    from counting.events import parse_events, valid_events
-    from counting.views import (
-        DEFAULT_WATERMARK_DELAY, count_per_minute, count_views_per_minute, drop_duplicate_events,
-    )
+    from counting.durations import DEFAULT_WATERMARK_DELAY
+    from counting.events import parse_events
+    from counting.views import count_views_per_minute
     from spark_runtime.session import build_session
 
     settings = Settings.from_env()
@@ -39,8 +38,7 @@ def train(draft: Path) -> None:
     records = spark.createDataFrame(
         [("views", index % 3, index, moment, None, value) for index, value in enumerate(values)],
         "topic string, partition int, offset long, timestamp timestamp, key binary, value binary")
-    counts = (records.transform(parse_events()).transform(valid_events)
-              .transform(drop_duplicate_events).transform(count_per_minute))
+    counts = records.transform(parse_events()).transform(count_views_per_minute())
     streamed = []
     with tempfile.TemporaryDirectory() as folder:
         counts.write.parquet(f"{folder}/counts")

@@ -31,7 +31,8 @@ from pyspark.sql import functions as F
 
 from counting.events import invalid_events, parse_events
 from counting.reasons import MAX_FUTURE_SECONDS, REASONS
-from counting.views import DEFAULT_WATERMARK_DELAY, count_views_per_minute
+from counting.durations import DEFAULT_WATERMARK_DELAY, duration_text, parse_watermark_delay
+from counting.views import count_views_per_minute
 from speed_layer import jobs
 from speed_layer.kafka_source import SourceOptions, read_views
 from speed_layer.microbatch_log import (CheckpointOffsets, CounterLog, earliest_offsets, holds_query_locally,
@@ -40,7 +41,7 @@ from speed_layer.progress import INPUT_METRICS, BatchReport
 from speed_layer.rebuild import unplanned_rebuild, whole_backlog
 from speed_layer.watermark import WATERMARK_POLICY, batch_clock
 from storage.cell_feed import publish_cells
-from settings.errors import UserError
+from settings.errors import UserError, argument_type
 from storage.kafka_config import spark_options
 from storage.minute_counts import write_minute_counts
 from storage.reachability import require_reachable
@@ -62,7 +63,7 @@ SERVERS = ("kafka", "cassandra")
 class CounterOptions:
     checkpoint: str
     trigger: jobs.Trigger = field(default_factory=jobs.Trigger)
-    watermark_delay: str = DEFAULT_WATERMARK_DELAY
+    watermark_delay: dt.timedelta = DEFAULT_WATERMARK_DELAY
     max_future_seconds: int = MAX_FUTURE_SECONDS
     source: SourceOptions = field(default_factory=SourceOptions)
     # Dead letters are not latency-sensitive: a longer interval spends fewer fixed
@@ -210,9 +211,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-letter-trigger-seconds", type=jobs.non_negative(float), default=10.0,
                         metavar="S", help="micro-batch interval of the dead-letter query when running "
                                           "continuously (default: %(default)s)")
-    parser.add_argument("--watermark-delay", default=DEFAULT_WATERMARK_DELAY, metavar="DELAY",
-                        help="how far behind the newest event time views are still counted "
-                             "(default: %(default)s)")
+    parser.add_argument("--watermark-delay", type=argument_type(parse_watermark_delay),
+                        default=DEFAULT_WATERMARK_DELAY, metavar="DURATION",
+                        help="how far behind the newest event time views are still counted, like '10m' "
+                             f"or '90s', at least 1m (default: {duration_text(DEFAULT_WATERMARK_DELAY)})")
     parser.add_argument("--rebuild", action="store_true",
                         help="start a new checkpoint although earlier counters already counted the topic "
                              "(a lost checkpoint): recount from Kafka, the whole backlog in one batch "
@@ -279,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=jobs.checkpoint_location(args, settings, "counter"),
         trigger=jobs.trigger_from_args(args),
         dead_letter_trigger=jobs.Trigger(args.available_now, args.dead_letter_trigger_seconds),
-        watermark_delay=jobs.parse_delay(args.watermark_delay),
+        watermark_delay=args.watermark_delay,
         source=source,
     )
     refuse_before_spark(settings, options, rebuild=args.rebuild)

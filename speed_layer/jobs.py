@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ TRIGGER_SECONDS = {"counter": 1.0, "archiver": 30.0}
 MAX_RESTART_DELAY_S = 30.0
 # A run that stayed up this long before failing was healthy: the restart count starts over.
 HEALTHY_RUN_S = 300.0
-DELAY = re.compile(r"^\s*(\d+)\s*(second|minute|hour)s?\s*$")
 
 
 @dataclass(frozen=True)
@@ -77,16 +75,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_checkpoint:
     parser.add_argument("--master", metavar="URL",
                         help=f"Spark master (default: VIEWCOUNT_SPARK_MASTER or {DEFAULT_MASTER}; "
                              "under spark-submit, its --master)")
-
-
-def parse_delay(text: str) -> str:
-    match = DELAY.match(text)
-    if not match:
-        raise UserError(f"{text!r} is not a delay like '10 minutes' or '90 seconds'")
-    amount, unit = int(match.group(1)), match.group(2)
-    if amount * {"second": 1, "minute": 60, "hour": 3600}[unit] < 60:
-        raise UserError("the watermark delay must be at least 1 minute (a minute bucket's length)")
-    return f"{amount} {unit}s"
 
 
 def checkpoint_location(args: argparse.Namespace, settings: Settings, name: str) -> str:

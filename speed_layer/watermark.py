@@ -9,10 +9,13 @@ layer's.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from counting.durations import spark_interval
 
 # The clock's rows never reach the count: no batch starts before this.
 _NO_BATCH_STARTS_BEFORE = "1971-01-01 00:00:00"
@@ -21,7 +24,7 @@ _NO_BATCH_STARTS_BEFORE = "1971-01-01 00:00:00"
 WATERMARK_POLICY = {"spark.sql.streaming.multipleWatermarkPolicy": "min"}
 
 
-def batch_clock(records: DataFrame, watermark_delay: str) -> Callable[[DataFrame], DataFrame]:
+def batch_clock(records: DataFrame, watermark_delay: dt.timedelta) -> Callable[[DataFrame], DataFrame]:
     """For ``count_views_per_minute(watermark_bound=...)``: no rows, the columns of the
     events, and a watermark at the batch's start less the delay.
 
@@ -36,7 +39,7 @@ def batch_clock(records: DataFrame, watermark_delay: str) -> Callable[[DataFrame
         clock = records.select(
             *[(F.current_timestamp() if field.name == "event_time" else F.lit(None)).cast(field.dataType)
               .alias(field.name) for field in events.schema.fields])
-        return (clock.withWatermark("event_time", watermark_delay)
+        return (clock.withWatermark("event_time", spark_interval(watermark_delay))
                 .where(F.col("event_time") < F.lit(_NO_BATCH_STARTS_BEFORE).cast("timestamp")))
 
     return bound

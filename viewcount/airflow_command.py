@@ -9,7 +9,7 @@ import logging
 import time
 
 from counting.window import parse_day
-from settings.errors import UserError
+from settings.errors import UserError, argument_type
 from settings.environment import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="up: start the scheduler, DAG processor and API server and wait until healthy; "
                              "down: stop them; status: show each (exit 1 when one is not healthy); "
                              "trigger: a run of the nightly DAG for --date through the REST API")
-    parser.add_argument("--date", type=parse_day, metavar="D", help="with trigger: the logical day to run")
+    parser.add_argument("--date", type=argument_type(parse_day), metavar="D",
+                        help="with trigger: the logical day to run")
     parser.add_argument("--rerun", action="store_true",
                         help="with trigger: when day D has a run already, clear it so that it runs again")
     parser.add_argument("--wait", action="store_true",

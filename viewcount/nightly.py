@@ -27,7 +27,7 @@ from infra.airflow_api import DAG_ID
 from infra.airflow_home import airflow_environment, ensure_metadata_db, start_airflow
 from storage.reachability import require_reachable
 from settings.environment import Settings
-from settings.errors import UserError
+from settings.errors import UserError, argument_type
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failed): .+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=parse_day, required=True, metavar="D", help="the logical day to prove and promote")
-    parser.add_argument("--to", type=parse_day, metavar="D2",
+    parser.add_argument("--date", type=argument_type(parse_day), required=True, metavar="D",
+                        help="the logical day to prove and promote")
+    parser.add_argument("--to", type=argument_type(parse_day), metavar="D2",
                         help=f"run every day from D to D2 inclusive, in order (at most {MAX_DAYS} days)")
     parser.add_argument("--spark-master", metavar="URL",
                         help="master for the batch task's spark-submit (default: VIEWCOUNT_SPARK_MASTER or local[2])")

@@ -139,13 +139,11 @@ def distinct_valid_events(records: "DataFrame", window: "BatchWindow") -> int:
     from pyspark.sql import functions as F
 
     from counting.day import countable_for_day
-    from counting.events import parse_events
+    from counting.events import parse_archived_records
     from counting.event_time import event_minute
     from counting.views import DEDUPE_KEY
 
-    events = (records.select("topic", "partition", "offset", F.col("kafka_timestamp").alias("timestamp"),
-                             "key", "value")
-              .transform(parse_events()).transform(countable_for_day(window))
+    events = (records.transform(parse_archived_records()).transform(countable_for_day(window))
               .withColumn("minute", event_minute(F.col("event_time"))))
     return events.agg(F.count_distinct(*DEDUPE_KEY).alias("events")).first().events
 

@@ -85,6 +85,12 @@ def test_counting_does_no_io():
     assert not imports_where("counting", lambda name: name.split(".")[0] in IMPURE)
 
 
+def test_counting_parses_no_command_line():
+    """counting/'s parsers (a day, a duration) raise ValueError; the command line's edge
+    turns that into its usage error (``settings.errors.argument_type``)."""
+    assert not imports_where("counting", lambda name: name.split(".")[0] == "argparse")
+
+
 def test_counting_reads_no_clock():
     assert not {f"{path.relative_to(ROOT)}:{call}" for path in sources("counting")
                 for call in clock_calls(path.read_text())}
@@ -133,6 +139,31 @@ def test_the_day_rule_check_sees_a_rewritten_rule():
     assert window_bound_literals("in_day = F.col('event_time') < F.lit(window.day_end)\n")
     assert window_bound_literals("from pyspark.sql.functions import lit\nlate = arrival >= lit(w.cutoff)\n")
     assert not window_bound_literals("late = arrived_past_cutoff(window, arrival)\n")
+
+
+ORDERINGS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def lateness_comparisons(source: str) -> list[str]:
+    """``line: comparison`` for every ordering comparison against a late watermark: the
+    test of whether the speed layer dropped an event as late."""
+    return [f"{node.lineno}: {ast.unparse(node)}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Compare) and any(isinstance(op, ORDERINGS) for op in node.ops)
+            and "late_watermark" in ast.unparse(node)]
+
+
+def test_the_lateness_rule_has_one_home():
+    """Whether the speed layer dropped an event as late is written once, in
+    counting/views.py (``is_dropped_as_late``); the reconciler's evidence uses it."""
+    packages = sorted(OURS - {"tests", "bench"})
+    assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
+                if path != ROOT / "counting" / "views.py" for found in lateness_comparisons(path.read_text())}
+
+
+def test_the_lateness_rule_check_sees_a_rewritten_rule():
+    assert lateness_comparisons("is_late = F.col('event_time_us') <= F.col('late_watermark_ms') * 1000\n")
+    assert lateness_comparisons("late = batch.late_watermark_ms >= event_time_ms\n")
+    assert not lateness_comparisons("is_late = is_dropped_as_late(event_time_us, F.col('late_watermark_ms'))\n")
 
 
 def test_serving_never_imports_spark():

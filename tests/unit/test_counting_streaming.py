@@ -13,6 +13,8 @@ from counting.views import count_views_per_minute
 from speed_layer.watermark import batch_clock
 from tests.unit.test_counting_support import KAFKA_SCHEMA, kafka_records, view
 
+TEN_MINUTES = dt.timedelta(minutes=10)  # the tests' lateness below is reckoned against it
+
 # Three micro-batches; duplicates of one view are spread over them, so the stream must
 # remember them in dedupe state across batches.
 BATCHES = [
@@ -53,8 +55,8 @@ def _stream_counts(spark, directory, checkpoint, clock=True):
     records = spark.readStream.schema(KAFKA_SCHEMA).option("maxFilesPerTrigger", 1).parquet(directory)
     query = (
         records.transform(parse_events())
-        .transform(count_views_per_minute("10 minutes",
-                                          watermark_bound=batch_clock(records, "10 minutes") if clock else None))
+        .transform(count_views_per_minute(TEN_MINUTES,
+                                          watermark_bound=batch_clock(records, TEN_MINUTES) if clock else None))
         .writeStream.outputMode("update")
         .foreachBatch(keep_latest)
         .option("checkpointLocation", checkpoint)

@@ -21,8 +21,8 @@ def run_cli(argv, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--events", "ten"], "argument --events: 'ten' is not a positive whole number"),
     (["--events", "0"], "argument --events: 0 is not a positive whole number"),
-    (["--events", "5", "--day", "2026-02-30"], "argument --day: '2026-02-30' is not a date YYYY-MM-DD"),
-    (["--events", "5", "--day", "20261125"], "argument --day: '20261125' is not a date YYYY-MM-DD"),
+    (["--events", "5", "--day", "2026-02-30"], "argument --day: '2026-02-30' is not a date YYYY-MM-DD (from 1970-01-01 on)"),
+    (["--events", "5", "--day", "20261125"], "argument --day: '20261125' is not a date YYYY-MM-DD (from 1970-01-01 on)"),
     (["--events", "5", "--late", "1.5"], "argument --late: 1.5 is not a fraction between 0 and 1"),
     (["--events", "5", "--rate", "-3"], "argument --rate: -3 is not a positive rate"),
     (["--events", "5", "--zipf", "nan"], "argument --zipf: nan is not an exponent between 0.01 and 10"),
