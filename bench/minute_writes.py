@@ -17,8 +17,8 @@ import sys
 import time
 import uuid
 
-from storage.cassandra import apply_migrations, connect
-from storage.minute_counts import DEFAULT_CONCURRENCY, MinuteCount, upsert_minute_counts
+from storage.cassandra import apply_migrations, connect, drop_keyspace
+from storage.minute_counts import MinuteCount, upsert_each_minute_count, upsert_minute_counts
 from settings.environment import Settings
 
 
@@ -35,12 +35,7 @@ def day_of_cells(cells: int, videos: int, seed: int) -> list[MinuteCount]:
 
 
 def one_row_per_statement(session, rows: list[MinuteCount]) -> None:
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    statement = session.prepare("INSERT INTO speed_minute_views (video_id, day, minute, views, updated_at)"
-                                " VALUES (?, ?, ?, ?, toTimestamp(now()))")
-    execute_concurrent_with_args(session, statement, [(r.video_id, r.day, r.minute, r.views) for r in rows],
-                                 concurrency=DEFAULT_CONCURRENCY, raise_on_first_error=True)
+    upsert_each_minute_count(session, rows)
 
 
 def rate(write, session, rows) -> float:
@@ -71,7 +66,7 @@ def main() -> int:
         per_row, grouped = best.values()
         print(f"ratio grouped / per row: {grouped / per_row:.2f}")
     finally:
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+        drop_keyspace(settings)
         session.cluster.shutdown()
     return 0
 

@@ -19,7 +19,7 @@ import time
 
 from serving_load import bench_days, bench_settings  # this folder: the seeded keyspace and days
 from storage.cassandra import connect
-from storage.minute_counts import SPEED_TABLE
+from storage.minute_counts import SPEED_DAY_READ, SPEED_TWO_DAYS_READ
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     session = connect(bench_settings())
     profile = session.execution_profile_clone_update(EXEC_PROFILE_DEFAULT, row_factory=tuple_factory)
     _, yesterday, today = bench_days()
-    one_day = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
+    one_day = SPEED_DAY_READ
     shapes = {
         "whole day (300 rows)": (one_day, lambda video: [(video, yesterday)]),
         "one row": (one_day + " LIMIT 1", lambda video: [(video, yesterday)]),
         "two days, two reads": (one_day, lambda video: [(video, yesterday), (video, today)]),
-        "two days, one IN read": (f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day IN (?, ?)",
+        "two days, one IN read": (SPEED_TWO_DAYS_READ,
                                   lambda video: [(video, yesterday, today)]),
     }
     print(f"{'shape':<24}{'CPU ms/request':>16}{'wall ms/request':>17}{'rows/request':>14}")

@@ -45,7 +45,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from storage.cassandra import apply_migrations, connect
+from storage.cassandra import apply_migrations, drop_keyspace
 from settings.environment import Settings
 from storage.s3 import delete_prefix
 from storage.topics import delete_topics, ensure_topics
@@ -180,9 +180,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def clean_up(settings: Settings, topics: list[str]) -> None:
     """The run's keyspace, topics and archive files go; its logs stay in /tmp."""
-    session = connect(settings, keyspace=False)
-    session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    session.cluster.shutdown()
+    drop_keyspace(settings)
     delete_topics(settings, topics)
     for topic in topics:
         delete_prefix(settings, f"archive/{topic}/")

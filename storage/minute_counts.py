@@ -30,6 +30,9 @@ SPEED_SCAN = TableScan(SPEED_TABLE, ("video_id", "day"), ("video_id", "day", "mi
 # cell feed, ``serving.live``: a pushed cell and the read keep the newer).
 SPEED_DAY_READ = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
 SPEED_DAY_LIVE_READ = f"SELECT minute, views, WRITETIME(views) FROM {SPEED_TABLE} WHERE video_id = ? AND day = ?"
+# Two (video, day) partitions in one read (what serving's two parallel reads are measured
+# against, bench/serving_read_cost.py).
+SPEED_TWO_DAYS_READ = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day IN (?, ?)"
 DEFAULT_CONCURRENCY = 64
 ROWS_PER_BATCH = 50  # ~3 KB per batch: under Cassandra's 5 KB batch-size warning
 
@@ -86,6 +89,21 @@ def write_partition_grouped(session: "Session", statement: str, rows: Iterable[t
     return len(rows)
 
 
+def _upsert(table: str) -> str:
+    return f"INSERT INTO {table} (video_id, day, minute, views, updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))"
+
+
+def upsert_each_minute_count(session: "Session", rows: list[MinuteCount], *, table: str = SPEED_TABLE,
+                             concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    """``upsert_minute_counts`` without its grouping: one statement per row, at most
+    ``concurrency`` in flight (what the grouping is measured against, bench/minute_writes.py)."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    statement = session.prepare(_upsert(table))
+    execute_concurrent_with_args(session, statement, [(r.video_id, r.day, r.minute, r.views) for r in rows],
+                                 concurrency=concurrency, raise_on_first_error=True)
+
+
 def upsert_minute_counts(
     session: "Session",
     rows: Iterable[MinuteCount],
@@ -100,7 +118,7 @@ def upsert_minute_counts(
     ``write_timestamp`` (microseconds) stamps every cell ``USING TIMESTAMP`` instead of the
     client's clock: the speed layer's batch order (``speed_layer.microbatch_log``), so an
     earlier batch's late writer never overwrites a later batch's count."""
-    insert = f"INSERT INTO {table} (video_id, day, minute, views, updated_at) VALUES (?, ?, ?, ?, toTimestamp(now()))"
+    insert = _upsert(table)
     values = ((row.video_id, row.day, _utc(row.minute), row.views) for row in rows)
     if write_timestamp is not None:
         insert += " USING TIMESTAMP ?"

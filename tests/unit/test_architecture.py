@@ -296,7 +296,7 @@ def cql_statements(source: str) -> list[str]:
 
 
 def test_cql_lives_in_storage():
-    packages = sorted(OURS - {"storage", "bench"})
+    packages = sorted(OURS - {"storage"})
     assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
                 for found in cql_statements(path.read_text())}
 
