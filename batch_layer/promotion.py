@@ -132,7 +132,7 @@ def unreconciled_refusal(day: dt.date, version: int, status: str | None) -> User
                      f"`viewcount reconcile --date {day} --version {version}`, or promote it with --unreconciled")
 
 
-def promote_version(day: dt.date, requested: int | None = None, settings: Settings | None = None, *,
+def promote_version(day: dt.date, requested: int | None, settings: Settings, *,
                     unreconciled: bool = False, reason: str | None = None,
                     command: str = "viewcount promote") -> Outcome:
     """Serve ``requested`` (default: the newest complete version) for ``day``, once its own
@@ -148,7 +148,7 @@ def promote_version(day: dt.date, requested: int | None = None, settings: Settin
     from storage.reconciliations import billable_loosened, read_version_reconciliation
     from storage.restatements import delete_restatement, write_restatement
 
-    session = connect(settings or Settings.from_env())
+    session = connect(settings)
     try:
         version = chosen_version(day, read_versions(session, day), requested)
         current = read_promotion(session, day)
@@ -186,5 +186,7 @@ def promote_version(day: dt.date, requested: int | None = None, settings: Settin
 
 def run(args: argparse.Namespace) -> int:
     command = "viewcount promote" + (" --unreconciled" if args.unreconciled else "")
-    print(promote_version(args.date, args.version, unreconciled=args.unreconciled, command=command).line())
+    outcome = promote_version(args.date, args.version, Settings.from_env(), unreconciled=args.unreconciled,
+                              command=command)
+    print(outcome.line())
     return 0

@@ -45,10 +45,3 @@ def archive_readiness(day: dt.date, settings: Settings, grace: dt.timedelta = DE
     finally:
         session.cluster.shutdown()
     return Readiness(tuple(completeness.pending), tuple(completeness.lasting))
-
-
-def archive_gaps(day: dt.date, grace: dt.timedelta = DEFAULT_GRACE, settings: Settings | None = None,
-                 now: dt.datetime | None = None) -> list[str]:
-    """What still stands between day D and its batch, as readable lines; empty when ready."""
-    readiness = archive_readiness(day, settings or Settings.from_env(), grace, now)
-    return [*readiness.lasting, *readiness.waiting]

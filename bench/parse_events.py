@@ -32,6 +32,7 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from counting.events import parse_events  # noqa: E402
+from settings.environment import Settings  # noqa: E402
 from spark_runtime.session import build_session  # noqa: E402
 from producer.arrivals import DayArrivals  # noqa: E402
 from producer.generator import Mix, ViewGenerator  # noqa: E402
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    spark = build_session("bench-parse", with_connectors=False)
+    spark = build_session("bench-parse", Settings.from_env(), with_connectors=False)
     records = kafka_records(spark, args.events)
     for run in (ours, reference):  # warm-up: JIT, codegen, Python workers
         run(records)

@@ -139,9 +139,9 @@ def viewcount_nightly():
         from reconcile.command import summarize
         from reconcile.quality.checks import validate_batch, validate_stored_reconciliation
         from storage.restatements import FAILED, RESTATED
-        from settings.environment import Settings
+        from settings.environment import ReconcileKnobs, Settings
 
-        settings, failed = Settings.from_env(), []
+        settings, knobs, failed = Settings.from_env(), ReconcileKnobs.from_env(), []
         for each in stale:
             day = dt.date.fromisoformat(each["day"])
             try:
@@ -151,13 +151,13 @@ def viewcount_nightly():
                     env_vars={**_SUBMIT_ENV, "SPARK_SUBMIT_OPTS": _submit_option("driver_java_options")},
                     name="viewcount-restate",
                 ).submit(application=str(PROJECT / "batch_layer" / "job.py"))
-                _gated(validate_batch(day))
-                summary = summarize(day)
-                quality = validate_stored_reconciliation(day)
+                _gated(validate_batch(day, settings, knobs.max_restamped_share))
+                summary = summarize(day, settings, knobs)
+                quality = validate_stored_reconciliation(day, settings)
                 blocked = _blocked({**summary, "blocking": [result.suite for result in quality.blocking]})
                 if blocked:
                     raise AirflowFailException(blocked)
-                outcome = promote_version(day, summary["batch_version"], reason=each["reason"],
+                outcome = promote_version(day, summary["batch_version"], settings, reason=each["reason"],
                                           command=f"viewcount_nightly {ds} (restatement)")
                 log.info(outcome.line())
                 settle(day, settings, RESTATED, each["reason"], served_version=outcome.version)
@@ -173,8 +173,9 @@ def viewcount_nightly():
     @task
     def validate_archive(ds: str | None = None) -> str:
         from reconcile.quality.checks import validate_archive as run
+        from settings.environment import Settings
 
-        return _gated(run(_day(ds)))
+        return _gated(run(_day(ds), Settings.from_env()))
 
     batch = SparkSubmitOperator(
         task_id="batch",
@@ -192,22 +193,25 @@ def viewcount_nightly():
     @task
     def validate_batch(ds: str | None = None) -> str:
         from reconcile.quality.checks import validate_batch as run
+        from settings.environment import ReconcileKnobs, Settings
 
-        return _gated(run(_day(ds)))
+        return _gated(run(_day(ds), Settings.from_env(), ReconcileKnobs.from_env().max_restamped_share))
 
     @task
     def reconcile(ds: str | None = None) -> dict:
         from reconcile.command import summarize
+        from settings.environment import ReconcileKnobs, Settings
 
-        summary = summarize(_day(ds))  # stored in Cassandra and S3; XCom gets ids only
+        summary = summarize(_day(ds), Settings.from_env(), ReconcileKnobs.from_env())  # stored in Cassandra and S3; XCom gets ids only
         return {"status": summary["status"], "report_uri": summary["report_uri"],
                 "batch_version": summary["batch_version"]}
 
     @task
     def publish_report(reconciled: dict, ds: str | None = None) -> dict:
         from reconcile.quality.checks import validate_stored_reconciliation
+        from settings.environment import Settings
 
-        quality = validate_stored_reconciliation(_day(ds))
+        quality = validate_stored_reconciliation(_day(ds), Settings.from_env())
         log.info(f"report: {reconciled['report_uri']}; data docs: {quality.docs_uri}")
         return {**reconciled, "blocking": [result.suite for result in quality.blocking]}
 
@@ -222,10 +226,11 @@ def viewcount_nightly():
     @task
     def promote(published: dict, ds: str | None = None) -> int:
         from batch_layer.promotion import promote_version
+        from settings.environment import Settings
 
         # The version this run reconciled, not the newest at this moment: a batch run by hand
         # in between was never reconciled. promote_version refuses one that did not pass.
-        return promote_version(_day(ds), published["batch_version"], command=f"viewcount_nightly {ds}").version
+        return promote_version(_day(ds), published["batch_version"], Settings.from_env(), command=f"viewcount_nightly {ds}").version
 
     reconciled = reconcile()
     published = publish_report(reconciled)

@@ -36,13 +36,9 @@ from settings.errors import UserError
 log = logging.getLogger(__name__)
 
 STEPS = 8
-DEMO_ENVIRONMENT = {
-    "VIEWCOUNT_KEYSPACE": "viewcount_demo",
-    "VIEWCOUNT_VIEWS_TOPIC": "demo.views",
-    "VIEWCOUNT_DLQ_TOPIC": "demo.views.dlq",
-    "VIEWCOUNT_CELLS_TOPIC": "demo.views.cells",
-    "VIEWCOUNT_S3_BUCKET": "viewcount-demo",
-}
+# The demo's own keyspace, topics and bucket (its settings, and its commands' environment).
+DEMO_PLACES = {"keyspace": "viewcount_demo", "views_topic": "demo.views", "dlq_topic": "demo.views.dlq",
+               "cells_topic": "demo.views.cells", "s3_bucket": "viewcount-demo"}
 DEMO_VIDEOS = 2_000
 BILLABLE_SHARE = 0.3  # the hottest 30% of videos are billable in the demo catalog
 SHOWN_VIDEOS = 4
@@ -55,13 +51,20 @@ def _latest_closed_day(now: dt.datetime | None = None) -> dt.date:
     return latest_closed_day(now or dt.datetime.now(dt.timezone.utc))
 
 
-def _reach_back_to(day: dt.date) -> None:
-    """The demo's topics are created afresh by ``stack init``, refusing records stamped
-    further back than the restatement horizon (storage.topics): an older ``--day`` than the
-    horizon reaches gets a horizon that reaches it, for the demo's own topics and nightly."""
-    days_back = (dt.datetime.now(dt.timezone.utc).date() - day).days
-    if Settings.from_env().restatement_days < days_back:
-        os.environ["VIEWCOUNT_RESTATEMENT_DAYS"] = str(days_back)
+def demo_settings(settings: Settings, day: dt.date, today: dt.date) -> tuple[Settings, dict[str, str]]:
+    """The demo's settings, and the variables that give its commands the same: its own
+    keyspace, topics and bucket. The demo's topics are created afresh by ``stack init``,
+    refusing records stamped further back than the restatement horizon (storage.topics): an
+    older ``--day`` than the horizon reaches gets a horizon that reaches it, for the demo's
+    own topics and nightly."""
+    variables = Settings.variables()
+    environment = {variables[name]: value for name, value in DEMO_PLACES.items()}
+    changes = dict(DEMO_PLACES)
+    days_back = (today - day).days
+    if settings.restatement_days < days_back:
+        environment["VIEWCOUNT_RESTATEMENT_DAYS"] = str(days_back)
+        changes["topics"] = settings.topics.model_copy(update={"restatement_days": days_back})
+    return settings.replaced(**changes), environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,20 +100,19 @@ class Steps:
         log.info(f"demo finished in {time.monotonic() - self.began:.0f} s")
 
 
-def _cli(*argv: str) -> None:
-    from viewcount.cli import main
-
-    status = main(list(argv))
+def _cli(environment: dict[str, str], *argv: str) -> None:
+    """A CLI command in a process of its own, under the demo's environment, its output shown."""
+    status = subprocess.run([sys.executable, "-m", "viewcount.cli", *argv], env=environment).returncode
     if status != 0:
         raise UserError(f"`viewcount {' '.join(argv)}` exited with {status}")
 
 
-def _together(logs: Path, *commands: tuple[str, ...]) -> None:
+def _together(environment: dict[str, str], logs: Path, *commands: tuple[str, ...]) -> None:
     """CLI commands as separate processes at the same time (as in production); each must succeed."""
     running = []
     for args in commands:
         job_log = logs / f"{args[0]}.log"
-        running.append((args, job_log, subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args],
+        running.append((args, job_log, subprocess.Popen([sys.executable, "-m", "viewcount.cli", *args], env=environment,
                                                         stdout=job_log.open("w"), stderr=subprocess.STDOUT)))
     for args, job_log, process in running:
         if process.wait() != 0:
@@ -178,10 +180,10 @@ def _free_port() -> int:
 class Api:
     """``viewcount serve`` in the background on a free loopback port."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, environment: dict[str, str]) -> None:
         self.port = _free_port()
         self.process = subprocess.Popen([sys.executable, "-m", "viewcount.cli", "serve", "--port", str(self.port)],
-                                        stdout=log.open("w"), stderr=subprocess.STDOUT)
+                                        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
         def exited(_) -> bool:
             return self.process.poll() is not None
@@ -252,30 +254,29 @@ def run(args: argparse.Namespace) -> int:
 
     if not BatchWindow(args.day).is_over(dt.datetime.now(dt.timezone.utc)):
         raise UserError(f"--day {args.day}: its cutoff has not passed yet; pick {_latest_closed_day()} or earlier")
-    os.environ.update(DEMO_ENVIRONMENT)
+    settings, places = demo_settings(Settings.from_env(), args.day, dt.datetime.now(dt.timezone.utc).date())
     # The demo's streaming jobs each run over 50,000 records and stop: compiled code in a
     # third of the time pays, the optimizing compiler never does (speed step 58 s -> 37 s).
-    os.environ.setdefault("VIEWCOUNT_QUICK_JIT", "all")
-    _reach_back_to(args.day)
-    settings = Settings.from_env()
+    # A VIEWCOUNT_QUICK_JIT of the caller's own wins; the demo's places always do.
+    environment = {"VIEWCOUNT_QUICK_JIT": "all", **os.environ, **places}
     folder = settings.run_dir / "demo"
     oracle_dir = folder / "oracle"
     steps = Steps()
 
     steps.next("stack up: Kafka, Cassandra, MinIO on 127.0.0.1 (demo data reset), billing catalog")
-    _cli("stack", "up")
+    _cli(environment, "stack", "up")
     _reset_demo_data(settings)
-    _cli("stack", "init")
+    _cli(environment, "stack", "init")
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     catalog = folder / "catalog.csv"
     billable = write_demo_catalog(catalog, DEMO_VIDEOS)
-    _cli("catalog", "load", str(catalog))
+    _cli(environment, "catalog", "load", str(catalog))
     log.info(f"      catalog: {DEMO_VIDEOS:,} videos, the {billable:,} hottest billable ({catalog})")
 
     steps.next(f"produce {args.events:,} events of {args.day} (seed {args.seed}): hot videos, duplicates, "
                "late and malformed records")
-    _cli("produce", "--events", str(args.events), "--seed", str(args.seed), "--day", args.day.isoformat(),
+    _cli(environment, "produce", "--events", str(args.events), "--seed", str(args.seed), "--day", args.day.isoformat(),
          "--videos", str(DEMO_VIDEOS), "--oracle", str(oracle_dir))
 
     steps.next("speed layer: the counter and the archiver side by side over what Kafka holds")
@@ -284,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     # counter drops the records that arrive too late, as it does in production. The 1%
     # more covers Kafka's split of a bound over partitions: no sixth batch of a few records.
     per_batch = str(max(1_000, args.events // 5 + args.events // 100))
-    _together(logs,
+    _together(environment, logs,
               ("speed", "--available-now", "--metrics-port", "0", "--checkpoint", str(checkpoints / "counter"),
                "--max-offsets-per-trigger", per_batch),
               ("archive", "--available-now", "--metrics-port", "0", "--checkpoint", str(checkpoints / "archiver")))
@@ -293,12 +294,12 @@ def run(args: argparse.Namespace) -> int:
     steps.next("serving before the nightly run: the day is provisional (speed table)")
     oracle_totals = _oracle_day_totals(oracle_dir, args.day)
     shown = [video for video, _ in oracle_totals.most_common(SHOWN_VIDEOS)]
-    api = Api(logs / "serve.log")
+    api = Api(logs / "serve.log", environment)
     try:
         _show_answers(api, shown, args.day, oracle_totals)
 
         steps.next(f"the nightly DAG for {args.day}: sensor, quality, batch, reconcile, report, gate, promote")
-        _cli("nightly", "--date", args.day.isoformat())
+        _cli(environment, "nightly", "--date", args.day.isoformat())
 
         steps.next("serving after promotion: the day is final (batch table)")
         # The API reads the promoted versions again when its copy is this old.

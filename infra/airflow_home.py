@@ -30,17 +30,16 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
-def api_url(knobs: DagKnobs | None = None) -> str:
+def api_url(knobs: DagKnobs) -> str:
     """The base URL of the API server ``viewcount airflow up`` starts (UI, REST API, task API)."""
-    return f"http://{API_HOST}:{(knobs or DagKnobs.from_env()).airflow_api_port}"
+    return f"http://{API_HOST}:{knobs.airflow_api_port}"
 
 
-def airflow_environment(settings: Settings, spark_master: str | None = None) -> dict[str, str]:
+def airflow_environment(settings: Settings, knobs: DagKnobs, spark_master: str | None = None) -> dict[str, str]:
     """The environment the DAG runs under: the caller's, plus a private Airflow home
     (VIEWCOUNT_AIRFLOW_HOME, default <run dir>/airflow) and, for the deployed processes,
     the API server's address and its authentication. The variables set here win over the
     caller's: a shell that exports one cannot move the home or switch the login off."""
-    knobs = DagKnobs.from_env()
     home = knobs.nightly_airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     venv_bin = str(Path(sys.executable).parent)

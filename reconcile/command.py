@@ -63,18 +63,18 @@ def reconcile_session(settings: Settings, master: str | None, knobs: ReconcileKn
     )
 
 
-def summarize(day: dt.date, *, version: int | None = None, prefix: str | None = None,
+def summarize(day: dt.date, settings: Settings, knobs: ReconcileKnobs, *, version: int | None = None, prefix: str | None = None,
               tolerances: Tolerances | None = None, master: str | None = None, accept_gaps: bool = False) -> dict:
     """Reconcile ``day`` and publish the summary and report; returns the summary.
 
-    The command line, the DAG and the tests call this the same way; what they leave out
-    comes from the environment (the prefix and the tolerances) or the newest complete
-    batch version."""
-    return reconcile(day, version=version, prefix=prefix, tolerances=tolerances, master=master,
+    The command line and the DAG call this the same way, with the settings and knobs they
+    read; what they leave out comes from the knobs (the prefix and the tolerances) or the
+    newest complete batch version."""
+    return reconcile(day, settings, knobs, version=version, prefix=prefix, tolerances=tolerances, master=master,
                      accept_gaps=accept_gaps)[0]
 
 
-def reconcile(day: dt.date, *, version: int | None = None, prefix: str | None = None,
+def reconcile(day: dt.date, settings: Settings, knobs: ReconcileKnobs, *, version: int | None = None, prefix: str | None = None,
               tolerances: Tolerances | None = None, master: str | None = None,
               accept_gaps: bool = False) -> tuple[dict, "DayRestatements"]:
     """``summarize``, and the day's restatement records and open request, as read for the report."""
@@ -84,7 +84,7 @@ def reconcile(day: dt.date, *, version: int | None = None, prefix: str | None = 
     from reconcile.pipeline import Locations, publish, reconcile_day, say
     from reconcile.restated import read_day
 
-    settings, knobs, started = Settings.from_env(), ReconcileKnobs.from_env(), time.monotonic()
+    started = time.monotonic()
     prefix = knobs.prefix if prefix is None else prefix
     tolerances = tolerances or tolerances_from({}, knobs)
     session = connect(settings)  # unreachable: the CLI says so in one line (storage.errors.explain)
@@ -111,8 +111,10 @@ def reconcile(day: dt.date, *, version: int | None = None, prefix: str | None = 
 def run(args: argparse.Namespace) -> int:
     from reconcile.summary import human_text
 
+    settings, knobs = Settings.from_env(), ReconcileKnobs.from_env()
     summary, restatements = reconcile(
-        args.date, version=args.version, prefix=args.prefix, tolerances=tolerances_from(vars(args)),
+        args.date, settings, knobs, version=args.version, prefix=args.prefix,
+        tolerances=tolerances_from(vars(args), knobs),
         master=args.master, accept_gaps=args.accept_gaps)
     printed = summary | restatements.printed_fields()
     print(json.dumps(printed) if args.json else human_text(printed), flush=True)

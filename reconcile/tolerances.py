@@ -58,10 +58,9 @@ def add_tolerance_arguments(parser: argparse.ArgumentParser) -> None:
                                  f"default {default:g})")
 
 
-def tolerances_from(given: Mapping[str, float | None], environment: ReconcileKnobs | None = None) -> Tolerances:
+def tolerances_from(given: Mapping[str, float | None], environment: ReconcileKnobs) -> Tolerances:
     """The values given (flags; None or absent: not given), then VIEWCOUNT_RECONCILE_<NAME>
-    (``environment``, read now when not passed), then the defaults."""
-    environment = environment or ReconcileKnobs.from_env()
+    (``environment``, read at the edge), then the defaults."""
     return Tolerances(**{
         name: next(value for value in (given.get(name), getattr(environment, name), default) if value is not None)
         for name, default in DEFAULTS.items()

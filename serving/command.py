@@ -41,13 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from serving.limits import Limits
-    from settings.environment import Settings
+    from settings.environment import ServingKnobs, Settings
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    Settings.from_env(), Limits.from_env()  # bad settings: one error here, not one per worker
+    # Bad settings: one error here, not one per worker.
+    Settings.from_env(), Limits.from_knobs(ServingKnobs.from_env())
     return serve(args, "serving.main:app_from_env", factory=True)
 
 

@@ -1,5 +1,6 @@
-"""The API's limits: the code's defaults, or the environment's (``Limits.from_env``, read
-by ``settings.environment.ServingKnobs``; docs/configuration.md lists the variables)."""
+"""The API's limits: the code's defaults, or the environment's (``Limits.from_knobs``, of the
+``settings.environment.ServingKnobs`` the app factory reads; docs/configuration.md lists the
+variables)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ class Limits:
     live_max_lag_s: float = 1.0  # further behind the feed: answers from Cassandra reads (serving.live)
 
     @classmethod
-    def from_env(cls) -> "Limits":
-        knobs = ServingKnobs.from_env()  # a bad value: one UserError naming its variable
+    def from_knobs(cls, knobs: ServingKnobs) -> "Limits":
         return cls(max_range_days=knobs.max_range_days, max_top_limit=knobs.max_top_limit,
                    cache_entries=knobs.serving_cache_entries, read_timeout_s=knobs.serving_timeout_s,
                    speculative_s=knobs.serving_speculative_s,

@@ -20,7 +20,7 @@ from serving.rate_limit import RateLimitMiddleware, TokenBuckets
 from serving.overrides import OverrideWatch
 from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
-from settings.environment import Settings
+from settings.environment import ServingKnobs, Settings
 from settings.environment import default_run_dir
 from settings.logs import configure as configure_logging
 
@@ -98,7 +98,7 @@ def _schema_without_422(app: FastAPI, build_schema) -> dict:
 def app_from_env() -> FastAPI:
     """The app of one ``viewcount serve`` worker process: its own store, from the environment."""
     configure_logging(default_run_dir())  # a worker process started by uvicorn logs as the command does
-    store = ViewStore(Settings.from_env(), Limits.from_env())
+    store = ViewStore(Settings.from_env(), Limits.from_knobs(ServingKnobs.from_env()))
     try:
         store.connect()  # connect and prepare before the first request
     except StoreUnavailable as error:

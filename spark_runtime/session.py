@@ -145,7 +145,7 @@ def scratch_dir(settings: Settings) -> Path:
 
 def build_session(
     app_name: str,
-    settings: Settings | None = None,
+    settings: Settings,
     *,
     master: str | None = "local[2]",
     with_connectors: bool = True,
@@ -157,9 +157,6 @@ def build_session(
     process, the one that starts the JVM."""
     from pyspark.sql import SparkSession
 
-    settings = settings or Settings.from_env()
-    # A session built from Python takes its workers' interpreter from the environment.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     submitted = launched_by_spark_submit()
     if master:  # None under spark-submit: its --master decides
@@ -179,6 +176,10 @@ def build_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    # PySpark gives the Python functions of RDDs (foreachPartition ...) the interpreter it
+    # read from PYSPARK_PYTHON when the context was made, "python3" when unset, and not
+    # spark.pyspark.python: point them at the one this project set there.
+    session.sparkContext.pythonExec = conf["spark.pyspark.python"]
     session.sparkContext.setLogLevel("WARN")
     return session
 

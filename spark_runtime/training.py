@@ -16,7 +16,7 @@ from settings.environment import Settings
 from spark_runtime.class_data import TRAINING_TIMEOUT_S
 
 
-def train(draft: Path) -> None:
+def train(draft: Path, settings: Settings) -> None:
     """Load the classes the jobs load: a session with the connectors, the counting rules'
     parsing over JSON records, a shuffle and an aggregation, Parquet written and read, and
     a stateful streaming query."""
@@ -29,7 +29,6 @@ def train(draft: Path) -> None:
     from counting.views import count_views_per_minute
     from spark_runtime.session import build_session
 
-    settings = Settings.from_env()
     spark = build_session("viewcount-class-archive", settings,
                           extra_conf={"spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={draft}"})
     moment = dt.datetime(2026, 1, 1, 1, tzinfo=dt.timezone.utc)  # each record arrives after its event
@@ -64,4 +63,4 @@ def train(draft: Path) -> None:
 
 
 if __name__ == "__main__":
-    train(Path(sys.argv[1]))
+    train(Path(sys.argv[1]), Settings.from_env())

@@ -1,7 +1,7 @@
 """Errors a user can fix: the CLI prints their message on one line and exits non-zero.
 
-Two kinds: ``UserError``, raised by our own code when an input or the environment is wrong,
-and the operational failures the drivers raise (a server down, credentials missing or
+Two kinds: ``UserError`` (``settings.errors``), raised by our own code when an input or the
+environment is wrong, and the operational failures the drivers raise (a server down, credentials missing or
 refused, a full disk, a port taken), which ``explain`` turns into one line that says what
 happened and what to do. Anything else is a defect and keeps its traceback.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import errno
 from typing import TYPE_CHECKING
-
-from settings.errors import UserError
 
 if TYPE_CHECKING:
     from settings.environment import Settings

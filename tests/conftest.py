@@ -7,6 +7,7 @@ the demo or of a developer's own data.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -69,11 +70,15 @@ def cassandra_session(stack):
 @pytest.fixture(scope="session")
 def spark():
     """One local[2] SparkSession for the whole run, with the connector jars on its classpath."""
+    from settings.environment import Settings
     from spark_runtime.session import build_session
 
     session = build_session(
-        "viewcount-tests",
+        "viewcount-tests", Settings.from_env(),
         extra_conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
     )
     yield session
     session.stop()
+    # py4j says goodbye at INFO from __del__ as the interpreter exits, when pytest has closed
+    # the stream its handler wrote to ("--- Logging error ---" after the summary).
+    logging.getLogger("py4j").setLevel(logging.WARNING)

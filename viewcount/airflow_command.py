@@ -10,7 +10,7 @@ import time
 
 from counting.window import parse_day
 from settings.errors import UserError, argument_type
-from settings.environment import Settings
+from settings.environment import DagKnobs, Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if misplaced:
         raise UserError(f"{misplaced[0]} does not go with {args.action}")
     settings = Settings.from_env()
-    env = airflow_environment(settings, args.spark_master)
+    env = airflow_environment(settings, DagKnobs.from_env(), args.spark_master)
     if args.action == "up":
         airflow.up(settings, env)
         return _print_status(settings, env)

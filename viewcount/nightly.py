@@ -26,7 +26,7 @@ from infra.airflow import running as running_processes
 from infra.airflow_api import DAG_ID
 from infra.airflow_home import airflow_environment, ensure_metadata_db, start_airflow
 from storage.reachability import require_reachable
-from settings.environment import Settings
+from settings.environment import DagKnobs, Settings
 from settings.errors import UserError, argument_type
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     days = days_of(args.date, args.to)
     settings = Settings.from_env()
     require_reachable(settings, "kafka", "cassandra", "s3")  # not a DAG run of failing retries
-    env = airflow_environment(settings, args.spark_master)
+    env = airflow_environment(settings, DagKnobs.from_env(), args.spark_master)
     if "scheduler" in running_processes(settings, env):
         # Its scheduler would run the tasks of a `dags test` run a second time.
         raise UserError(f"Airflow's scheduler runs on {env['AIRFLOW_HOME']}: trigger the day with "

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 
 from settings.errors import UserError
-from settings.environment import ReconcileKnobs, Settings
+from settings.environment import Settings
 
 from reconcile.quality import frames, suites
 from reconcile.quality.validate import QualityRun, SuiteResult
@@ -61,12 +61,11 @@ def _run(day: dt.date, stage: str, settings: Settings, checks) -> Quality:
     return Quality(day, run.results, run.publish(settings))
 
 
-def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
+def validate_archive(day: dt.date, settings: Settings) -> Quality:
     from storage.archive import skipped_reader, skipped_within
     from storage.cassandra import connect
     from spark_runtime.session import build_session
 
-    settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)
     records = frames.window_records(spark, settings, day)
     session = connect(settings)
@@ -80,23 +79,21 @@ def validate_archive(day: dt.date, settings: Settings | None = None) -> Quality:
     return _run(day, "archive", settings, [(records, suites.archive_records), (offsets, suites.archive_offsets)])
 
 
-def validate_batch(day: dt.date, settings: Settings | None = None) -> Quality:
+def validate_batch(day: dt.date, settings: Settings, max_restamped_share: float) -> Quality:
+    """``max_restamped_share``: VIEWCOUNT_RECONCILE_MAX_RESTAMPED_SHARE (``ReconcileKnobs``)."""
     from spark_runtime.session import build_session
 
-    settings = settings or Settings.from_env()
     spark = build_session("viewcount-quality", settings, short_lived=True)
     profile, totals = frames.batch_frames(spark, settings, day)
-    share = ReconcileKnobs.from_env().max_restamped_share
     return _run(day, "batch", settings, [(profile, suites.batch_counts),
-                                         (totals, functools.partial(suites.batch_totals, share))])
+                                         (totals, functools.partial(suites.batch_totals, max_restamped_share))])
 
 
-def validate_stored_reconciliation(day: dt.date, settings: Settings | None = None) -> Quality:
+def validate_stored_reconciliation(day: dt.date, settings: Settings) -> Quality:
     """The reconciliation summary stored for D (``viewcount reconcile`` writes it)."""
     from storage.cassandra import connect
     from storage.reconciliations import read_summary
 
-    settings = settings or Settings.from_env()
     session = connect(settings)
     try:
         summary = read_summary(session, day)
@@ -107,8 +104,7 @@ def validate_stored_reconciliation(day: dt.date, settings: Settings | None = Non
     return validate_reconciliation(day, summary, settings)
 
 
-def validate_reconciliation(day: dt.date, summary: dict, settings: Settings | None = None) -> Quality:
-    settings = settings or Settings.from_env()
+def validate_reconciliation(day: dt.date, summary: dict, settings: Settings) -> Quality:
     divergences, figures = frames.reconciliation_frames(summary)
     return _run(day, "reconciliation", settings, [(divergences, suites.reconciliation),
                                 (figures, suites.reconciliation_summary)])

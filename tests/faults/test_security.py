@@ -200,10 +200,11 @@ def concrete(path: str) -> str:
 
 def test_every_route_of_the_app_is_read_only(stack):
     from serving.limits import Limits
+    from settings.environment import ServingKnobs
     from serving.main import create_app
     from serving.store import ViewStore
 
-    app = create_app(ViewStore(stack, Limits.from_env()))
+    app = create_app(ViewStore(stack, Limits.from_knobs(ServingKnobs.from_env())))
     methods = {route.path: set(getattr(route, "methods", None) or ()) for route in app.routes}
     assert "/v1/top" in methods and len(methods) >= 7
     writable = {path: sorted(verbs - {"GET", "HEAD"}) for path, verbs in methods.items() if verbs - {"GET", "HEAD"}}
@@ -229,8 +230,9 @@ def test_openapi_lists_only_reads_and_every_write_is_refused_with_json(served):
 PROBE = """
 import sys, time
 from pathlib import Path
+from settings.environment import Settings
 from spark_runtime.session import build_session
-spark = build_session("loopback-probe", short_lived=True)
+spark = build_session("loopback-probe", Settings.from_env(), short_lived=True)
 print("ready", flush=True)
 deadline = time.monotonic() + 300
 while not Path(sys.argv[1]).exists() and time.monotonic() < deadline:  # spark-submit keeps stdin

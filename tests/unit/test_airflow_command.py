@@ -17,7 +17,7 @@ from infra import airflow
 from infra.airflow_api import run_interval
 from infra.airflow_home import PASSWORDS_FILE, airflow_environment, api_password, ensure_api_password
 from settings.errors import UserError
-from settings.environment import Settings
+from settings.environment import DagKnobs, Settings
 
 
 def _viewcount(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -88,7 +88,7 @@ def test_status_and_down_of_nothing_running(home_env):
 def test_the_deployment_listens_on_loopback_at_the_port_knob(tmp_path, monkeypatch):
     monkeypatch.delenv("VIEWCOUNT_AIRFLOW_HOME", raising=False)
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
-    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path))
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path), DagKnobs.from_env())
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1" and env["AIRFLOW__API__PORT"] == "18794"
     assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:18794"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18794/execution/"
@@ -104,7 +104,7 @@ def test_the_callers_shell_cannot_switch_the_login_off(tmp_path, monkeypatch, va
     admin's, password or not: anyone on the machine could trigger, clear or delete runs."""
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", value)
     monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.x.Other")
-    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path))
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path), DagKnobs.from_env())
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager")
 
@@ -113,7 +113,7 @@ def test_each_process_is_marked_as_this_homes(tmp_path, monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_API_PORT", "18794")
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "airflow"))
     settings = Settings.from_env().replaced(run_dir=tmp_path)
-    env = airflow_environment(settings)
+    env = airflow_environment(settings, DagKnobs.from_env())
     processes = {process.name: process for process in airflow.airflow_processes(settings, env)}
     assert set(processes) == {"api-server", "scheduler", "dag-processor"}
     for name in ("scheduler", "dag-processor"):

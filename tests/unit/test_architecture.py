@@ -326,3 +326,71 @@ def test_the_cql_check_sees_a_cql_statement(source):
 ])
 def test_the_cql_check_passes_prose_and_other_sql(source):
     assert not cql_statements(source)
+
+
+# Where settings are read from the environment: the command line, the DAG, the demo, and in
+# the layers only a command's ``run``, a spark-submit entry's ``main`` and the API's app
+# factory. Everything below them is handed its settings.
+EDGE_PACKAGES = {"viewcount", "dags", "demo", "settings", "bench", "tests"}
+EDGE_FUNCTIONS = {"run", "main", "app_from_env"}
+
+
+def environment_readings(source: str) -> list[str]:
+    """``line: function`` of each ``….from_env()`` call outside an edge function."""
+    found = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        elif isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            function = "main"
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "from_env"
+                and function not in EDGE_FUNCTIONS):
+            found.append(f"{node.lineno}: {function or 'module level'}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(source), None)
+    return found
+
+
+def test_settings_are_read_only_at_the_edges():
+    packages = sorted(OURS - EDGE_PACKAGES)
+    assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
+                for found in environment_readings(path.read_text())}
+
+
+def test_the_edge_check_sees_a_reading_below_the_edge():
+    assert environment_readings("def promote(day, settings=None):\n    settings = settings or Settings.from_env()\n")
+    assert environment_readings("KNOBS = DagKnobs.from_env()\n")
+    assert not environment_readings("def run(args):\n    return promote(args.day, Settings.from_env())\n")
+    assert not environment_readings("if __name__ == '__main__':\n    train(Settings.from_env())\n")
+
+
+def environment_writes(source: str) -> list[str]:
+    """``line: what`` of each change to this process's environment (a value passed on that
+    way instead of as an argument); a child's own ``env=`` is not one."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = ast.unparse(node.func.value)
+            if (owner, node.func.attr) in {("os.environ", "update"), ("os.environ", "setdefault"),
+                                           ("os.environ", "pop"), ("os", "putenv"), ("os", "unsetenv")}:
+                found.append(f"{node.lineno}: {owner}.{node.func.attr}")
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else []
+        for target in targets:
+            if isinstance(target, ast.Subscript) and ast.unparse(target.value) == "os.environ":
+                found.append(f"{node.lineno}: os.environ[...]")
+    return found
+
+
+def test_no_layer_passes_a_value_through_the_environment():
+    packages = sorted(OURS - {"tests", "bench"})
+    assert not {f"{path.relative_to(ROOT)}:{found}" for package in packages for path in sources(package)
+                for found in environment_writes(path.read_text())}
+
+
+def test_the_environment_check_sees_a_write():
+    assert environment_writes("import os\nos.environ['VIEWCOUNT_KEYSPACE'] = 'demo'\n")
+    assert environment_writes("import os\nos.environ.setdefault('PYSPARK_PYTHON', 'python')\n")
+    assert not environment_writes("import os, subprocess\nsubprocess.run(['x'], env={**os.environ, 'A': '1'})\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from settings.errors import UserError
-from settings.environment import Settings
+from settings.environment import DagKnobs, Settings
 from infra.airflow_home import airflow_environment
 from demo import cycle as demo
 from viewcount import nightly
@@ -47,7 +47,7 @@ def test_days_of_a_range_in_order():
 def test_the_airflow_environment_is_private_and_points_at_the_project(tmp_path, monkeypatch):
     monkeypatch.delenv("VIEWCOUNT_AIRFLOW_HOME", raising=False)
     settings = Settings.from_env().replaced(run_dir=tmp_path)
-    env = airflow_environment(settings, "local[2]")
+    env = airflow_environment(settings, DagKnobs.from_env(), "local[2]")
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
     assert Path(env["AIRFLOW__CORE__DAGS_FOLDER"], "viewcount_nightly.py").is_file()
@@ -57,14 +57,14 @@ def test_the_airflow_environment_is_private_and_points_at_the_project(tmp_path, 
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)  # the venv's spark-submit first
 
     monkeypatch.setenv("VIEWCOUNT_AIRFLOW_HOME", str(tmp_path / "elsewhere"))
-    assert airflow_environment(settings)["AIRFLOW_HOME"] == str(tmp_path / "elsewhere")
+    assert airflow_environment(settings, DagKnobs.from_env())["AIRFLOW_HOME"] == str(tmp_path / "elsewhere")
 
 
 def test_the_spark_connection_gives_spark_submit_a_local_master(tmp_path, monkeypatch):
     """The provider builds the master URL from the connection; it must not fall back to yarn."""
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path), "local[2]")
+    env = airflow_environment(Settings.from_env().replaced(run_dir=tmp_path), DagKnobs.from_env(), "local[2]")
     monkeypatch.setenv("AIRFLOW_CONN_VIEWCOUNT_SPARK", env["AIRFLOW_CONN_VIEWCOUNT_SPARK"])
     command = SparkSubmitHook(conn_id="viewcount_spark")._build_spark_submit_command("job.py")
     assert command[:3] == ["spark-submit", "--master", "local[2]"]
@@ -114,3 +114,18 @@ def test_the_demo_sums_the_streaming_jobs_batch_lines(tmp_path):
     assert demo._batch_summary(log, counting=True).startswith(
         "2 micro-batches, 50,000 records read, 949 duplicates dropped, 12 late, 240 invalid")
     assert demo._batch_summary(log, counting=False).startswith("2 micro-batches, 50,000 records read (log")
+
+
+def test_the_demo_settings_and_its_commands_environment_agree(monkeypatch):
+    base = Settings.defaults()
+    settings, environment = demo.demo_settings(base, dt.date(2026, 11, 1), today=dt.date(2026, 11, 30))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    read = Settings.from_env()  # what each command the demo runs reads
+    places = ("keyspace", "views_topic", "dlq_topic", "cells_topic", "s3_bucket", "restatement_days")
+    assert [getattr(read, name) for name in places] == [getattr(settings, name) for name in places] == [
+        "viewcount_demo", "demo.views", "demo.views.dlq", "demo.views.cells", "viewcount-demo", 29]
+
+    near, environment = demo.demo_settings(base, dt.date(2026, 11, 28), today=dt.date(2026, 11, 30))
+    assert near.restatement_days == base.restatement_days == 7
+    assert "VIEWCOUNT_RESTATEMENT_DAYS" not in environment

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
+from settings.environment import ReconcileKnobs
 from reconcile.billing import bill
 from reconcile.tolerances import Tolerances
 from reconcile.compare import Totals
@@ -158,7 +159,8 @@ def test_loosened_billable_tolerances_are_in_the_gate_the_text_and_the_report(mo
         return build_summary(day="2026-11-20", version=2, totals=totals, figures=Figures(), tolerances=tolerances,
                              archive=[], report_uri="s3://b/r.html", extra={})
 
-    from_env, from_flag = tolerances_from({}), tolerances_from({"billable_abs": 3.0, "billable_rel": 0.0})
+    knobs = ReconcileKnobs.from_env()
+    from_env, from_flag = tolerances_from({}, knobs), tolerances_from({"billable_abs": 3.0, "billable_rel": 0.0}, knobs)
     loosened, flagged = summary(from_env), summary(from_flag)
     exact = summary(Tolerances(nonbillable_abs=100.0))
 

@@ -16,6 +16,7 @@ from counting.window import parse_day
 from reconcile.inputs import chosen_version, window_of
 from reconcile.speed_log import _bucket_may_overlap, _ranges
 from storage.token_scan import MAX_TOKEN, MIN_TOKEN, token_ranges
+from settings.environment import ReconcileKnobs
 from settings.errors import UserError
 from storage.batch_results import BatchVersion
 from storage.speed_queries import RegisteredQuery
@@ -66,10 +67,10 @@ def test_tolerances_come_from_flags_then_environment_then_defaults(monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_RECONCILE_BILLABLE_REL", "0.9")
     monkeypatch.setenv("VIEWCOUNT_RECONCILE_NONBILLABLE_ABS", "3")
 
-    assert tolerances_from(flags) == Tolerances(0.0, 0.5, 3.0, 0.01)
+    assert tolerances_from(flags, ReconcileKnobs.from_env()) == Tolerances(0.0, 0.5, 3.0, 0.01)
     monkeypatch.setenv("VIEWCOUNT_RECONCILE_BILLABLE_ABS", "-1")
     with pytest.raises(UserError, match="VIEWCOUNT_RECONCILE_BILLABLE_ABS must be at least 0, got '-1'"):
-        tolerances_from(flags)
+        tolerances_from(flags, ReconcileKnobs.from_env())
 
 
 def test_a_catalog_csv_is_parsed_and_checked_whole():

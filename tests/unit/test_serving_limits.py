@@ -6,6 +6,7 @@ import pytest
 
 from serving.cache import LruCache
 from serving.limits import Limits
+from settings.environment import ServingKnobs
 from settings.errors import UserError
 
 
@@ -14,7 +15,7 @@ def test_defaults(monkeypatch):
                  "VIEWCOUNT_SERVING_CACHE_ENTRIES", "VIEWCOUNT_SERVING_TIMEOUT_S",
                  "VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "VIEWCOUNT_SERVING_SPEED_CACHE_S"):
         monkeypatch.delenv(name, raising=False)
-    assert Limits.from_env() == Limits(max_range_days=31, max_top_limit=1000, cache_entries=20_000,
+    assert Limits.from_knobs(ServingKnobs.from_env()) == Limits(max_range_days=31, max_top_limit=1000, cache_entries=20_000,
                                        read_timeout_s=5.0, promotion_refresh_s=0.5, speed_cache_s=0.25)
 
 
@@ -25,7 +26,7 @@ def test_from_env(monkeypatch):
     monkeypatch.setenv("VIEWCOUNT_SERVING_TIMEOUT_S", "0.5")
     monkeypatch.setenv("VIEWCOUNT_SERVING_PROMOTION_REFRESH_S", "0.25")
     monkeypatch.setenv("VIEWCOUNT_SERVING_SPEED_CACHE_S", "0")
-    limits = Limits.from_env()
+    limits = Limits.from_knobs(ServingKnobs.from_env())
     assert (limits.max_range_days, limits.max_top_limit, limits.cache_entries, limits.read_timeout_s,
             limits.promotion_refresh_s, limits.speed_cache_s) == (7, 50, 0, 0.5, 0.25, 0.0)
 
@@ -42,7 +43,7 @@ def test_from_env(monkeypatch):
 def test_bad_values_are_user_errors(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(UserError, match=message):
-        Limits.from_env()
+        Limits.from_knobs(ServingKnobs.from_env())
 
 
 def test_cache_keeps_the_most_recently_used():
