@@ -66,8 +66,11 @@ stack-down: venv
 stack-status: venv
 	$(VENV)/bin/viewcount stack status
 
-bench: venv system-deps
-	$(VENV)/bin/python bench/produce_throughput.py
+# Every script in bench/ at a tiny size against the real stack, each checked against its
+# reference (tests/integration/test_bench_smoke.py, also part of make test; a few minutes).
+# Full-size runs are one script each, with the commands in docs/benchmarks.md.
+bench: venv system-deps artifacts
+	$(VENV)/bin/python -m pytest -p no:cacheprovider tests/integration/test_bench_smoke.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -3,7 +3,9 @@
 Writes the same cells (Zipf-popular videos over one day, as a replayed day produces) into
 a scratch keyspace, twice each way, with the same session and concurrency, and prints
 rows/s of both and their ratio. ``upsert_minute_counts`` is the grouped path the
-counter and the batch layer use.
+counter and the batch layer use. Each write is read back (untimed), one more view per cell
+than the write before: the table must hold exactly the rows and views written (exit
+status 1 otherwise). ``make test`` runs it at 2,000 cells (tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/minute_writes.py --cells 200000
 """
@@ -16,9 +18,11 @@ import random
 import sys
 import time
 import uuid
+from dataclasses import replace
 
 from storage.cassandra import apply_migrations, connect, drop_keyspace
-from storage.minute_counts import MinuteCount, upsert_each_minute_count, upsert_minute_counts
+from storage.minute_counts import (
+    MinuteCount, read_every_minute_count, upsert_each_minute_count, upsert_minute_counts)
 from settings.environment import Settings
 
 
@@ -44,6 +48,12 @@ def rate(write, session, rows) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
+def stored(session) -> tuple[int, int]:
+    """(rows, views) of the scratch table, read back after a write (not timed)."""
+    cells = read_every_minute_count(session)
+    return len(cells), sum(cell.views for cell in cells)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=200_000)
@@ -56,10 +66,21 @@ def main() -> int:
         rows = day_of_cells(args.cells, args.videos, seed=1)
         partitions = len({(row.video_id, row.day) for row in rows})
         print(f"{len(rows):,} cells in {partitions:,} (video, day) partitions", flush=True)
-        results = {"one statement per row": [], "partition batches (upsert_minute_counts)": []}
-        for _ in range(2):
-            results["one statement per row"].append(rate(one_row_per_statement, session, rows))
-            results["partition batches (upsert_minute_counts)"].append(rate(upsert_minute_counts, session, rows))
+        ways = {"one statement per row": one_row_per_statement,
+                "partition batches (upsert_minute_counts)": upsert_minute_counts}
+        results = {name: [] for name in ways}
+        wrong = []
+        for step in range(4):  # each way twice, in turn; every write one more view per cell than the last
+            name, write = list(ways.items())[step % 2]
+            written = [replace(row, views=row.views + step) for row in rows]
+            results[name].append(rate(write, session, written))
+            expected = (len(written), sum(row.views for row in written))
+            if stored(session) != expected:
+                wrong.append(f"{name}: read back {stored(session)} (rows, views), wrote {expected}")
+        if wrong:
+            print("rows read back DIFFER from the rows written:\n" + "\n".join(wrong))
+            return 1
+        print("every write read back: the same rows and views as written, both ways")
         best = {name: max(rates) for name, rates in results.items()}
         for name, value in best.items():
             print(f"{name:45s} {value:>10,.0f} rows/s (best of 2)")

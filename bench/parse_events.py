@@ -11,7 +11,10 @@ and end in an aggregate, so nothing they compute is pruned:
   (video_id is NULL, event_time is NULL).
 
 The two are timed alternately, several times, in the same session: the machine is shared,
-so only figures from the same run are compared.
+so only figures from the same run are compared. Before timing, both must have read every
+record, and every record ours counts valid must have a video id for the reference too
+(exit status 1 otherwise). ``make test`` runs it at 2,000 events, once
+(tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/parse_events.py [--events 200000] [--repeat 5]
 """
@@ -71,13 +74,25 @@ def reference(records: DataFrame) -> list:
     return parsed.groupBy(*keys).count().collect()
 
 
+def agrees(reasons: dict[str, int], lenient: list, events: int) -> bool:
+    """Both read every record, and every record ours counts valid has a video id for the
+    lenient parse too (it accepts more, never less; its event time misses epoch-ms ones)."""
+    read = sum(row["count"] for row in lenient)
+    with_video = sum(row["count"] for row in lenient if not row.no_video)
+    ok = sum(reasons.values()) == read == events and reasons.get("valid", 0) <= with_video
+    print(f"records read: ours {sum(reasons.values()):,}, reference {read:,} of {events:,}; valid for ours "
+          f"{reasons.get('valid', 0):,} <= with a video id for the reference {with_video:,}: "
+          + ("agree" if ok else "DISAGREE"), flush=True)
+    return ok
+
+
 def timed(run, records: DataFrame) -> float:
     started = time.perf_counter()
     run(records)
     return time.perf_counter() - started
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
@@ -85,9 +100,11 @@ def main() -> None:
 
     spark = build_session("bench-parse", Settings.from_env(), with_connectors=False)
     records = kafka_records(spark, args.events)
-    for run in (ours, reference):  # warm-up: JIT, codegen, Python workers
-        run(records)
-    print("reasons:", sorted((row.reason or "valid", row["count"]) for row in ours(records)))
+    warm = {run: run(records) for run in (ours, reference)}  # warm-up: JIT, codegen, Python workers
+    reasons = {row.reason or "valid": row["count"] for row in warm[ours]}
+    print("reasons:", sorted(reasons.items()))
+    if not agrees(reasons, warm[reference], args.events):
+        return 1
 
     ours_s, reference_s = [], []
     for attempt in range(1, args.repeat + 1):
@@ -100,7 +117,8 @@ def main() -> None:
           f"reference {reference_median:.2f} s ({args.events / reference_median:,.0f} records/s), "
           f"ratio {ours_median / reference_median:.2f}")
     spark.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

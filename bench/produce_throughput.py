@@ -4,7 +4,9 @@ Both send the same number of records, of the same average size (key + value), wi
 same producer settings (acks=all, idempotence, linger.ms, batch.size, lz4), each to a fresh
 topic of 6 partitions on the broker from ``VIEWCOUNT_KAFKA_BOOTSTRAP``. Ours generates
 realistic JSON with duplicates, late and malformed records and tallies the oracle as it
-goes; ProducerPerformance sends one pre-made random payload over and over.
+goes; ProducerPerformance sends one pre-made random payload over and over. Each must have
+sent the records asked and its topic hold them all (exit status 1 otherwise). ``make
+test`` runs it at 2,000 records (tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/produce_throughput.py [--events 1000000]
 """
@@ -51,7 +53,19 @@ def run_ours(topic: str, events: int, oracle_dir: Path) -> dict:
     summary = json.loads((oracle_dir / "summary.json").read_text())
     record_bytes = (summary["key_bytes"] + summary["value_bytes"]) / summary["records_sent"]
     return {"command": command, "events_per_second": summary["events_per_second"],
-            "wall_seconds": wall, "record_bytes": record_bytes}
+            "wall_seconds": wall, "record_bytes": record_bytes, "records": summary["records_sent"]}
+
+
+def records_in(bootstrap: str, topic: str) -> int:
+    """Records the broker holds in a fresh topic: the sum of its partitions' end offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-produce-check-{time.time_ns()}"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=30)[1]
+                   for number in range(PARTITIONS))
+    finally:
+        consumer.close()
 
 
 def run_producer_performance(topic: str, events: int, record_bytes: int, bootstrap: str) -> dict:
@@ -83,6 +97,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as oracle_dir:
             ours = run_ours(ours_topic, args.events, Path(oracle_dir))
         theirs = run_producer_performance(theirs_topic, args.events, round(ours["record_bytes"]), bootstrap)
+        held = {"ours": records_in(bootstrap, ours_topic), "theirs": records_in(bootstrap, theirs_topic)}
     finally:
         for future in admin.delete_topics([ours_topic, theirs_topic]).values():
             future.result()
@@ -94,7 +109,11 @@ def main() -> int:
     print(f"ProducerPerformance    {theirs['events_per_second']:>10,.0f} events/s ({theirs['mb_per_second']} MB/s)")
     print(f"ratio ours/theirs      {ours['events_per_second'] / theirs['events_per_second']:>10.2f}")
     print("ProducerPerformance command: " + " ".join(theirs["command"]))
-    return 0
+    agree = ours["records"] == held["ours"] == theirs["records"] == held["theirs"] == args.events
+    print(f"records: viewcount produce sent {ours['records']:,}, its topic holds {held['ours']:,}; "
+          f"ProducerPerformance sent {theirs['records']:,}, its topic holds {held['theirs']:,}; "
+          f"asked {args.events:,}: {'agree' if agree else 'DISAGREE'}")
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ stack, the stand-in and vegeta; with ``--own-cores`` it runs alone on the last
 Prints, per phase, p50/p99/p99.9/max and errors of each, the CPU per request (user +
 system of the server's process tree over the phase, from psutil, over the requests) of
 the API and of the bare route and their ratio; then issue 28's goals, met or missed.
+Before the API stops, its views for 50 targets must equal the same rows read straight from
+Cassandra (exit status 1 otherwise). ``make test`` runs it with 20 videos, one 2-second
+phase and a small stand-in (tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/serving_latency.py                       # issue 28's run
     .venv/bin/python bench/serving_latency.py --seeded --phases 500:20,1000:20 --warmup 5
@@ -38,6 +41,7 @@ the API and of the bare route and their ratio; then issue 28's goals, met or mis
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
@@ -49,8 +53,8 @@ from pathlib import Path
 import httpx
 
 from serving_load import (  # this folder
-    FINAL_DAY, WINDOW, SpeedWriter, Target, attack, bench_settings, cpu_seconds, raw_reads, seed, server_cores,
-    start_server, vegeta_binary,
+    FINAL_DAY, WINDOW, SpeedWriter, Target, attack, bench_days, bench_settings, cpu_seconds, raw_reads, seed,
+    server_cores, start_server, vegeta_binary,
 )
 from storage.cassandra import apply_migrations
 from settings.environment import Settings
@@ -111,9 +115,10 @@ def live_state(base_url: str) -> str:
 
 
 def drive(name: str, command: tuple[list[str], dict], args, settings: Settings, targets: list[Target],
-          phases: list[Phase], warmup: Phase, cpus: set[int] | None) -> dict[Phase, Measured]:
+          phases: list[Phase], warmup: Phase, cpus: set[int] | None, check=None) -> dict[Phase, Measured]:
     """Starts a server, warms it up (at least one request for each target: vegeta takes
-    them in turn), and drives each phase in turn against it."""
+    them in turn), drives each phase in turn against it, then calls ``check(base_url)``
+    if given, before the server stops."""
     base_url = f"http://127.0.0.1:{args.port}"
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     targets_file = work / "targets.txt"
@@ -137,11 +142,52 @@ def drive(name: str, command: tuple[list[str], dict], args, settings: Settings, 
                                        live_state(base_url))
             print(f"{name}: {phase.rate}/s for {phase.seconds:g} s measured, {cpu_ms:.3f} ms CPU per request",
                   file=sys.stderr, flush=True)
+        if check is not None:
+            check(base_url)
     finally:
         server.terminate()
         server.wait(30)
         shutil.rmtree(work)
     return measured
+
+
+def answers_agree(settings: Settings, targets: list[Target], sample: int = 50) -> tuple[list[str], object]:
+    """A check for ``drive``: the API's views for ``sample`` targets against the same rows
+    read straight from Cassandra (the final day's promoted version 1, the other days' speed
+    rows), each window cut before the current minute (the stand-in writes only that one).
+    Fills and returns a list of disagreements (empty: they agree), and the check."""
+    from storage.batch_results import read_version_cells
+    from storage.cassandra import connect
+    from storage.minute_counts import speed_counts_for
+
+    wrong: list[str] = []
+
+    def check(base_url: str) -> None:
+        final_day, yesterday, today = bench_days()
+        now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+        chosen = targets[:sample]
+        videos = {target.video_id for target in chosen}
+        session = connect(settings)
+        try:
+            cells = {(video, int(minute.timestamp() * 1000)): views
+                     for (video, minute), views in read_version_cells(session, final_day, 1).items() if video in videos}
+        finally:
+            session.cluster.shutdown()
+        for day in (yesterday, today):
+            cells.update(speed_counts_for(settings, videos, day))
+        for target in chosen:
+            cut = Target(target.video_id, target.kind, target.start, min(target.end, now))
+            first, end = int(cut.start.timestamp() * 1000), int(cut.end.timestamp() * 1000)
+            expected = sum(views for (video, minute_ms), views in cells.items()
+                           if video == cut.video_id and first <= minute_ms < end)
+            answer = httpx.get(base_url + cut.path(), timeout=10)
+            views = answer.json().get("views") if answer.status_code == 200 else f"HTTP {answer.status_code}"
+            if views != expected:
+                wrong.append(f"{cut.path()}: the API answered {views}, Cassandra holds {expected}")
+        print(f"the API's views of {len(chosen)} targets against Cassandra read directly: "
+              + ("agree" if not wrong else f"{len(wrong)} DISAGREE, e.g. {wrong[0]}"), flush=True)
+
+    return wrong, check
 
 
 def quantiles(values: list[float]) -> dict[str, float]:
@@ -271,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             SpeedWriter(settings, args.videos, args.writes_per_second) as writer:
         print(f"server under test on CPUs {sorted(cpus)}, everything else on the others" if cpus else
               "server under test sharing every CPU with the stack, the stand-in and vegeta", flush=True)
-        api = drive("API", api_command(settings, args), args, settings, targets, phases, warmup, cpus)
+        disagreements, check = answers_agree(settings, targets)
+        api = drive("API", api_command(settings, args), args, settings, targets, phases, warmup, cpus, check)
         bare = {} if args.no_bare else drive("bare route", bare_command(args), args, settings, targets, phases,
                                              Phase(warmup.rate, min(warmup.seconds, 3)), cpus)
         raw = {} if args.no_raw else {phase: raw_reads(settings, targets, phase.rate, phase.seconds)
@@ -284,9 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                 for side in ("api", "bare", "raw")}
         print(f"highest rate with p99 <= {GOAL_P99_MS:g} ms and no error, of {[p.rate for p in phases]}: "
               f"API {best['api']}/s, bare route {best['bare']}/s, raw Cassandra read {best['raw']}/s")
-        return 0
+        return 1 if disagreements else 0
     print_goals(stats, {p.rate: m for p, m in api.items()}, {p.rate: m for p, m in bare.items()})
-    return 0
+    return 1 if disagreements else 0
 
 
 if __name__ == "__main__":

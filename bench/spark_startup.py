@@ -5,7 +5,9 @@ session every job builds (``spark_runtime.session.build_session``: local[2], the
 and running one small aggregation: one with the archive ``spark_runtime.class_data`` built
 (`viewcount stack up` / `make artifacts`), the reference with it turned off
 (``spark.driver.defaultJavaOptions`` empty). Prints the session and first-job times of
-each, and the ratio of the totals, per round and for the median.
+each, and the ratio of the totals, per round and for the median. A round whose archive
+option is not where it belongs, or whose two first jobs disagree, stops the run (exit
+status 1). ``make test`` runs one round (tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/spark_startup.py --rounds 5
 """
@@ -26,8 +28,9 @@ from spark_runtime.session import build_session
 extra = {} if sys.argv[1] == "archive" else {"spark.driver.defaultJavaOptions": ""}
 spark = build_session("bench-startup", Settings.from_env(), extra_conf=extra)
 session = time.monotonic()
-spark.range(200_000).selectExpr("id % 100 AS k").groupBy("k").count().collect()
+rows = spark.range(200_000).selectExpr("id % 100 AS k").groupBy("k").count().collect()
 print(json.dumps({"session": session - began, "job": time.monotonic() - session,
+                  "result": sorted((row.k, row["count"]) for row in rows),
                   "options": spark.sparkContext.getConf().get("spark.driver.defaultJavaOptions", "")}))
 """
 
@@ -52,11 +55,14 @@ def main() -> None:
         ours, reference = _one("archive"), _one("reference")
         if "SharedArchiveFile" not in ours["options"] or "SharedArchiveFile" in reference["options"]:
             sys.exit("the archive option was not where it belongs; nothing measured")
+        if ours["result"] != reference["result"] or len(ours["result"]) != 100:
+            sys.exit("the two drivers' first jobs gave different results; nothing measured")
         ratio = (ours["session"] + ours["job"]) / (reference["session"] + reference["job"])
         ratios.append(ratio)
         print(f"round {number}: archive session {ours['session']:.1f} s + first job {ours['job']:.1f} s; "
               f"without session {reference['session']:.1f} s + first job {reference['job']:.1f} s; "
               f"ratio {ratio:.2f}", flush=True)
+    print("the archive option only in the archive's driver, the same first-job result in both: agree")
     print(f"median ratio (archive / without) over {args.rounds} rounds: {statistics.median(ratios):.2f}")
 
 
