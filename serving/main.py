@@ -20,8 +20,7 @@ from serving.rate_limit import RateLimitMiddleware, TokenBuckets
 from serving.overrides import OverrideWatch
 from serving.restatements import RestatementWatch
 from serving.store import StoreUnavailable, ViewStore
-from settings.environment import ServingKnobs, Settings
-from settings.environment import default_run_dir
+from settings.environment import ServingKnobs, Settings, default_run_dir
 from settings.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)

@@ -70,8 +70,9 @@ class _LogFile(logging.FileHandler):
 
 def configure(run_dir: Path, level: int = logging.INFO) -> None:
     """The terminal and ``<run dir>/logs/viewcount.log`` for every logger of the project.
-    Called again (the demo runs commands in its own process, tests call the command line
-    many times), it replaces what it set before instead of adding a second copy."""
+    Called again (a uvicorn worker's app factory in the command's own process, tests that
+    call the command line many times), it replaces what it set before instead of adding a
+    second copy."""
     handlers = [_Terminal(), _LogFile(log_file(run_dir))]
     replaced = set()
     for name in PACKAGES:
