@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.integration.speed_support import (
+from tests.support.speed import (
     consume, expected_speed_counts, logged_batches, speed_counts_of, start_viewcount,
 )
 

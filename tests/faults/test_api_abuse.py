@@ -24,7 +24,7 @@ from serving.main import create_app
 from serving.store import ViewStore
 from storage.minute_counts import SPEED_TABLE
 from tests.integration.test_serving_command import serve_running
-from tests.integration.test_serving_fixtures import (
+from tests.support.serving import (
     batch_of, generated_counts, promote, running, write_batch, write_speed, write_top,
 )
 

@@ -38,7 +38,7 @@ import pytest
 from tests.faults.pipeline import (
     archiver_caught_up, assert_counted_exactly, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
-from tests.integration.speed_support import (
+from tests.support.speed import (
     consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of, start_viewcount, viewcount,
 )
 from tests.integration.test_serving_command import VIEWCOUNT, serve_running

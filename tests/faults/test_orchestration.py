@@ -37,12 +37,12 @@ from pathlib import Path
 import pytest
 
 from tests.faults.scale import ORCHESTRATION_RERUN_DAYS
-from tests.integration.nightly_support import TASKS, chain, day_runs, day_state, day_version_cells
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_batch_support import (
+from tests.support.nightly import TASKS, chain, day_runs, day_state, day_version_cells
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import (
     day_start_ms, delete_prefix, expected_views, parquet_cells, topic_records,
 )
-from tests.integration.test_reconcile_support import run_together, write_catalog_csv
+from tests.support.reconcile import run_together, write_catalog_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
@@ -127,8 +127,8 @@ class Pass:
     returncode: int
     stderr: str
     seen: list  # (time.monotonic() it was read, stderr line)
-    runs: dict  # day -> nightly_support.DayRun
-    states: dict  # day -> nightly_support.DayState
+    runs: dict  # day -> tests.support.nightly.DayRun
+    states: dict  # day -> tests.support.nightly.DayState
     reports: dict  # day -> summary.json as published in S3
     parquet: dict  # day -> minute counts read back from the promoted version's Parquet
     duration_s: float

@@ -29,7 +29,7 @@ from tests.faults.pipeline import (
     wait_until_writing,
 )
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
-from tests.integration.speed_support import isolated, kill_hard, start_viewcount, viewcount
+from tests.support.speed import isolated, kill_hard, start_viewcount, viewcount
 from tests.integration.test_serving_command import serve_running
 from tests.integration.test_speed_archiver import assert_archive_matches_topic
 from storage.topics import topic_end_offsets

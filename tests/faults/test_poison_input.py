@@ -21,7 +21,7 @@ import pytest
 
 from tests.faults.hostile import HostileFactory, hostile_records
 from tests.faults.scale import POISON_RECORDS as HOSTILE
-from tests.integration.speed_support import (
+from tests.support.speed import (
     consume, expected_speed_counts, isolated, logged_batches, speed_counts_of, viewcount,
 )
 

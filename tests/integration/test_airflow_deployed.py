@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 
 from tests.faults.test_security import listening_sockets
-from tests.integration.nightly_support import RESTATE_TASKS, TASKS, day_state
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_reconcile_support import (
-    day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
+from tests.support.nightly import RESTATE_TASKS, TASKS, day_state
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import run_cli
+from tests.support.reconcile import (
+    day_start_ms, rewrite_speed_cells, run_together, speed_rows, write_catalog_csv,
 )
-from tests.integration.test_serving_command import free_port
+from tests.support.ports import free_port
 from oracle import counts as oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -49,7 +50,7 @@ class Deployed:
     green: object
     green_run: dict  # the run as the REST API shows it
     green_tasks: dict  # task id -> state
-    green_state: object  # tests.integration.nightly_support.DayState
+    green_state: object  # tests.support.nightly.DayState
     triggered_twice: object
     expected: dict
     red: object

@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_reconcile_support import run_cli, send, view
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import run_cli
+from tests.support.reconcile import send, view
 
 pytestmark = pytest.mark.integration
 

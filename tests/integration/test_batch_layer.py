@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_batch_support import (
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import (
     MS_PER_HOUR,
     day_start_ms,
     delete_archive_batch_hour,

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.nightly_support import (
+from tests.support.nightly import (
     RESTATE_TASKS, TASK_LINE, TASKS, chain, day_state, day_version_cells, restate_branch,
 )
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_reconcile_support import (
-    day_start_ms, rewrite_speed_cells, run_cli, run_together, speed_rows, write_catalog_csv,
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import run_cli
+from tests.support.reconcile import (
+    day_start_ms, rewrite_speed_cells, run_together, speed_rows, write_catalog_csv,
 )
 from oracle import counts as oracle
 

@@ -19,7 +19,7 @@ from storage.reconciliations import write_summary
 from reconcile.compare import Totals
 from reconcile.summary import Figures, build_summary
 from reconcile.tolerances import Tolerances
-from tests.integration.speed_support import viewcount
+from tests.support.speed import viewcount
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +120,7 @@ def test_metrics_count_the_overrides_of_recent_days_by_kind(stack, cassandra_ses
     from serving.overrides import REFRESH_S
     from serving.store import ViewStore
     from storage.batch_results import promote
-    from tests.integration.test_serving_fixtures import running
-    from tests.integration.test_serving_metrics import samples, value
+    from tests.support.serving import running, samples, value
 
     session = cassandra_session
     promote(session, LOOSENED_DAY, 1, None, override="loosened", reconciliation="pass",

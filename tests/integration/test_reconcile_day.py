@@ -20,10 +20,11 @@ from decimal import Decimal
 import pytest
 
 from reconcile.restated import PRINTED_ONLY
-from tests.integration.speed_support import consume, expected_speed_counts, isolated, logged_batches, viewcount
-from tests.integration.test_reconcile_support import (
+from tests.support.speed import consume, expected_speed_counts, isolated, logged_batches, viewcount
+from tests.support.batch import run_cli
+from tests.support.reconcile import (
     MS_PER_MINUTE, day_start_ms, distinct_counts, divergences_by_cell, late_cells_of, occurrences_by_cell,
-    remove_archive_file, repeated_cells, rewrite_speed_cells, run_cli, run_together, send, view, write_catalog_csv,
+    remove_archive_file, repeated_cells, rewrite_speed_cells, run_together, send, view, write_catalog_csv,
 )
 
 # One module fixture runs the whole pipeline twice (about 12 Spark jobs on a 2-core machine).

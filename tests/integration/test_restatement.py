@@ -21,10 +21,11 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.integration.nightly_support import TASK_LINE, day_state, day_version_cells
-from tests.integration.speed_support import isolated, viewcount
-from tests.integration.test_reconcile_support import (
-    day_start_ms, run_cli, run_together, send, view, write_catalog_csv,
+from tests.support.nightly import TASK_LINE, day_state
+from tests.support.speed import isolated, viewcount
+from tests.support.batch import run_cli
+from tests.support.reconcile import (
+    day_start_ms, run_together, send, view, write_catalog_csv,
 )
 from tests.integration.test_serving_command import serve_running
 from oracle import counts as oracle

@@ -15,15 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import free_port
+
 pytestmark = pytest.mark.integration
 
 VIEWCOUNT = str(Path(sys.executable).parent / "viewcount")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for_health(url: str, server: subprocess.Popen, seconds: float = 60) -> httpx.Response:

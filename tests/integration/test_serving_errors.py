@@ -3,7 +3,6 @@ not answering is a 503, and only a real server fault is a (JSON) 500."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
@@ -12,7 +11,8 @@ import pytest
 from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
-from tests.integration.test_serving_fixtures import api, base_url, running, store  # noqa: F401
+from tests.support.ports import free_port
+from tests.support.serving import running
 
 pytestmark = pytest.mark.integration
 
@@ -85,15 +85,9 @@ def test_healthz_answers_ok_when_cassandra_answers(api):
     assert set(body["live"]) == {"state", "detail", "lag_seconds", "partitions"}
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends
-
-
 def test_cassandra_unreachable_is_503_on_every_read_and_on_healthz(stack):
 
-    unreachable = ViewStore(stack.replaced(cassandra_port=closed_port()), Limits())
+    unreachable = ViewStore(stack.replaced(cassandra_port=free_port()), Limits())
     with running(create_app(unreachable)) as url, httpx.Client(base_url=url, timeout=30) as client:
         health = client.get("/healthz")
         assert health.status_code == 503

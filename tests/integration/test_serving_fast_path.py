@@ -14,8 +14,8 @@ from serving.limits import Limits
 from serving.main import create_app
 from serving.models import MinutelyViews, RangeViews
 from serving.store import ViewStore
-from tests.integration.test_serving_errors import closed_port
-from tests.integration.test_serving_fixtures import (
+from tests.support.ports import free_port
+from tests.support.serving import (
     batch_of,
     generated_counts,
     new_video,
@@ -112,7 +112,7 @@ def test_errors_are_the_routes_errors(stack, path):
 
 
 def test_cassandra_unavailable_is_the_routes_503(stack):
-    unreachable = stack.replaced(cassandra_port=closed_port())
+    unreachable = stack.replaced(cassandra_port=free_port())
     fast, routed = answers(unreachable, ["/v1/videos/v/views?start=2035-07-01T00:00:00Z&end=2035-07-02T00:00:00Z"])
     assert fast == routed
     assert fast[0][0] == 503 and fast[0][2]["retry-after"] == "1"

@@ -26,7 +26,7 @@ from serving.ranges import DayWindow
 from serving.store import PROMOTIONS_MAX_AGE_S, PROMOTIONS_WAIT_S, DayMinutes, ViewStore
 from settings.environment import ServingKnobs
 from storage.batch_results import delete_promotion, set_promotion
-from tests.integration.test_serving_fixtures import (
+from tests.support.serving import (
     batch_of,
     generated_counts,
     minute_of,

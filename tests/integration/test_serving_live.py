@@ -11,7 +11,6 @@ what a worker cannot see through the feed: its answer then shows whether it read
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 import uuid
 
@@ -24,26 +23,16 @@ from serving.store import ViewStore
 from storage.cell_feed import send_cells
 from storage.minute_counts import MinuteCount, upsert_minute_counts
 from storage.topics import delete_topics, ensure_topics
-from tests.integration.test_serving_fixtures import (
+from tests.support.ports import free_port
+from tests.support.serving import (
     generated_counts, minute_of, new_video, running, total, write_speed,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 DAY = dt.date(2034, 6, 1)
 WHOLE_DAY = {"start": "2034-06-01T00:00:00Z", "end": "2034-06-02T00:00:00Z"}
-WAIT_S = 20.0
-
-
-def eventually(check, what: str, timeout: float = WAIT_S):
-    """``check()``'s first true value within ``timeout``; fails naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = check()
-        if outcome:
-            return outcome
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.05)
 
 
 def views(http: httpx.Client, video_id: str) -> int:
@@ -71,12 +60,6 @@ def new_minute(counts: dict, after: int = 0) -> dt.datetime:
     """A minute of DAY ``counts`` has no views in (the ``after``-th such from the start)."""
     free = (minute_of(DAY, number) for number in range(1440))
     return [minute for minute in free if minute not in counts][after]
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture()
@@ -202,7 +185,7 @@ def test_a_worker_whose_topic_is_deleted_answers_from_cassandra_and_follows_it_a
 
 
 def test_a_worker_cut_off_from_kafka_says_so_and_answers_from_cassandra(stack, cassandra_session):
-    store = ViewStore(stack.replaced(kafka_bootstrap=f"127.0.0.1:{closed_port()}"), Limits())
+    store = ViewStore(stack.replaced(kafka_bootstrap=f"127.0.0.1:{free_port()}"), Limits())
     video_id = new_video()
     counts = generated_counts(seed=78, day=DAY, minutes=30)
     unpublished(cassandra_session, video_id, counts)

@@ -4,27 +4,13 @@ histograms, and the cache of promoted partitions."""
 from __future__ import annotations
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_serving_fixtures import api, base_url, store  # noqa: F401 - fixtures
+from tests.support.serving import samples, value
 
 pytestmark = pytest.mark.integration
 
 DAY = "start=2026-11-25T00:00:00Z&end=2026-11-26T00:00:00Z"
 ROUTE = "/v1/videos/{video_id}/views"
-
-
-def samples(text: str) -> dict[tuple, float]:
-    """(sample name, frozenset of label pairs) -> value."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(metrics, name: str, **labels) -> float:
-    return metrics[(name, frozenset(labels.items()))]
 
 
 def test_metrics_count_requests_by_route_and_status_and_time_them(api):
@@ -72,7 +58,7 @@ def test_metrics_show_the_newest_promoted_and_reconciled_day_for_the_nightly_ale
     from serving.main import create_app
     from serving.store import ViewStore
     from storage.reconciliations import delete_day, write_status
-    from tests.integration.test_serving_fixtures import promote, running, unpromote
+    from tests.support.serving import promote, running, unpromote
 
     promoted, failed = dt.date(2099, 12, 30), dt.date(2099, 12, 31)
     promote(cassandra_session, promoted, 3)

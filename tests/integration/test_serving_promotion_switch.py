@@ -12,13 +12,12 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.integration.test_serving_fixtures import (  # noqa: F401 - fixtures
-    base_url,
+from tests.support.serving import (
+    PROMOTION_REFRESH_S,
     batch_of,
     generated_counts,
     new_video,
     promote,
-    store,
     total,
     unpromote,
     write_batch,
@@ -53,7 +52,7 @@ def flip(stop: threading.Event, session, flips: list) -> None:
         state = states[len(flips) % len(states)]
         promote(session, DAY, state) if state else unpromote(session, DAY)
         flips.append(state)
-        time.sleep(0.003)
+        time.sleep(2 * PROMOTION_REFRESH_S + 0.003)  # each state read by the served store before the next
 
 
 def test_concurrent_readers_see_one_version_per_day_while_promotion_flips(base_url, cassandra_session):

@@ -9,7 +9,6 @@ import json
 import pytest
 
 from storage.reconciliations import RECONCILIATION_TABLE, write_summary_text
-from tests.integration.test_serving_fixtures import api, base_url, store  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 

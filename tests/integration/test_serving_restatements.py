@@ -16,9 +16,8 @@ from serving.restatements import REFRESH_S
 from serving.store import ViewStore
 from storage.restatements import (FAILED, PENDING, RESTATED, Restatement, VideoDelta, delete_requests, delete_restatements,
                                   write_request, write_restatement)
-from tests.integration.test_serving_errors import closed_port
-from tests.integration.test_serving_fixtures import running
-from tests.integration.test_serving_metrics import samples, value
+from tests.support.ports import free_port
+from tests.support.serving import running, samples, value
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +66,7 @@ def test_metrics_count_pending_and_failed_requests_and_the_records_of_their_days
 
 
 def test_metrics_answer_without_cassandra_and_say_the_read_failed(stack):
-    unreachable = ViewStore(stack.replaced(cassandra_port=closed_port()), Limits())
+    unreachable = ViewStore(stack.replaced(cassandra_port=free_port()), Limits())
     try:
         with running(create_app(unreachable)) as url, httpx.Client(base_url=url, timeout=30) as client:
             response = client.get("/metrics")

@@ -6,14 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.integration.test_serving_fixtures import (  # noqa: F401 - fixtures
-    api,
-    base_url,
-    promote,
-    store,
-    unpromote,
-    write_top,
-)
+from tests.support.serving import write_top
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +32,22 @@ def as_json(ranking):
     return [{"video_id": video_id, "views": views} for video_id, views in ranking]
 
 
-def test_top_of_a_final_day_is_its_promoted_ranking(api, cassandra_session, rankings):
-    promote(cassandra_session, DAY, 1)
+def test_top_of_a_final_day_is_its_promoted_ranking(api, served_promotions, rankings):
+    served_promotions.promote(DAY, 1)
     assert top(api, DAY.isoformat(), limit=3) == {"day": DAY.isoformat(), "videos": as_json(rankings[1][:3])}
     assert top(api, DAY.isoformat())["videos"] == as_json(rankings[1][:10])  # default limit 10
     assert top(api, DAY.isoformat(), limit=1000)["videos"] == as_json(rankings[1])
 
 
-def test_top_follows_the_promoted_version(api, cassandra_session, rankings):
-    promote(cassandra_session, DAY, 2)
+def test_top_follows_the_promoted_version(api, served_promotions, rankings):
+    served_promotions.promote(DAY, 2)
     assert top(api, DAY.isoformat(), limit=100)["videos"] == as_json(rankings[2])  # only 30 exist
-    promote(cassandra_session, DAY, 1)
+    served_promotions.promote(DAY, 1)
     assert top(api, DAY.isoformat(), limit=2)["videos"] == as_json(rankings[1][:2])
 
 
-def test_a_day_without_a_promoted_batch_is_404_not_final_yet(api, cassandra_session, rankings):
-    unpromote(cassandra_session, DAY)
+def test_a_day_without_a_promoted_batch_is_404_not_final_yet(api, served_promotions, rankings):
+    served_promotions.unpromote(DAY)
     response = api.get("/v1/top", params={"day": DAY.isoformat()})
     assert response.status_code == 404
     assert response.json() == {"error": f"day {DAY.isoformat()} is not final yet: no promoted batch"}

@@ -4,26 +4,11 @@ other day the speed table, and the answer says which days are provisional."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.test_serving_fixtures import (  # noqa: F401 - fixtures
-    api,
-    base_url,
-    batch_of,
-    generated_counts,
-    iso,
-    minute_of,
-    new_video,
-    promote,
-    store,
-    total,
-    unpromote,
-    write_batch,
-    write_speed,
-)
+from tests.support.serving import batch_of, generated_counts, iso, minute_of, new_video, total, write_batch, write_speed
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +23,7 @@ class Known:
 
 
 @pytest.fixture(scope="module")
-def known(cassandra_session):
+def known(cassandra_session, served_promotions):
     video_id = new_video()
     speed = {day: generated_counts(seed=i, day=day) for i, day in enumerate(DAYS)}
     batch = {day: batch_of(speed[day], seed=10 + i) for i, day in enumerate(DAYS) if i != 1}
@@ -46,7 +31,7 @@ def known(cassandra_session):
         write_speed(cassandra_session, video_id, speed[day])
     for day, counts in batch.items():
         write_batch(cassandra_session, video_id, 1, counts)
-        promote(cassandra_session, day, 1)
+        served_promotions.promote(day, 1)
     return Known(video_id, speed, batch)
 
 
@@ -106,11 +91,11 @@ def test_unaligned_times_count_the_minutes_that_start_inside_and_any_offset_is_a
     assert body["views"] == body["speed_views"] == total(known.speed[day], start, end)
 
 
-def test_minutely_lists_minutes_with_views_and_their_source(api, known, cassandra_session, store):
+def test_minutely_lists_minutes_with_views_and_their_source(api, known, cassandra_session, store, store_clock):
     start, end = minute_of(DAYS[1], 1380), minute_of(DAYS[2], 60)
     zero_minute = minute_of(DAYS[1], 1381)
     write_speed(cassandra_session, known.video_id, {zero_minute: 0})
-    time.sleep(store.limits.speed_cache_s)  # the partition read by the tests before may be answered until then
+    store_clock.skip(store.limits.speed_cache_s)  # the partition read by the tests before may be answered until then
     known.speed[DAYS[1]][zero_minute] = 0
     expected = [
         {"minute": iso(m), "views": v, "source": "speed"}
@@ -130,18 +115,18 @@ def test_an_unknown_video_has_no_views_and_the_answer_still_says_which_days_are_
     assert minutely == {"video_id": "nobody", "points": []}
 
 
-def test_a_final_day_without_rows_for_the_video_is_zero_not_the_speed_count(api, cassandra_session):
+def test_a_final_day_without_rows_for_the_video_is_zero_not_the_speed_count(api, cassandra_session, served_promotions):
     """The promoted batch is authoritative: its silence is 0 views, never a fallback."""
     day = dt.date(2031, 4, 1)
     video_id = new_video()
     write_speed(cassandra_session, video_id, generated_counts(seed=5, day=day, minutes=20))
-    promote(cassandra_session, day, 7)
+    served_promotions.promote(day, 7)
     body = views(api, video_id, "2031-04-01T00:00:00Z", "2031-04-02T00:00:00Z")
     assert (body["views"], body["batch_views"], body["speed_views"], body["final"]) == (0, 0, 0, True)
 
 
 def test_promoting_another_version_or_rolling_back_is_seen_once_promotions_are_read_again(
-    api, cassandra_session, store
+    api, cassandra_session, store, served_promotions
 ):
     day = dt.date(2031, 4, 2)
     video_id = new_video()
@@ -152,13 +137,13 @@ def test_promoting_another_version_or_rolling_back_is_seen_once_promotions_are_r
     write_batch(cassandra_session, video_id, 2, second)
     whole_day = ("2031-04-02T00:00:00Z", "2031-04-03T00:00:00Z")
 
-    promote(cassandra_session, day, 1)
+    served_promotions.promote(day, 1)
     assert views(api, video_id, *whole_day)["views"] == total(first)
     assert views(api, video_id, *whole_day)["views"] == total(first)  # now from the cache
     assert ("batch", video_id, day, 1) in store.cache._entries
-    promote(cassandra_session, day, 2)
+    served_promotions.promote(day, 2)
     assert views(api, video_id, *whole_day)["views"] == total(second)
-    unpromote(cassandra_session, day)
+    served_promotions.unpromote(day)
     body = views(api, video_id, *whole_day)
     assert (body["views"], body["final"], body["provisional_days"]) == (
         total(speed), False, [day.isoformat()])

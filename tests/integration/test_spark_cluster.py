@@ -11,10 +11,10 @@ import urllib.request
 
 import pytest
 
-from tests.integration.speed_support import (
+from tests.support.speed import (
     consume, expected_speed_counts, isolated, logged_batches, speed_counts_of, viewcount,
 )
-from tests.integration.test_batch_support import (
+from tests.support.batch import (
     MS_PER_HOUR, day_start_ms, delete_prefix, expected_views, topic_records, version_cells,
 )
 

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from pyspark.sql import functions as F
 
-from tests.integration.speed_support import consume, isolated, viewcount
+from tests.support.speed import consume, isolated, viewcount
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.speed_support import (
+from tests.support.speed import (
     consume, expected_speed_counts, isolated, logged_batches, speed_counts_of, viewcount,
 )
 

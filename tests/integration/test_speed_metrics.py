@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 
 import pytest
 
-from tests.integration.speed_support import isolated, kill_hard, start_viewcount, viewcount
+from tests.support.ports import free_port
+from tests.support.speed import isolated, kill_hard, start_viewcount, viewcount
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _scrape(port: int) -> str | None:
@@ -34,7 +28,7 @@ def test_counter_serves_metrics_while_running(stack, tmp_path):
     with isolated(stack, "test-metrics") as (settings, env):
         viewcount(env, "produce", "--events", "5000", "--seed", "3", "--day", "2026-11-22",
                   "--malformed", "0.02", "--oracle", str(tmp_path / "oracle"))
-        port = _free_port()
+        port = free_port()
         # Small batches far apart, so the lag is seen while the backlog is worked off.
         job = start_viewcount(env, "speed", "--metrics-port", str(port), "--checkpoint",
                               str(tmp_path / "checkpoint"), "--max-offsets-per-trigger", "1500",

@@ -35,7 +35,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from tests.integration.speed_support import consume, isolated, logged_batches, viewcount
+from tests.support.speed import consume, isolated, logged_batches, viewcount
 from oracle import counts as oracle
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.speed_support import isolated, speed_counts_of, viewcount
-from tests.integration.test_reconcile_support import run_cli, run_together, view
+from tests.support.speed import isolated, speed_counts_of
+from tests.support.batch import run_cli
+from tests.support.reconcile import run_together, view
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from batch_layer.recompute import (
 from counting.window import BatchWindow
 from storage.archive import archive_schema, existing_hour_paths, read_archive
 from storage.archive import write_archive_batch
-from tests.unit.test_counting_support import view
+from tests.support.counting import view
 
 D = dt.date(2026, 11, 25)
 WINDOW = BatchWindow(D)

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from counting import reasons as R
 from counting.events import parse_events
-from tests.unit.test_counting_support import assert_reasons, kafka_records, view
+from tests.support.counting import assert_reasons, kafka_records, view
 
 
 def test_reasons_are_in_priority_order_and_importable_without_spark():

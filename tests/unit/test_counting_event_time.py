@@ -11,7 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from counting import reasons as R
 from counting.event_time import event_minute, event_time_from_epoch_millis, event_time_from_rfc3339
-from tests.unit.test_counting_support import assert_reasons, view
+from tests.support.counting import assert_reasons, view
 
 UTC_TEXT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from counting.events import EVENT_COLUMNS, invalid_events, parse_events, valid_events
-from tests.unit.test_counting_support import KAFKA_TIME, assert_reasons, kafka_records, view
+from tests.support.counting import KAFKA_TIME, assert_reasons, kafka_records, view
 
 EVENT_SCHEMA = (
     "topic string, partition int, offset long, kafka_timestamp timestamp, key binary, value binary, "

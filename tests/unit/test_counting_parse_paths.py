@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from counting.events import CANONICAL_REGEX, SHALLOW_VALUE_BYTES, parse_events
-from tests.unit.test_counting_support import KAFKA_SCHEMA, KAFKA_TIME, view
+from tests.support.counting import KAFKA_SCHEMA, KAFKA_TIME, view
 from oracle import counts as oracle
 
 

@@ -11,7 +11,7 @@ from pyspark.testing import assertDataFrameEqual
 from counting.events import parse_events
 from counting.views import count_views_per_minute
 from speed_layer.watermark import batch_clock
-from tests.unit.test_counting_support import KAFKA_SCHEMA, kafka_records, view
+from tests.support.counting import KAFKA_SCHEMA, kafka_records, view
 
 TEN_MINUTES = dt.timedelta(minutes=10)  # the tests' lateness below is reckoned against it
 

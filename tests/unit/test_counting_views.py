@@ -9,7 +9,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from counting.events import parse_events, valid_events
 from counting.views import DEDUPE_KEY, count_per_minute, count_views_per_minute, drop_duplicate_events
-from tests.unit.test_counting_support import kafka_records, view
+from tests.support.counting import kafka_records, view
 
 COUNT_SCHEMA = "video_id string, minute timestamp, views long"
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from viewcount import cli
 from producer import kafka_sink
+from tests.support.ports import free_port
 
 
 def run_cli(argv, capsys):
@@ -40,9 +39,7 @@ def test_fractions_that_do_not_add_up_are_refused(capsys):
 
 
 def test_unreachable_kafka_says_to_start_the_stack(capsys, monkeypatch, tmp_path):
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("VIEWCOUNT_KAFKA_BOOTSTRAP", f"127.0.0.1:{port}")
     monkeypatch.setattr(kafka_sink, "CONNECT_TIMEOUT_S", 1)
     code, err = run_cli(["produce", "--events", "5", "--oracle", str(tmp_path / "o")], capsys)

@@ -172,7 +172,7 @@ def test_views_of_the_day_that_arrived_after_the_cutoff_are_marked_and_searched_
     from counting.window import BatchWindow
     from reconcile.evidence import occurrences
     from tests.unit.test_batch_recompute import RECORDS, archive_rows, at
-    from tests.unit.test_counting_support import view
+    from tests.support.counting import view
 
     after = [(7, 0, at(1, 1, 0), view("a1", "v9", "2026-11-25T23:58:00Z")),  # at the cutoff
              (7, 1, at(2, 0, 59), view("a2", "v9", "2026-11-25T23:58:00Z")),  # within a day of it

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from settings.errors import UserError
 from settings.environment import DagKnobs, ReconcileKnobs, Settings
+from tests.support.ports import free_port
 
 VIEWCOUNT = str(Path(sys.executable).parent / "viewcount")
 
@@ -111,9 +111,7 @@ def test_a_quorum_consistency_is_taken(monkeypatch, level):
 
 def test_a_command_given_a_consistency_below_quorum_stops_in_one_line(tmp_path):
     """`viewcount serve`, the store billing reads, refuses before it listens."""
-    with socket.socket() as probe:  # nothing listens there: a command that got further fails fast
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
+    closed = free_port()  # nothing listens there: a command that got further fails fast
     env = {**os.environ, "VIEWCOUNT_HOME": str(tmp_path), "VIEWCOUNT_CASSANDRA_CONSISTENCY": "ONE",
            "VIEWCOUNT_CASSANDRA_PORT": str(closed), "VIEWCOUNT_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed}"}
     try:

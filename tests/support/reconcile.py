@@ -1,7 +1,4 @@
-"""Helpers for the reconcile tests: faults injected into a real day, and their truth.
-
-No tests here; the module is named test_reconcile_* only to live beside the tests it serves.
-"""
+"""Helpers for the reconcile tests: faults injected into a real day, and their truth."""
 
 from __future__ import annotations
 
@@ -16,18 +13,9 @@ from decimal import Decimal
 
 from oracle import counts as oracle
 from producer.catalog import video_ids
+from tests.support.batch import day_start_ms
 
 MS_PER_MINUTE = 60_000
-
-
-def day_start_ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
-
-
-def run_cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """The CLI's result whatever its exit status (speed_support.viewcount asserts success)."""
-    return subprocess.run([sys.executable, "-m", "viewcount.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def run_together(env: dict[str, str], *commands: tuple[str, ...], timeout: float = 900) -> None:

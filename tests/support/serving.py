@@ -1,9 +1,10 @@
-"""Shared by the serving tests (no tests here): the API served by a real uvicorn on a free
-loopback port against the real Cassandra of the stack, and plain-CQL writers of the rows
-the batch layer and `viewcount promote` would write, so each test knows its exact counts.
+"""Shared by the serving tests: the API served by a real uvicorn on a free loopback port
+against the real Cassandra of the stack, and writers of the rows the batch layer and
+`viewcount promote` would write, so each test knows its exact counts.
 
-Tests import the fixtures they use from this module; each uses days of its own, because
-``batch_promotions`` is keyed by day alone.
+The fixtures built on these (``store``, ``base_url``, ``api``, ``store_clock``,
+``served_promotions``) are in ``tests/integration/conftest.py``. Each test uses days of
+its own, because ``batch_promotions`` is keyed by day alone.
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
-import pytest
-
-from serving.limits import Limits
-from serving.main import create_app
-from serving.store import ViewStore
 from storage import batch_results
 from storage.cell_feed import send_cells
 from storage.minute_counts import MinuteCount, upsert_minute_counts
 from settings.environment import Settings
+from tests.support.waiting import eventually
 
 UTC = dt.timezone.utc
-# The served store reads promotions again after this long (default 0.5 s, tested with it in
-# test_serving_freshness.py); promote() and unpromote() wait twice this, so the next
-# request sees what they wrote.
+# The ``store`` fixture reads promotions again after this long (default 0.5 s, tested with it
+# in test_serving_freshness.py); ServedPromotions moves its clock on twice this, so the next
+# request sees what it wrote.
 PROMOTION_REFRESH_S = 0.05
 Counts = dict[dt.datetime, int]  # UTC minute -> views
 
@@ -90,13 +86,45 @@ def write_top(session, day: dt.date, version: int, ranking: list[tuple[str, int]
 
 
 def promote(session, day: dt.date, version: int) -> None:
+    """Promotes the day's version; a store already serving sees it once its snapshot of the
+    promotions is old enough (ServedPromotions)."""
     batch_results.set_promotion(session, day, version)
-    time.sleep(2 * PROMOTION_REFRESH_S)
 
 
 def unpromote(session, day: dt.date) -> None:
     batch_results.delete_promotion(session, day)
-    time.sleep(2 * PROMOTION_REFRESH_S)
+
+
+class SkippingClock:
+    """A served store's clock: ``time.monotonic`` plus the time a test skips, so the test
+    ages what the store holds (its promotion snapshot, its provisional partitions) at once
+    instead of sleeping until it is old enough."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
+class ServedPromotions:
+    """``promote`` and ``unpromote`` seen by the next request to a store on ``clock`` that
+    reads promotions every ``refresh_s``: its clock moves on twice that, so no snapshot
+    read before the write is young enough to answer (the store's own rule, serving.store)."""
+
+    def __init__(self, session, clock: SkippingClock, refresh_s: float) -> None:
+        self.session, self.clock, self.refresh_s = session, clock, refresh_s
+
+    def promote(self, day: dt.date, version: int) -> None:
+        promote(self.session, day, version)
+        self.clock.skip(2 * self.refresh_s)
+
+    def unpromote(self, day: dt.date) -> None:
+        unpromote(self.session, day)
+        self.clock.skip(2 * self.refresh_s)
 
 
 def iso(value: dt.datetime) -> str:
@@ -112,10 +140,8 @@ def running(app) -> Iterator[str]:
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
+    eventually(lambda: server.started or not thread.is_alive(), "uvicorn starts", interval=0.01)
+    assert server.started, "uvicorn did not start"
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
@@ -124,21 +150,16 @@ def running(app) -> Iterator[str]:
         thread.join(20)
 
 
-@pytest.fixture(scope="module")
-def store(stack):
-    view_store = ViewStore(stack, Limits(max_range_days=31, cache_entries=1000,
-                                         promotion_refresh_s=PROMOTION_REFRESH_S))
-    yield view_store
-    view_store.close()
+def samples(text: str) -> dict[tuple, float]:
+    """/metrics text as (sample name, frozenset of label pairs) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
-@pytest.fixture(scope="module")
-def base_url(store):
-    with running(create_app(store)) as url:
-        yield url
-
-
-@pytest.fixture()
-def api(base_url):
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        yield client
+def value(metrics, name: str, **labels) -> float:
+    return metrics[(name, frozenset(labels.items()))]

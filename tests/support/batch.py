@@ -1,7 +1,4 @@
-"""Helpers for the batch-layer tests: run the CLI, read a version back, compute the truth.
-
-No tests here; the module is named test_batch_* only to live beside the tests it serves.
-"""
+"""Helpers for the batch-layer tests: run the CLI, read a version back, compute the truth."""
 
 from __future__ import annotations
 
@@ -30,13 +27,13 @@ def day_start_ms(day: dt.date) -> int:
 
 
 def run_cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """The CLI's result whatever its exit status (speed_support.viewcount asserts success)."""
+    """The CLI's result whatever its exit status (tests.support.speed.viewcount asserts success)."""
     return subprocess.run([sys.executable, "-m", "viewcount.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
 def topic_records(settings) -> list[Record]:
-    from tests.integration.speed_support import consume
+    from tests.support.speed import consume
 
     return [Record(m.partition(), m.offset(), m.value(), m.timestamp()[1])
             for m in consume(settings, settings.views_topic)]

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from tests.integration.test_batch_support import version_cells, version_top
+from tests.support.batch import version_cells, version_top
 
 TASKS = ["archive_complete", "validate_archive", "batch", "validate_batch", "reconcile", "publish_report",
          "gate", "promote"]

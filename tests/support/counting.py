@@ -1,7 +1,4 @@
-"""Builders shared by the counting tests: Kafka source rows and view-event JSON.
-
-No tests here; the module is named test_counting_* only to live beside the tests it serves.
-"""
+"""Builders shared by the counting tests: Kafka source rows and view-event JSON."""
 
 from __future__ import annotations
 
