@@ -35,7 +35,7 @@ from unittest import mock
 import httpx
 import pytest
 
-from tests.faults.pipeline import (
+from tests.support.pipeline import (
     archiver_caught_up, assert_counted_exactly, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
 from tests.support.speed import (

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.pipeline import (
+from tests.support.pipeline import (
     RESTARTED, archiver_caught_up, assert_counted_exactly, batches_read, counter_caught_up, log_text, start_jobs,
     wait_until_writing,
 )

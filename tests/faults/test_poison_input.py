@@ -1,4 +1,4 @@
-"""Poison input: hostile records of every kind in tests/faults/hostile.py among valid
+"""Poison input: hostile records of every kind in tests/support/hostile.py among valid
 views. Every hostile one reaches the dead-letter topic with its reason and its original
 bytes, the valid views around them are counted exactly, and the counter does not crash.
 (That the archiver keeps every record byte for byte is proven by the crash and outage
@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.hostile import HostileFactory, hostile_records
+from tests.support.hostile import HostileFactory, hostile_records
 from tests.faults.scale import POISON_RECORDS as HOSTILE
 from tests.support.speed import (
     consume, expected_speed_counts, isolated, logged_batches, speed_counts_of, viewcount,
