@@ -13,13 +13,14 @@ through it.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +63,6 @@ def test_a_bench_at_a_tiny_size_agrees_with_its_reference(stack, script):
     assert agreement in output, output
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_serving_benches_at_a_tiny_size_agree_with_cassandra(stack):
     """serving_latency.py (its API, the bare route of bare_server.py, the raw reads; the
     API's answers against Cassandra read directly), then serving_read_cost.py on the
@@ -80,7 +75,7 @@ def test_the_serving_benches_at_a_tiny_size_agree_with_cassandra(stack):
     try:
         output = run_bench("serving_latency.py", "--videos", SERVING_VIDEOS, "--minutes", SERVING_MINUTES,
                            "--phases", "50:2", "--warmup", "1", "--warmup-rate", "50", "--writes-per-second", "10",
-                           "--port", str(_free_port()), env=env)
+                           "--port", str(free_port()), env=env)
         assert "Cassandra read directly: agree" in output, output
         assert "50/s: every answer a 200: met" in output, output
         output = run_bench("serving_read_cost.py", "--requests", SERVING_VIDEOS, "--videos", SERVING_VIDEOS,
