@@ -41,12 +41,11 @@ from serving.store import ViewStore
 
 from tests.faults.scale import CRASH_EVENTS as EVENTS, CRASH_KILLS as KILLS, CRASH_RATE as RATE
 from tests.support.speed import (
-    consume, expected_speed_counts, isolated, kill_hard, logged_batches, speed_counts_of,
-    start_viewcount,
+    assert_completeness_matches_topic, consume, expected_speed_counts, isolated, kill_hard, logged_batches,
+    speed_counts_of, start_viewcount,
 )
 from tests.support.reconcile import run_together
 from tests.support.serving import running
-from tests.integration.test_speed_archiver import assert_completeness_matches_topic
 
 # The module fixture (production, kills, drains) runs inside the first test's time limit.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]

@@ -39,10 +39,11 @@ from tests.support.pipeline import (
     archiver_caught_up, assert_counted_exactly, counter_caught_up, log_text, start_jobs, wait_until_writing,
 )
 from tests.support.speed import (
-    consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of, start_viewcount, viewcount,
+    assert_archive_matches_topic, consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of,
+    start_viewcount, viewcount,
 )
 from tests.integration.test_serving_command import VIEWCOUNT, serve_running
-from tests.integration.test_speed_archiver import assert_archive_matches_topic
+
 from storage.topics import topic_end_offsets
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]

@@ -29,9 +29,9 @@ from tests.support.pipeline import (
     wait_until_writing,
 )
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
-from tests.support.speed import isolated, kill_hard, start_viewcount, viewcount
+from tests.support.speed import assert_archive_matches_topic, isolated, kill_hard, start_viewcount, viewcount
 from tests.integration.test_serving_command import serve_running
-from tests.integration.test_speed_archiver import assert_archive_matches_topic
+
 from storage.topics import topic_end_offsets
 
 # The module fixture (three outages in sequence) runs inside the first test's time limit.

@@ -1,7 +1,10 @@
-"""Helpers for the speed-layer tests: run the CLI, read topics back, prove late drops."""
+"""Helpers for the speed-layer tests: run the CLI, read topics back, prove late drops,
+compare the archive with its topic."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -112,8 +115,6 @@ def dropped_as_late(message, event_time_ms: int, batches) -> bool:
 
 def speed_counts_of(settings, cells) -> dict:
     """The speed table's counts for every video and UTC day the given cells touch."""
-    import datetime as dt
-
     from storage.minute_counts import speed_counts_for
 
     videos = {video for video, _ in cells}
@@ -137,3 +138,47 @@ def expected_speed_counts(messages, batches) -> tuple[dict, Counter]:
             continue
         counter.add(message.value(), message.timestamp()[1])
     return counter.views(), late_cells
+
+
+def _sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def assert_archive_matches_topic(settings, spark, path: str) -> None:
+    """Every Kafka record is archived once, bytes and coordinates unchanged, and the
+    completeness rows add up to the topic's offsets."""
+    from pyspark.sql import functions as F
+
+    messages = {(m.partition(), m.offset()): m for m in consume(settings, settings.views_topic)}
+    # SHA-256 digests, not the bytes, come back to the driver: a megabyte value is compared
+    # as exactly, and a topic full of them does not have to fit in the test's Spark driver.
+    rows = spark.read.parquet(path).select(
+        "partition", "offset", F.sha2("key", 256).alias("key"), F.sha2("value", 256).alias("value"),
+        "arrival_date", "arrival_hour").collect()
+    assert len(rows) == len(messages)
+    assert {(row.partition, row.offset) for row in rows} == set(messages)
+    for row in rows:
+        message = messages[(row.partition, row.offset)]
+        assert (row.key, row.value) == (_sha256(message.key()), _sha256(message.value()))
+        arrival = dt.datetime.fromtimestamp(message.timestamp()[1] / 1000, dt.timezone.utc)
+        assert (row.arrival_date, row.arrival_hour) == (arrival.date(), arrival.hour)
+
+    assert_completeness_matches_topic(settings, {row.arrival_date for row in rows})
+
+
+def assert_completeness_matches_topic(settings, arrival_dates) -> None:
+    """The archiver's per-hour completeness rows of those days cover each partition from
+    offset 0 to its end with no record more or less, and its committed offsets are the ends."""
+    from storage.archive import offsets_by_partition, read_committed_offsets, read_hours
+    from storage.cassandra import connect
+    from storage.topics import topic_end_offsets
+
+    ends = topic_end_offsets(settings, settings.views_topic)
+    session = connect(settings)
+    try:
+        spans = offsets_by_partition(read_hours(session, settings.views_topic, set(arrival_dates)))
+        committed = read_committed_offsets(session, settings.views_topic)
+    finally:
+        session.cluster.shutdown()
+    assert spans == {partition: (0, end - 1, end) for partition, end in ends.items() if end}
+    assert committed == ends
