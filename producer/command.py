@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path

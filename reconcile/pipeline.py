@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from reconcile.compare import Totals
-    from reconcile.completeness import PartitionCompleteness
     from reconcile.restated import DayRestatements
     from reconcile.summary import Figures
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
-from storage.restatements import OPEN_STATUSES, Request, Restatement, VideoDelta, by_size, priced
+from storage.restatements import OPEN_STATUSES, Request, Restatement, VideoDelta, priced
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session

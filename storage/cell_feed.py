@@ -119,7 +119,6 @@ def send_cells(settings: "Settings", cells: Iterable[tuple[str, dt.datetime, int
 
     from storage.kafka_config import QUIET_LOGGER, client_config
 
-    own = producer is None
     producer = producer or Producer(client_config(settings, **{"acks": "all", "linger.ms": 0,
                                                                "logger": QUIET_LOGGER}))
     failures: list[str] = []
