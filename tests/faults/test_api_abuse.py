@@ -23,7 +23,7 @@ from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
 from storage.minute_counts import SPEED_TABLE
-from tests.integration.test_serving_command import serve_running
+from tests.support.serve import serve_running
 from tests.support.serving import (
     batch_of, generated_counts, promote, running, write_batch, write_speed, write_top,
 )

@@ -42,7 +42,7 @@ from tests.support.speed import (
     assert_archive_matches_topic, consume, expected_speed_counts, kill_hard, logged_batches, speed_counts_of,
     start_viewcount, viewcount,
 )
-from tests.integration.test_serving_command import VIEWCOUNT, serve_running
+from tests.support.serve import VIEWCOUNT, serve_running
 
 from storage.topics import topic_end_offsets
 

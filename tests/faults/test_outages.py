@@ -30,7 +30,7 @@ from tests.support.pipeline import (
 )
 from tests.faults.scale import OUTAGE_EVENTS, OUTAGE_SECONDS
 from tests.support.speed import assert_archive_matches_topic, isolated, kill_hard, start_viewcount, viewcount
-from tests.integration.test_serving_command import serve_running
+from tests.support.serve import serve_running
 
 from storage.topics import topic_end_offsets
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_serving_command import serve_running
+from tests.support.serve import serve_running
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from tests.support.batch import run_cli
 from tests.support.reconcile import (
     day_start_ms, run_together, send, view, write_catalog_csv,
 )
-from tests.integration.test_serving_command import serve_running
+from tests.support.serve import serve_running
 from oracle import counts as oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3000)]

@@ -18,7 +18,7 @@ import pytest
 from serving.limits import Limits
 from serving.main import create_app
 from serving.store import ViewStore
-from tests.integration.test_serving_command import VIEWCOUNT, wait_for_health
+from tests.support.serve import VIEWCOUNT, wait_for_health
 from tests.support.ports import free_port
 from tests.support.serving import running
 from tests.support.waiting import eventually

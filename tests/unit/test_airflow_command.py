@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ from infra.airflow_api import run_interval
 from infra.airflow_home import PASSWORDS_FILE, airflow_environment, api_password, ensure_api_password
 from settings.errors import UserError
 from settings.environment import DagKnobs, Settings
+from tests.support.ports import free_port
 
 
 def _viewcount(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -25,17 +25,11 @@ def _viewcount(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
                           timeout=60, env=env)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture()
 def home_env(tmp_path):
     """The environment of a private run folder whose Airflow home is empty, on a free port."""
     return {**os.environ, "VIEWCOUNT_HOME": str(tmp_path), "VIEWCOUNT_AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "VIEWCOUNT_AIRFLOW_API_PORT": str(_free_port())}
+            "VIEWCOUNT_AIRFLOW_API_PORT": str(free_port())}
 
 
 def _one_line_error(result: subprocess.CompletedProcess, message: str) -> None:
