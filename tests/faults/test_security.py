@@ -3,7 +3,6 @@ and an HTTP API with nothing to mutate (so no endpoint that would need a credent
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
@@ -14,74 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import is_loopback, listening_addresses
 from tests.support.serve import serve_running
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TCP_LISTEN = "0A"
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
-
-
-# --- listening sockets, read from /proc -------------------------------------------------
-
-def _address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """/proc/net/tcp{,6} writes addresses as 32-bit words in host (little-endian) order."""
-    raw = bytes.fromhex(hex_address)
-    return ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
-
-
-def listening_sockets() -> dict[str, tuple[str, int]]:
-    """socket inode -> (address, port) of every listening TCP socket of this network namespace."""
-    found = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == TCP_LISTEN:
-                hex_address, hex_port = fields[1].split(":")
-                found[fields[9]] = (str(_address(hex_address)), int(hex_port, 16))
-    return found
-
-
-def process_tree(pid: int) -> set[int]:
-    """The process and all its descendants."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # exited meanwhile
-        parents[int(stat.parent.name)] = int(text.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        tree.update(children)
-        frontier = children
-    return tree
-
-
-def listening_addresses(pid: int) -> set[tuple[str, int]]:
-    sockets = listening_sockets()
-    found = set()
-    for process in process_tree(pid):
-        try:
-            descriptors = list(Path(f"/proc/{process}/fd").iterdir())
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                target = os.readlink(descriptor)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in sockets:
-                found.add(sockets[target[8:-1]])
-    return found
-
-
-def is_loopback(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
 
 
 def test_the_proc_reader_sees_wildcard_and_loopback_listeners():

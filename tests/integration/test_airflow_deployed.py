@@ -24,14 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_security import listening_sockets
 from tests.support.nightly import RESTATE_TASKS, TASKS, day_state
 from tests.support.speed import isolated, viewcount
 from tests.support.batch import run_cli
 from tests.support.reconcile import (
     day_start_ms, rewrite_speed_cells, run_together, speed_rows, write_catalog_csv,
 )
-from tests.support.ports import free_port
+from tests.support.ports import free_port, listening_sockets
 from oracle import counts as oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

@@ -41,7 +41,7 @@ def cluster(stack):
 
 def test_the_master_and_the_worker_listen_on_loopback_only(cluster):
     from infra.stack import running_pid
-    from tests.faults.test_security import is_loopback, listening_addresses
+    from tests.support.ports import is_loopback, listening_addresses
 
     for server in cluster[2]:
         addresses = listening_addresses(running_pid(server))
