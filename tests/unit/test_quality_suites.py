@@ -119,7 +119,7 @@ def test_reconciliation_suites_pass_on_a_consistent_summary_and_block_on_inconsi
 
 
 def test_distinct_valid_events_counts_each_valid_view_of_the_day_once(spark):
-    from tests.unit.test_batch_recompute import D, archive_rows
+    from tests.support.archive_day import D, archive_rows
 
     # Of RECORDS: e0 at 00:01 (its copy at 00:00:30 is over 5 minutes ahead of its arrival:
     # invalid), e1 once though re-sent, e4, e9, e2, e3; not e5 (the day before), e7 (the day

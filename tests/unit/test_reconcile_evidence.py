@@ -149,7 +149,7 @@ def test_naming_the_divergent_videos_parses_fewer_records_and_finds_every_occurr
 
     from counting.window import BatchWindow
     from reconcile.evidence import naming_any_of, occurrences
-    from tests.unit.test_batch_recompute import RECORDS, at, archive_rows
+    from tests.support.archive_day import RECORDS, archive_rows, at
 
     # v1 written with an escape: its JSON text does not hold "v1" literally.
     escaped = (2, 9, at(0, 11, 0),
@@ -171,7 +171,7 @@ def test_naming_the_divergent_videos_parses_fewer_records_and_finds_every_occurr
 def test_views_of_the_day_that_arrived_after_the_cutoff_are_marked_and_searched_a_day_long(spark):
     from counting.window import BatchWindow
     from reconcile.evidence import occurrences
-    from tests.unit.test_batch_recompute import RECORDS, archive_rows, at
+    from tests.support.archive_day import RECORDS, archive_rows, at
     from tests.support.counting import view
 
     after = [(7, 0, at(1, 1, 0), view("a1", "v9", "2026-11-25T23:58:00Z")),  # at the cutoff

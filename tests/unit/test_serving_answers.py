@@ -8,7 +8,7 @@ import datetime as dt
 
 from serving.answers import Answers
 from serving.live import LiveFeed
-from tests.unit.test_serving_live import DAY, cell, following, row
+from tests.support.live import DAY, cell, following, row
 
 PROMOTED = {DAY - dt.timedelta(days=1): 1}
 

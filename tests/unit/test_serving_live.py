@@ -10,27 +10,11 @@ import gc
 import pytest
 
 from serving.live import BEHIND, FOLLOWING, LiveFeed, LiveRows
-from storage.cell_feed import Cell, encode
-from settings.environment import Settings
+from storage.cell_feed import encode
+from tests.support.live import DAY, cell, following, row
 
-DAY = dt.date(2031, 5, 6)
 UTC = dt.timezone.utc
 MIDNIGHT = dt.datetime.combine(DAY, dt.time(), tzinfo=UTC)
-
-
-def following(max_partitions: int = 10) -> LiveFeed:
-    feed = LiveFeed(Settings.defaults(), max_partitions=max_partitions, max_lag_s=1.0)
-    feed.state = FOLLOWING
-    return feed
-
-
-def row(minute: int, views: int, written: int, day: dt.date = DAY) -> tuple:
-    """A row of the speed_live read: naive UTC minute, views, write timestamp."""
-    return dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute), views, written
-
-
-def cell(video: str, minute: int, views: int, written: int, day: dt.date = DAY) -> Cell:
-    return Cell(video, day, minute, views, written)
 
 
 def answer(feed: LiveFeed, video: str, first: int = 0, end: int = 1440) -> tuple[int, tuple]:
