@@ -13,13 +13,11 @@ from functools import cache
 
 import jinja2
 
-from storage.reconciliations import money_text
-
-from storage.restatements import Restatement
-
 from reconcile.causes import CAUSES
-from reconcile.restated import RestatedVersion, by_size
+from reconcile.restated import RestatedVersion
 from reconcile.summary import Figures, loosened_text
+from storage.reconciliations import money_text
+from storage.restatements import Restatement, by_size
 
 COLORS = {"late": "#8c9eff", "duplicate": "#ffb74d", "missing_in_speed": "#e57373",
           "missing_in_archive": "#ba68c8", "after_cutoff": "#4db6ac", "other": "#90a4ae", "speed": "#4fc3f7", "batch": "#1565c0"}
