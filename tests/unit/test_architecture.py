@@ -394,3 +394,58 @@ def test_the_environment_check_sees_a_write():
     assert environment_writes("import os\nos.environ['VIEWCOUNT_KEYSPACE'] = 'demo'\n")
     assert environment_writes("import os\nos.environ.setdefault('PYSPARK_PYTHON', 'python')\n")
     assert not environment_writes("import os, subprocess\nsubprocess.run(['x'], env={**os.environ, 'A': '1'})\n")
+
+
+# Reads that only pass the caller's own value on to a child process's environment.
+CHILD_ENVIRONMENT = {("infra/airflow_home.py", "PATH"), ("infra/airflow_home.py", "PYTHONPATH")}
+
+
+def environment_reads(source: str) -> list[tuple[int, str]]:
+    """(line, variable or '?') of each read of os.environ / os.getenv in ``source``;
+    ``{**os.environ, ...}`` (a child's environment) and writes are not reads."""
+    reads = []
+    for node in ast.walk(ast.parse(source)):
+        target = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = ast.unparse(node.func.value)
+            if (owner, node.func.attr) in (("os.environ", "get"), ("os", "getenv"), ("environ", "get")):
+                target = node.args[0] if node.args else None
+            else:
+                continue
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
+                and ast.unparse(node.value) in ("os.environ", "environ"):
+            target = node.slice
+        elif isinstance(node, ast.Compare) and any(ast.unparse(c) in ("os.environ", "environ")
+                                                   for c in node.comparators):
+            target = node.left
+        else:
+            continue
+        name = target.value if isinstance(target, ast.Constant) else "?"
+        reads.append((node.lineno, name))
+    return reads
+
+
+def test_only_settings_reads_the_environment():
+    reads = {
+        f"{path.relative_to(ROOT)}:{line} reads {name}"
+        for package in sorted(OURS - {"settings", "bench", "tests"}) for path in sources(package)
+        for line, name in environment_reads(path.read_text())
+        if (str(path.relative_to(ROOT)), name) not in CHILD_ENVIRONMENT
+    }
+    assert reads == set()
+
+
+@pytest.mark.parametrize("source", [
+    "import os\nmaster = os.environ.get('VIEWCOUNT_SPARK_MASTER', 'local[2]')\n",
+    "import os\nmaster = os.getenv('VIEWCOUNT_SPARK_MASTER')\n",
+    "import os\nhome = os.environ['VIEWCOUNT_HOME']\n",
+    "import os\nunder_submit = 'PYSPARK_GATEWAY_PORT' in os.environ\n",
+])
+def test_the_environment_check_sees_a_read(source):
+    assert environment_reads(source)
+
+
+def test_a_child_environment_and_writes_are_not_reads():
+    source = ("import os\nenv = {**os.environ, 'A': '1'}\nos.environ.setdefault('B', '2')\n"
+              "os.environ['C'] = '3'\nos.environ.update(env)\n")
+    assert environment_reads(source) == []
