@@ -23,6 +23,10 @@ from pathlib import Path
 # logger under them, write to the terminal and the log file.
 PACKAGES = ("viewcount", "counting", "settings", "storage", "spark_runtime", "speed_layer", "batch_layer",
             "serving", "reconcile", "infra", "producer", "oracle", "demo", "capacity")
+# A job module spark-submit runs as a file (batch_layer/job.py, speed_layer/counter.py ...)
+# logs under this name, not its package's.
+SCRIPT = "__main__"
+LOGGERS = (*PACKAGES, SCRIPT)
 LOG_FILE = Path("logs") / "viewcount.log"
 FILE_FORMAT = "%(asctime)s.%(msecs)03dZ %(process)d %(levelname)s %(name)s: %(message)s"
 
@@ -75,7 +79,7 @@ def configure(run_dir: Path, level: int = logging.INFO) -> None:
     second copy."""
     handlers = [_Terminal(), _LogFile(log_file(run_dir))]
     replaced = set()
-    for name in PACKAGES:
+    for name in LOGGERS:
         logger = logging.getLogger(name)
         for previous in [handler for handler in logger.handlers if isinstance(handler, (_Terminal, _LogFile))]:
             logger.removeHandler(previous)

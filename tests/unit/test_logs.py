@@ -6,12 +6,14 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from settings.logs import PACKAGES, configure, log_file
+from settings.logs import LOGGERS, PACKAGES, configure, log_file
 from viewcount import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +26,7 @@ FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \d+ (INFO|WARNI
 @pytest.fixture(autouse=True)
 def project_loggers():
     """Each test starts from, and leaves, the project's loggers as they were."""
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level) for name in PACKAGES}
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level) for name in LOGGERS}
     yield
     for name, (handlers, level) in saved.items():
         logger = logging.getLogger(name)
@@ -45,6 +47,17 @@ def test_a_line_reads_as_before_on_the_terminal_and_has_its_time_in_the_log(tmp_
     assert [line.groups() for line in lines] == [
         ("INFO", "batch_layer.job", "batch 2026-11-20: completeness ok"),
         ("WARNING", "speed_layer.jobs", "restarting from the checkpoints in 2 s")]
+
+
+def test_a_job_run_as_a_file_logs_as_its_package_would(tmp_path):
+    """spark-submit runs batch_layer/job.py as a file: its module logs as ``__main__``."""
+    script = ("import logging, pathlib, sys\nfrom settings.logs import configure\n"
+              f"configure(pathlib.Path({str(tmp_path)!r}))\n"
+              "logging.getLogger(__name__).info('batch 2026-11-06: rewrote version 1: 3 cells')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    assert result.returncode == 0 and result.stderr == "batch 2026-11-06: rewrote version 1: 3 cells\n", result.stderr
+    assert log_file(tmp_path).read_text().rstrip().endswith("INFO __main__: batch 2026-11-06: rewrote version 1: 3 cells")
 
 
 def test_configuring_again_replaces_instead_of_doubling(tmp_path, capsys):
