@@ -9,13 +9,24 @@ times:
   (``batch_layer.job.batch_session`` and ``count_window``: the window's hour folders, the
   archive tallies, the cached parsed events, the counts, the day's statistics; then the
   top videos) on local[2]; no archive_hours check, no Cassandra or S3 writes;
+- the Spark floor: the plainest Spark job for the same count, written here, not taken from
+  ``batch_layer``: read the window's archive files, ``from_json`` with a plain schema,
+  keep the events of the day (event id and video id present, event_time parseable and in
+  the day), ``dropDuplicates`` per (video, minute, event id), count per (video, minute),
+  into Spark's ``noop`` sink; on the same session settings as ours (``batch_session``:
+  master, shuffle partitions, driver), in a process of its own, so that it too is timed
+  in a fresh JVM once its session is up. Its cells and views come from an ``observe`` on
+  its output cells (not on the events: one pass over the cells after the last aggregate);
 - DuckDB: the same count in SQL over the same files (JSON parse, validity filter,
   distinct event_id per video-minute, count), with as many threads as Spark has cores.
 
-Both must agree on cells and views (the exit status is 1 when they do not); the script
-prints both times and their ratio (DuckDB runs before and after ours, and its mean time
-counts), and the CPU seconds each used, which a shared machine's load disturbs less than
-wall time. ``make test`` runs it at 20,000 records (tests/integration/test_bench_smoke.py).
+All three must agree on cells and views (the exit status is 1 when they do not; the floor's
+plain rules suffice for what the generator writes); the script prints their times, ours
+against the floor as a rate ratio (floor seconds / ours; the goal is at least 0.7) and
+against DuckDB as a time ratio (DuckDB runs before and after the two Spark jobs, and its
+mean time counts), and the CPU seconds each used, which a shared machine's load disturbs
+less than wall time. ``make test`` runs it at 20,000 records
+(tests/integration/test_bench_smoke.py).
 
     .venv/bin/python bench/batch_throughput.py --events 20000000
 """
@@ -24,12 +35,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from counting.window import BatchWindow
 
 DAY = dt.date(2026, 11, 20)
 VIDEOS = 10_000
@@ -138,6 +157,67 @@ def time_batch(path: Path) -> tuple[float, float | None, int, int]:
         spark.stop()
 
 
+# The floor reads every field as text: event_time is RFC 3339 text or epoch milliseconds (a
+# JSON number, which from_json hands to a string field as its digits).
+FLOOR_SCHEMA = "event_id STRING, video_id STRING, event_time STRING"
+
+
+def floor_counts(spark: SparkSession, path: Path, window: BatchWindow) -> DataFrame:
+    """The plainest Spark job for the day's count: views per (video, minute)."""
+    from pyspark.sql import functions as F
+
+    arrival = F.col("kafka_timestamp")
+    arrived_in_window = (F.col("arrival_date").isin(window.dates()) & (arrival >= F.lit(window.start))
+                         & (arrival < F.lit(window.cutoff)))
+    time_text = F.col("event.event_time")
+    event_time = F.coalesce(F.timestamp_millis(time_text.try_cast("bigint")), F.try_to_timestamp(time_text))
+    events = (
+        spark.read.parquet(f"file://{path}")
+        .where(arrived_in_window)
+        .select(F.from_json(F.col("value").cast("string"), FLOOR_SCHEMA).alias("event"))
+        .select("event.event_id", "event.video_id", event_time.alias("event_time"))
+    )
+    is_countable_in_day = (F.col("event_id").isNotNull() & F.col("video_id").isNotNull()
+                           & (F.col("event_time") >= F.lit(window.day_start))
+                           & (F.col("event_time") < F.lit(window.day_end)))
+    return (
+        events.where(is_countable_in_day)
+        .select("video_id", F.date_trunc("minute", "event_time").alias("minute"), "event_id")
+        .dropDuplicates(["video_id", "minute", "event_id"])
+        .groupBy("video_id", "minute").count()
+    )
+
+
+def time_floor(path: Path) -> tuple[float, float | None, int, int]:
+    """The floor into the noop sink, timed as ours is: on a session already up, once."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from batch_layer.job import batch_session
+    from counting.window import BatchWindow
+    from settings.environment import Settings
+
+    spark = batch_session(Settings.from_env(), f"local[{CORES}]")  # ours' settings, not its code
+    try:
+        totals = Observation("floor")
+        started, cpu_started = time.perf_counter(), _jvm_cpu_seconds(spark)
+        (floor_counts(spark, path, BatchWindow(DAY))
+         .observe(totals, F.count(F.lit(1)).alias("cells"), F.coalesce(F.sum("count"), F.lit(0)).alias("views"))
+         .write.format("noop").mode("overwrite").save())
+        elapsed = time.perf_counter() - started
+        cpu = None if cpu_started is None else _jvm_cpu_seconds(spark) - cpu_started
+        return elapsed, cpu, totals.get["cells"], totals.get["views"]
+    finally:
+        spark.stop()
+
+
+def time_floor_apart(path: Path) -> tuple[float, float | None, int, int]:
+    """``time_floor`` in a process of its own: a JVM as fresh as the one ours ran in."""
+    result = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--floor-of", str(path)],
+                            stdout=subprocess.PIPE, text=True, check=True)
+    return tuple(json.loads(result.stdout.splitlines()[-1]))
+
+
 def time_duckdb(path: Path) -> tuple[float, float, int, int]:
     import duckdb
 
@@ -154,39 +234,56 @@ def time_duckdb(path: Path) -> tuple[float, float, int, int]:
     return time.perf_counter() - started, time.process_time() - cpu_started, cells, views
 
 
+def report(events: int, ours: tuple, floor: tuple, duck: tuple, duck_after: float) -> bool:
+    """Prints the three runs side by side; True when all three give the same cells and views."""
+    (ours_seconds, ours_cpu, cells, views), (floor_seconds, floor_cpu, *floor_result) = ours, floor
+    duck_before, duck_cpu, *duck_result = duck
+    agree = [cells, views] == floor_result == duck_result
+    print(f"records: {events:,}; cells {cells:,}, views {views:,} " + (
+        "(same as DuckDB and the Spark floor)" if agree else
+        f"(DuckDB: {duck_result[0]:,} cells, {duck_result[1]:,} views; "
+        f"Spark floor: {floor_result[0]:,} cells, {floor_result[1]:,} views)"))
+    duck_seconds = (duck_before + duck_after) / 2
+    for name, seconds, note in ((f"batch layer (Spark local[{CORES}])", ours_seconds, ""),
+                                (f"Spark floor (local[{CORES}], noop)", floor_seconds, ""),
+                                (f"DuckDB ({CORES} threads)", duck_seconds,
+                                 f"; {duck_before:.1f} s before ours, {duck_after:.1f} s after")):
+        print(f"{name + ':':34} {seconds:7.1f} s ({events / seconds:,.0f} records/s{note})")
+    print(f"ours / floor: {floor_seconds / ours_seconds:.2f}x the floor's rate (floor seconds / ours; goal >= 0.7)")
+    print(f"ratio batch / DuckDB: {ours_seconds / duck_seconds:.2f} (target <= 3)")
+    if ours_cpu is not None and floor_cpu is not None:  # CPU time drifts less than wall time on a shared machine
+        print(f"CPU seconds: batch layer {ours_cpu:.1f}, Spark floor {floor_cpu:.1f}, DuckDB {duck_cpu:.1f} "
+              f"(first run); ours / floor {ours_cpu / floor_cpu:.2f}, ours / DuckDB {ours_cpu / duck_cpu:.2f}")
+    return agree
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000_000, help="archive records (default: %(default)s)")
     parser.add_argument("--dir", type=Path, help="where the archive goes (default: a temporary folder, removed)")
     parser.add_argument("--reuse", action="store_true", help="use the archive already in --dir")
+    parser.add_argument("--floor-of", type=Path, help=argparse.SUPPRESS)  # time_floor_apart's own process
     args = parser.parse_args(argv)
+    if args.floor_of:
+        print(json.dumps(time_floor(args.floor_of)))
+        return 0
     folder = args.dir or Path(tempfile.mkdtemp(prefix="bench-batch-"))
-    path = folder / "archive"
+    path = folder.resolve() / "archive"  # file:// URIs need an absolute path
     try:
         if not args.reuse:
             shutil.rmtree(path, ignore_errors=True)
             folder.mkdir(parents=True, exist_ok=True)
             print(f"writing {args.events:,} archive records to {path} ...", file=sys.stderr)
             print(f"archive written in {write_archive(path, args.events):.1f} s", file=sys.stderr)
-        # DuckDB before and after ours: on a shared machine the load drifts during a run.
-        duck_before, duck_cpu, duck_cells, duck_views = time_duckdb(path)
-        ours_seconds, ours_cpu, cells, views = time_batch(path)
+        # DuckDB before and after the Spark jobs: on a shared machine the load drifts during a run.
+        duck = time_duckdb(path)
+        ours = time_batch(path)
+        floor = time_floor_apart(path)
         duck_after, _, _, _ = time_duckdb(path)
     finally:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
-    agree = (cells, views) == (duck_cells, duck_views)
-    print(f"records: {args.events:,}; cells {cells:,}, views {views:,} "
-          f"({'same as DuckDB' if agree else f'DuckDB: {duck_cells:,} cells, {duck_views:,} views'})")
-    print(f"batch layer (Spark local[{CORES}]): {ours_seconds:.1f} s ({args.events / ours_seconds:,.0f} records/s)")
-    duck_seconds = (duck_before + duck_after) / 2
-    print(f"DuckDB ({CORES} threads):          {duck_seconds:.1f} s ({args.events / duck_seconds:,.0f} records/s; "
-          f"{duck_before:.1f} s before ours, {duck_after:.1f} s after)")
-    print(f"ratio batch / DuckDB: {ours_seconds / duck_seconds:.2f} (target <= 3)")
-    if ours_cpu is not None:  # CPU time drifts less than wall time on a shared machine
-        print(f"CPU seconds: batch layer {ours_cpu:.1f}, DuckDB {duck_cpu:.1f} (first run); "
-              f"ratio {ours_cpu / duck_cpu:.2f}")
-    return 0 if agree else 1
+    return 0 if report(args.events, ours, floor, duck, duck_after) else 1
 
 
 if __name__ == "__main__":

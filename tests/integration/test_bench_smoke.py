@@ -2,7 +2,8 @@
 commands' own entry points, and still agrees with its reference.
 
 Each bench checks its own result against its reference (DuckDB, the oracle, Cassandra read
-directly, the rows it wrote, a replay in plain Python ...), prints whether they agree, and
+directly, the rows it wrote, a replay in plain Python, the batch and reconcile benches also
+the plainest Spark job for the same work ...), prints whether they agree, and
 exits 1 when they do not; here each runs as a new user would run it (a subprocess of the
 project's Python), and the test asserts the exit status and the agreement line. The sizes
 are a smoke run's, not a measurement's: docs/benchmarks.md gives the full-size commands.
@@ -30,8 +31,8 @@ HELPERS = {"bare_server.py", "serving_load.py"}  # run through serving_latency.p
 
 # script: (tiny-size arguments, what its output says when it agrees with its reference)
 SMOKE = {
-    "batch_throughput.py": (["--events", "20000"], "(same as DuckDB)"),
-    "reconcile_compare.py": (["--cells", "20000"], "results identical"),
+    "batch_throughput.py": (["--events", "20000"], "(same as DuckDB and the Spark floor)"),
+    "reconcile_compare.py": (["--cells", "20000"], "results identical (ours, the Spark floor, DuckDB)"),
     "parse_events.py": (["--events", "2000", "--repeat", "1"], ": agree"),
     "produce_throughput.py": (["--events", "2000"], ": agree"),
     "minute_writes.py": (["--cells", "2000", "--videos", "200"], "every write read back"),
