@@ -2,7 +2,8 @@
 
 Java pieces come from Maven Central through a tiny POM per bundle
 (``infra/maven/*.pom.xml``) and ``mvn dependency:copy-dependencies``; MinIO is built with
-``go install`` at a pinned pseudo-version, and so is promtool (``make test`` only: the alert
+``go install`` at a pinned pseudo-version, the project's cell writer (``jvm/cell-writer``)
+with ``mvn package``, and so is promtool (``make test`` only: the alert
 rules' tests). Each bundle lands in
 ``<cache>/<name>-<version>/`` and is marked complete only after a successful fetch, so an
 interrupted download is retried, never half-used.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from settings.errors import UserError
 from settings.environment import HADOOP_VERSION, SPARK_VERSION, Settings
+from spark_runtime.jars import CELL_WRITER_SOURCES, cell_writer_home
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,39 @@ SPARK_CONNECTORS = MavenBundle(
         "jsr305",
     ),
 )
+@dataclass(frozen=True)
+class CellWriterBuild:
+    """The project's own jar (``jvm/cell-writer``), built with Maven into the cache with the
+    driver jars it needs beyond pyspark's (``spark_runtime.jars.cell_writer_home``)."""
+
+    def is_ready(self, settings: Settings) -> bool:
+        return (cell_writer_home(settings) / COMPLETE_MARKER).is_file()
+
+    def ensure(self, settings: Settings) -> Path:
+        home = cell_writer_home(settings)
+        if self.is_ready(settings):
+            return home / "lib"
+        mvn = require_tool("mvn", "install Maven (apt-get install -y maven)")
+        log.info(f"building the cell writer with Maven (once per change of jvm/cell-writer) into {home} ...")
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".cell-writer-", dir=home.parent))
+        cmd = [mvn, "-B", "-q", "-f", str(CELL_WRITER_SOURCES / "pom.xml"), "package",
+               "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'lib'}"]
+        try:
+            _run_logged(cmd, {**os.environ, "VIEWCOUNT_JVM_BUILD": str(staging / "target")},
+                        settings.cache_dir / "logs" / "build-cell-writer.log", "building the cell writer")
+            for jar in (staging / "target").glob("*.jar"):
+                shutil.copy2(jar, staging / "lib" / jar.name)
+            shutil.rmtree(staging / "target")
+            shutil.rmtree(home, ignore_errors=True)
+            staging.rename(home)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        (home / COMPLETE_MARKER).write_text("cell writer\n")
+        return home / "lib"
+
+
+CELL_WRITER = CellWriterBuild()
 MINIO = GoBinary("minio", MINIO_MODULE, MINIO_VERSION)
 PROMTOOL = GoBinary("promtool", PROMTOOL_PACKAGE, PROMTOOL_VERSION)
 
@@ -154,6 +189,7 @@ def ensure_all(settings: Settings) -> None:
     require_tool("java", "install a Java 17 runtime (apt-get install -y openjdk-17-jre-headless)")
     for bundle in ALL_BUNDLES:
         bundle.ensure(settings.cache_dir)
+    CELL_WRITER.ensure(settings)
     MINIO.ensure(settings.cache_dir)
     ensure_class_archive(settings)
 

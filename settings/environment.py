@@ -440,7 +440,8 @@ class TopicKnobs(_Knobs):
 
 
 class CassandraKnobs(_Knobs):
-    """Consistency of every read and write, and the keyspace's replication when created."""
+    """Consistency of every read and write, the keyspace's replication when created, and
+    who writes a Spark job's cells."""
 
     model_config = SettingsConfigDict(env_prefix="VIEWCOUNT_CASSANDRA_")
 
@@ -448,6 +449,9 @@ class CassandraKnobs(_Knobs):
     # One node locally; production gives NetworkTopologyStrategy, e.g.
     # {'class': 'NetworkTopologyStrategy', 'dc1': 3}.
     replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    # Who writes a Spark job's cells: the executors' JVMs (storage.jvm_rows, the Java
+    # driver; ~an order of magnitude less CPU per row) or their Python workers.
+    writer: Literal["jvm", "python"] = "jvm"
 
     @field_validator("consistency", mode="before")
     @classmethod

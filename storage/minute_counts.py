@@ -35,6 +35,7 @@ SPEED_DAY_LIVE_READ = f"SELECT minute, views, WRITETIME(views) FROM {SPEED_TABLE
 SPEED_TWO_DAYS_READ = f"SELECT minute, views FROM {SPEED_TABLE} WHERE video_id = ? AND day IN (?, ?)"
 DEFAULT_CONCURRENCY = 64
 ROWS_PER_BATCH = 50  # ~3 KB per batch: under Cassandra's 5 KB batch-size warning
+MS_PER_DAY = 86_400_000
 
 @dataclass(frozen=True)
 class MinuteCount:
@@ -146,11 +147,22 @@ def write_minute_counts(
 ) -> int:
     """Write a DataFrame of (video_id, minute, views) as absolute counts; idempotent.
     Returns the number of rows written, counted by the writers themselves (one pass).
-    ``write_timestamp``: see ``upsert_minute_counts``."""
+    ``write_timestamp``: see ``upsert_minute_counts``. The executors' JVMs write them
+    (``storage.jvm_rows``) unless ``VIEWCOUNT_CASSANDRA_WRITER=python``."""
     # Minutes travel as epoch millis: Python's conversion of Spark timestamps would
     # apply the worker's local time zone.
     minutes = counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views")
-    return int(minutes.rdd.mapPartitions(partial(_write_partition, settings, table, write_timestamp)).sum())
+    if settings.cassandra.writer == "python":
+        return int(minutes.rdd.mapPartitions(partial(_write_partition, settings, table, write_timestamp)).sum())
+    from storage.jvm_rows import write_rows
+
+    insert = _upsert(table)
+    columns = ["video_id", f"floor(minute_ms / {MS_PER_DAY}) AS day", "minute_ms", "views"]
+    if write_timestamp is not None:
+        insert += " USING TIMESTAMP ?"
+        columns.append(f"CAST({int(write_timestamp)} AS BIGINT) AS write_timestamp")
+    return write_rows(minutes.selectExpr(*columns), insert, settings, key_columns=2,
+                      rows_per_batch=ROWS_PER_BATCH, concurrency=DEFAULT_CONCURRENCY)
 
 
 def read_minute_counts(

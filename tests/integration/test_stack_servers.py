@@ -133,8 +133,16 @@ def test_spark_reads_a_topic_through_the_kafka_connector(stack, spark, unique_to
     assert sorted(row.timestamp_ms for row in rows) == [1_764_000_000_000 + i for i in range(30)]
 
 
-def test_spark_dataframe_writer_upserts_minute_counts(spark, stack, cassandra_session):
+@pytest.fixture(params=["jvm", "python"])
+def writer_settings(request, stack):
+    """The stack's settings with each of the two cell writers (``VIEWCOUNT_CASSANDRA_WRITER``)."""
+    return stack.replaced(cassandra=stack.cassandra.model_copy(update={"writer": request.param}))
+
+
+def test_spark_dataframe_writer_upserts_minute_counts(spark, writer_settings, cassandra_session):
     from storage.minute_counts import MinuteCount, read_minute_counts, write_minute_counts
+
+    stack = writer_settings
 
     video_id = f"vid-{uuid.uuid4().hex[:8]}"
     counts = spark.createDataFrame(
@@ -150,7 +158,8 @@ def test_spark_dataframe_writer_upserts_minute_counts(spark, stack, cassandra_se
         MinuteCount(video_id, dt.datetime(2026, 11, 26, 0, 0, tzinfo=utc), 6)]
 
 
-def test_an_earlier_batchs_late_writer_cannot_overwrite_a_later_batchs_count(spark, stack, cassandra_session):
+def test_an_earlier_batchs_late_writer_cannot_overwrite_a_later_batchs_count(spark, writer_settings,
+                                                                             cassandra_session):
     """Speed cells carry their batch's write timestamp: batch N's count (7) stays when a
     leftover writer of batch N-1 (a dead driver's executor) writes its older count (5)
     afterwards; with the client's clock as timestamp the older count would have won."""
@@ -158,6 +167,7 @@ def test_an_earlier_batchs_late_writer_cannot_overwrite_a_later_batchs_count(spa
 
     from storage.minute_counts import MinuteCount, read_minute_counts, write_minute_counts
 
+    stack = writer_settings
     video_id = f"vid-{uuid.uuid4().hex[:8]}"
     minute = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 

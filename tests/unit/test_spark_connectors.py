@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from settings.environment import Settings
+from spark_runtime.jars import cell_writer_home
 from spark_runtime.session import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER, spark_conf, submit_options
 
 # What every driver gets, whatever else it is given.
@@ -24,7 +25,13 @@ def _settings_with_jars(tmp_path):
     lib.mkdir(parents=True)
     for name in ("bundle.jar", "kafka-clients.jar"):
         (lib / name).write_bytes(b"")
-    return settings, [str(lib / "bundle.jar"), str(lib / "kafka-clients.jar")]
+    # The project's cell writer and the Java driver, built from jvm/cell-writer.
+    writer = cell_writer_home(settings) / "lib"
+    writer.mkdir(parents=True)
+    for name in ("java-driver-core.jar", "viewcount-cell-writer.jar"):
+        (writer / name).write_bytes(b"")
+    return settings, [str(lib / "bundle.jar"), str(lib / "kafka-clients.jar"),
+                      str(writer / "java-driver-core.jar"), str(writer / "viewcount-cell-writer.jar")]
 
 
 def test_a_local_master_puts_the_jars_on_the_classpath_and_ships_nothing(tmp_path):
@@ -141,3 +148,21 @@ def test_the_quick_compiler_keeps_a_code_cache_a_driver_does_not_fill():
     assert kept.returncode == 0 and kept.stdout == "", kept.stdout
     assert "nmethods" in kept.stderr
     assert ("[warning][pagesize]" in plain.stdout) == ("[warning][pagesize]" in kept.stderr)
+
+
+def test_the_cell_writer_is_built_again_when_its_sources_change(tmp_path, monkeypatch):
+    """Its cache folder is named by a digest of its POM and Java sources: an edited source
+    names another folder (built by ``make artifacts``), never the stale jar."""
+    import shutil
+
+    import spark_runtime.jars as jars
+
+    settings = Settings.defaults().replaced(cache_dir=tmp_path)
+    sources = tmp_path / "cell-writer"
+    shutil.copytree(jars.CELL_WRITER_SOURCES, sources)
+    monkeypatch.setattr(jars, "CELL_WRITER_SOURCES", sources)
+    before = cell_writer_home(settings)
+    assert before == jars.cell_writer_home(settings)
+    java = next((sources / "src").rglob("*.java"))
+    java.write_text(java.read_text() + "\n// changed\n")
+    assert cell_writer_home(settings) != before

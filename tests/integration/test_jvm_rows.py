@@ -1,0 +1,49 @@
+"""The JVM cell writer (``jvm/cell-writer``, ``storage.jvm_rows``) against the real Cassandra:
+the same rows, values and write timestamps as the Python writer, across partitions and
+batch boundaries, and a failure that fails the call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _cells(spark, video_ids: list[str], minutes: int):
+    """``minutes`` cells of each video from 23:00 on 2026-11-25: over a day boundary (two
+    partitions a video) and over the 50-row unlogged batches."""
+    rows = [(video, "2026-11-25 23:00:00", m, (i + 1) * 1_000 + m)
+            for i, video in enumerate(video_ids) for m in range(minutes)]
+    return (spark.createDataFrame(rows, "video_id string, start string, offset int, views long")
+            .selectExpr("video_id", "to_timestamp(start) + make_interval(0, 0, 0, 0, 0, offset) AS minute", "views")
+            .repartition(3))
+
+
+def test_the_jvm_writer_writes_what_the_python_writer_writes(spark, stack, cassandra_session):
+    from storage.minute_counts import read_partitions, read_write_timestamps, write_minute_counts
+
+    by_writer = {}
+    for writer in ("jvm", "python"):
+        settings = stack.replaced(cassandra=stack.cassandra.model_copy(update={"writer": writer}))
+        videos = [f"{writer}-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+        assert write_minute_counts(_cells(spark, videos, 130), settings, write_timestamp=1_700_000_000_000_123) == 520
+        table = read_write_timestamps(cassandra_session)
+        by_writer[writer] = {(videos.index(video), minute): value for (video, minute), value in table.items()
+                             if video in videos}
+    assert len(by_writer["jvm"]) == 520
+    assert by_writer["jvm"] == by_writer["python"]
+    first = dt.datetime(2026, 11, 25, 23, 0, tzinfo=dt.timezone.utc)
+    assert by_writer["jvm"][(2, first + dt.timedelta(minutes=129))] == (3_129, 1_700_000_000_000_123)
+    days = {day for video, day in read_partitions(cassandra_session) if video.startswith("jvm-")}
+    assert {dt.date(2026, 11, 25), dt.date(2026, 11, 26)} <= days
+
+
+def test_a_failed_jvm_write_fails_the_call(spark, stack):
+    from storage.minute_counts import write_minute_counts
+
+    missing = stack.replaced(keyspace=f"missing_{uuid.uuid4().hex[:8]}")
+    with pytest.raises(Exception, match="(?i)keyspace"):
+        write_minute_counts(_cells(spark, ["v1"], 2), missing)
