@@ -7,8 +7,15 @@ In one run, each on fresh topics:
    ConsumerPerformance reads them (the reference rate), then ``viewcount speed
    --available-now`` counts the same records and ``viewcount archive --available-now``
    archives them, one after the other; events/s of each net of its start-up, and the
-   ratios to Kafka's consumer. Then the counter again over the same day with one video
-   taking 20% of all views (``--hot-share 0.2``): its rate against the Zipf day's.
+   ratios to Kafka's consumer. The engine's floor runs over the same records as well: the
+   plainest Structured Streaming job for the same work (``floor_job``: read the topic,
+   parse the JSON value, keep records with an event id, a video id and a parseable event
+   time, drop duplicate event ids within a 10-minute watermark, count per video and
+   1-minute window, Spark's ``noop`` sink; the same session settings: local[2], 2 shuffle
+   partitions, RocksDB state, the same batch bound), net of its own start-up on the empty
+   topic; the counter's rate over the floor's is issue 30's measure (goal >= 0.7). Then
+   the counter again over the same day with one video taking 20% of all views
+   (``--hot-share 0.2``): its rate against the Zipf day's.
 3. Live (skipped with ``--seconds 0``): the counter, the archiver and the HTTP API run
    continuously while ``viewcount produce`` sends events at a fixed rate for a fixed time;
    the lag (records behind the end of the topic) is sampled from the counter's /metrics
@@ -178,6 +185,39 @@ def available_now(job: str, work: Path, name: str) -> list[str]:
             "--checkpoint", str(work / f"{name}-checkpoint")]
 
 
+def floor_job(settings: Settings, topic: str, checkpoint: str) -> None:
+    """The engine's floor for the counter's work (run in a process of its own, ``--floor-of``):
+    what a Spark engineer would write first, into the ``noop`` sink, available-now."""
+    from pyspark.sql import functions as F
+
+    from spark_runtime.session import build_session
+    from speed_layer.kafka_source import SourceOptions
+    from storage.kafka_config import spark_reader_options
+
+    spark = build_session("bench-speed-floor", settings, master="local[2]")
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    records = (spark.readStream.format("kafka").options(**spark_reader_options(settings))
+               .option("subscribe", topic).option("startingOffsets", "earliest")
+               .option("maxOffsetsPerTrigger", str(SourceOptions.max_offsets_per_trigger)).load())
+    events = records.select(F.from_json(F.col("value").cast("string"),
+                                        "event_id string, video_id string, event_time string").alias("e")).select("e.*")
+    # event_time: epoch milliseconds (a JSON number, read as its digits) or an RFC 3339 text.
+    millis = F.expr("try_cast(event_time AS BIGINT)")
+    event_time = F.when(millis.isNotNull(), F.timestamp_millis(millis)).otherwise(F.try_to_timestamp("event_time"))
+    counts = (events.withColumn("event_time", event_time)
+              .where(F.col("event_id").isNotNull() & F.col("video_id").isNotNull() & F.col("event_time").isNotNull())
+              .withWatermark("event_time", "10 minutes")
+              .dropDuplicatesWithinWatermark(["event_id"])
+              .groupBy("video_id", F.window("event_time", "1 minute")).count())
+    (counts.writeStream.format("noop").outputMode("update").trigger(availableNow=True)
+     .option("checkpointLocation", checkpoint).start().awaitTermination())
+    spark.stop()
+
+
+def floor_command(topic: str, work: Path, name: str) -> list[str]:
+    return [sys.executable, __file__, "--floor-of", topic, "--floor-checkpoint", str(work / f"{name}-checkpoint")]
+
+
 def counter_agrees(settings: Settings, oracle_dir: Path) -> bool:
     """The speed table against the oracle of the produced day (``viewcount produce``'s
     counts.parquet): no cell above the oracle's, and the views it misses no more than the
@@ -219,6 +259,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=5_000, help="events/s produced in the live run")
     parser.add_argument("--seconds", type=int, default=300, help="how long the live run produces")
     parser.add_argument("--live-only", action="store_true", help="only the live run (3.)")
+    parser.add_argument("--floor-of", metavar="TOPIC", help=argparse.SUPPRESS)  # floor_job, in its own process
+    parser.add_argument("--floor-checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true",
                         help="only the counter's catch-up, checked against the oracle (no start-up on an "
                              "empty topic: rates include it; no archiver, no hot-key day, no live run): "
@@ -226,6 +268,9 @@ def main() -> int:
     args = parser.parse_args()
 
     settings = Settings.from_env()
+    if args.floor_of:
+        floor_job(settings, args.floor_of, args.floor_checkpoint)
+        return 0
     viewcount = [sys.executable, "-m", "viewcount.cli"]
     tag = uuid.uuid4().hex[:8]
     work = Path(f"/tmp/bench-speed-{tag}")
@@ -248,11 +293,13 @@ def main() -> int:
         return live(args, settings, viewcount, work, topic_env, topics, tag)
 
     jobs = ("speed",) if args.quick else ("speed", "archive")
-    startup = {job: 0.0 for job in jobs}  # --quick: not measured, the rates below include it
+    startup = {job: 0.0 for job in (*jobs, "floor")}  # --quick: not measured, the rates below include it
     if not args.quick:
-        empty = topic_env(f"bench-empty-{tag}")
+        empty_topic = f"bench-empty-{tag}"
+        empty = topic_env(empty_topic)
         startup = {job: timed_job(available_now(job, work, f"empty-{job}"), empty, work / f"empty-{job}.log")
                    for job in jobs}
+        startup["floor"] = timed_job(floor_command(empty_topic, work, "empty-floor"), empty, work / "empty-floor.log")
     for job, seconds in startup.items():
         print(f"{job} start-up on an empty topic: {seconds:.1f} s (goal <= 15 s)", flush=True)
 
@@ -276,6 +323,11 @@ def main() -> int:
               f"{net / kafka_rate:.3f}; with start-up {args.backlog / seconds:,.0f} records/s", flush=True)
         if job == "speed":  # before the hot-key day writes the same cells
             agree = counter_agrees(settings, work / "backlog-oracle")
+    seconds = timed_job(floor_command(backlog_topic, work, "backlog-floor"), env, work / "backlog-floor.log")
+    floor = args.backlog / max(seconds - startup["floor"], 0.001)
+    print(f"Spark floor (noop sink) catch-up: {seconds:.1f} s; "
+          f"{'start-up included (--quick)' if args.quick else 'net of its start-up'} {floor:,.0f} records/s", flush=True)
+    print(f"counter / floor: {net_rates['speed'] / floor:.2f}x the floor's rate (goal >= 0.7)", flush=True)
     status = 0 if agree else 1
     if args.quick:
         clean_up(settings, topics)
