@@ -86,7 +86,7 @@ class ArchiveSink:
 
 def start(spark: SparkSession, settings: Settings, options: ArchiverOptions):
     return options.trigger.apply(
-        archive_rows(read_views(spark, settings, options.source))
+        archive_rows(read_views(spark, settings, options.source, headers=True))
         .writeStream.queryName(ARCHIVER)
         .foreachBatch(ArchiveSink(spark, settings, options))
         .option("checkpointLocation", options.checkpoint)

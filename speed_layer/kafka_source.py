@@ -22,14 +22,18 @@ class SourceOptions:
     fail_on_data_loss: bool = True
 
 
-def read_views(spark: "SparkSession", settings: Settings, options: SourceOptions) -> "DataFrame":
+def read_views(spark: "SparkSession", settings: Settings, options: SourceOptions, *,
+               headers: bool = False) -> "DataFrame":
+    """The topic's records; their headers only with ``headers`` (the archiver keeps them):
+    the source converts every record's headers into each row it reads, whether or not a
+    later step selects them."""
     reader = (
         spark.readStream.format("kafka")
         .options(**spark_reader_options(settings))
         .option("subscribe", settings.views_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("failOnDataLoss", str(options.fail_on_data_loss).lower())
-        .option("includeHeaders", "true")
+        .option("includeHeaders", str(headers).lower())
     )
     if options.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(options.max_offsets_per_trigger))
