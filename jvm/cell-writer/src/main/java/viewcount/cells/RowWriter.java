@@ -92,6 +92,9 @@ public final class RowWriter {
 
         @Override
         public java.util.Iterator<Long> call(java.util.Iterator<Row> rows) throws Exception {
+            if (!rows.hasNext()) {  // an idle batch's empty task: no connection
+                return Collections.singletonList(0L).iterator();
+            }
             CqlSession session = session(connection);
             String key = connection + "\u0000" + statement;
             PreparedStatement prepared = PREPARED.computeIfAbsent(key, k -> session.prepare(statement));
