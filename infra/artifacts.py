@@ -171,6 +171,9 @@ class CellWriterBuild:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         (home / COMPLETE_MARKER).write_text("cell writer\n")
+        for stale in home.parent.glob("cell-writer-*"):  # builds of earlier sources
+            if stale != home:
+                shutil.rmtree(stale, ignore_errors=True)
         return home / "lib"
 
 

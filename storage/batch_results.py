@@ -154,11 +154,21 @@ def write_batch_minute_views(counts: "DataFrame", settings: Settings, day: dt.da
                              *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
     """Write (video_id, minute, views) rows of one day as one version, from the executors:
     prepared statements grouped per partition, at most ``concurrency`` in flight per task,
-    absolute values."""
+    absolute values; from their JVMs (``storage.jvm_rows``) unless
+    ``VIEWCOUNT_CASSANDRA_WRITER=python``."""
     # Minutes travel as epoch millis: Python's conversion of Spark timestamps would apply
     # the worker's local time zone.
-    counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views").foreachPartition(
-        partial(_write_minute_views, settings, day, version, concurrency))
+    minutes = counts.selectExpr("video_id", "unix_millis(minute) AS minute_ms", "views")
+    if settings.cassandra.writer == "python":
+        minutes.foreachPartition(partial(_write_minute_views, settings, day, version, concurrency))
+        return
+    from storage.jvm_rows import write_rows
+    from storage.minute_counts import ROWS_PER_BATCH
+
+    epoch_day = (day - dt.date(1970, 1, 1)).days
+    write_rows(minutes.selectExpr("video_id", f"{epoch_day} AS day", f"{int(version)} AS version", "minute_ms",
+                                  "views"),
+               INSERT_MINUTE_VIEWS, settings, key_columns=3, rows_per_batch=ROWS_PER_BATCH, concurrency=concurrency)
 
 
 def write_top_videos(session: "Session", day: dt.date, version: int,

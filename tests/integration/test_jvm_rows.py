@@ -47,3 +47,23 @@ def test_a_failed_jvm_write_fails_the_call(spark, stack):
     missing = stack.replaced(keyspace=f"missing_{uuid.uuid4().hex[:8]}")
     with pytest.raises(Exception, match="(?i)keyspace"):
         write_minute_counts(_cells(spark, ["v1"], 2), missing)
+
+
+def test_both_writers_write_the_same_batch_version(spark, stack, cassandra_session):
+    """The nightly batch's cells (``write_batch_minute_views``: a date and an int version
+    among the key columns) come out the same from the JVM and from Python."""
+    from storage.batch_results import read_version_cells, write_batch_minute_views
+
+    day = dt.date(2026, 11, 25)
+    video = f"batch-{uuid.uuid4().hex[:8]}"
+    cells = (spark.createDataFrame([(video, m, m + 1) for m in range(60)], "video_id string, offset int, views long")
+             .selectExpr("video_id", "to_timestamp('2026-11-25 10:00:00') + make_interval(0, 0, 0, 0, 0, offset) AS minute",
+                         "views"))
+    written = {}
+    for version, writer in ((901, "jvm"), (902, "python")):
+        settings = stack.replaced(cassandra=stack.cassandra.model_copy(update={"writer": writer}))
+        write_batch_minute_views(cells, settings, day, version)
+        written[writer] = {cell: views for cell, views in read_version_cells(cassandra_session, day, version).items()
+                           if cell[0] == video}
+    assert len(written["jvm"]) == 60 and written["jvm"] == written["python"]
+    assert written["jvm"][(video, dt.datetime(2026, 11, 25, 10, 59, tzinfo=dt.timezone.utc))] == 60
