@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import importlib
 import logging
+import os
 import sys
 import traceback
 
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.warning(f"viewcount {args._name}: interrupted")
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as error:  # noqa: BLE001 - sorted below: operational failure or defect
         return _failed(args._name, argv, error, debug=args.debug)
 
