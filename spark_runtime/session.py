@@ -48,6 +48,13 @@ JVM_OUTPUT_TO_STDERR = "-Xlog:disable -Xlog:all=warning:stderr:uptime,level,tags
 COMPILE_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 
 
+# A job spark-submit runs as a file ends its JVM once the job's Python exits, even when a
+# library's non-daemon threads live on: the Cassandra Java driver's sessions of the cell
+# writer (``storage.jvm_rows``), kept for the JVM's life. spark-submit reads it as a system
+# property of its own JVM (``driver_java_options``).
+EXIT_WITH_THE_JOB = "-Dspark.submit.callSystemExitOnMainExit=true"
+
+
 # A local driver listens on loopback only. ``build_session`` sets it on the session; a job
 # started by spark-submit gets it as system properties of the driver JVM as well, which
 # Spark reads as settings from the JVM's start, whatever code builds the session.
@@ -68,8 +75,8 @@ def submit_options(settings: Settings, master: str | None, *, short_lived: bool 
     jars = connector_jars(settings)
     if not is_local(master):
         return {"jars": ",".join(str(jar) for jar in jars),
-                "driver_java_options": f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"}
-    flags = [JVM_OUTPUT_TO_STDERR, COMPILE_HUGE_METHODS, LOOPBACK_DRIVER,
+                "driver_java_options": f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS} {EXIT_WITH_THE_JOB}"}
+    flags = [JVM_OUTPUT_TO_STDERR, COMPILE_HUGE_METHODS, EXIT_WITH_THE_JOB, LOOPBACK_DRIVER,
              driver_java_options(settings)]  # the class-data archive, once built
     if settings.spark.quick_jit_for(short_lived):
         flags.append(QUICK_JIT)

@@ -67,3 +67,41 @@ def test_both_writers_write_the_same_batch_version(spark, stack, cassandra_sessi
                            if cell[0] == video}
     assert len(written["jvm"]) == 60 and written["jvm"] == written["python"]
     assert written["jvm"][(video, dt.datetime(2026, 11, 25, 10, 59, tzinfo=dt.timezone.utc))] == 60
+
+
+JOB = '''
+import sys
+from settings.environment import Settings
+from spark_runtime.session import build_session
+from storage.minute_counts import write_minute_counts
+settings = Settings.from_env()
+spark = build_session("jvm-writer-exit", settings, master="local[1]")
+cells = spark.createDataFrame([("exit-check", "2026-11-25 10:00:00", 3)], "video_id string, minute string, views long")
+print("written", write_minute_counts(cells.selectExpr("video_id", "to_timestamp(minute) AS minute", "views"), settings))
+spark.stop()
+'''
+
+
+def test_a_job_spark_submit_runs_ends_its_jvm_after_writing(stack, tmp_path):
+    """The Java driver's session threads are not daemons: a job run by spark-submit (the
+    nightly DAG's batch) kept its JVM alive for good once it had written, until
+    ``EXIT_WITH_THE_JOB`` made spark-submit exit with the job."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyspark
+
+    from spark_runtime.session import submit_options
+
+    job = tmp_path / "job.py"
+    job.write_text(JOB)
+    options = submit_options(stack, "local[1]")
+    env = {**os.environ, "SPARK_SUBMIT_OPTS": options["driver_java_options"], "PYSPARK_PYTHON": sys.executable,
+           "VIEWCOUNT_KEYSPACE": stack.keyspace, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    done = subprocess.run([str(submit), "--master", "local[1]", "--driver-class-path", options["driver_class_path"],
+                           str(job)], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "written 1" in done.stdout

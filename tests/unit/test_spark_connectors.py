@@ -10,10 +10,11 @@ import pytest
 
 from settings.environment import Settings
 from spark_runtime.jars import cell_writer_home
-from spark_runtime.session import COMPILE_HUGE_METHODS, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER, spark_conf, submit_options
+from spark_runtime.session import (COMPILE_HUGE_METHODS, EXIT_WITH_THE_JOB, JVM_OUTPUT_TO_STDERR, LOOPBACK_DRIVER,
+                                   spark_conf, submit_options)
 
 # What every driver gets, whatever else it is given.
-ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS}"
+ALWAYS = f"{JVM_OUTPUT_TO_STDERR} {COMPILE_HUGE_METHODS} {EXIT_WITH_THE_JOB}"
 
 
 def _settings_with_jars(tmp_path):
